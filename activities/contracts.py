@@ -1,0 +1,53 @@
+"""What the workflow sends to its activities and gets back.
+
+Kept apart from the activity code (which imports httpx) so the workflow can
+import these models through the sandbox without pulling in any I/O library.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from workflows.domain.models import Money
+
+SEND_NOTIFICATIONS = "send_notifications"
+MAKE_PAYMENT = "make_payment"
+
+# Error types an activity raises for outcomes that retrying cannot change.
+PAYMENT_REJECTED = "PaymentRejected"
+NOTIFICATION_REJECTED = "NotificationRejected"
+
+Recipient = Literal["customer", "line_1", "line_2", "line_3"]
+
+
+class Notification(BaseModel):
+    id: str
+    ticket_id: str
+    recipient: Recipient
+    kind: str
+    message: str
+    contact: str | None = None
+
+
+class NotificationBatch(BaseModel):
+    notifications: list[Notification]
+
+
+class DeliveryReport(BaseModel):
+    delivered: list[str]
+
+
+class PaymentRequest(BaseModel):
+    kind: Literal["refund", "credit"]
+    ticket_id: str
+    customer_id: str
+    idempotency_key: str
+    money: Money
+
+
+class PaymentReceipt(BaseModel):
+    payment_id: str
+    status: str
+    replayed: bool = False

@@ -1,0 +1,56 @@
+"""Pay refunds and goodwill credits through the payment provider's HTTP API, exactly once.
+
+Exactly once comes from the idempotency key, derived from the ticket and the
+refund: however often Temporal retries this activity (or a worker dies in the
+middle of it), the provider pays a key once and answers repeats with the same
+result. Business rejections (a closed card) are final and not retried.
+"""
+
+from __future__ import annotations
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.contracts import MAKE_PAYMENT, PAYMENT_REJECTED, PaymentReceipt, PaymentRequest
+
+# Statuses that mean "the provider understood and said no"; anything else unexpected is retried.
+BUSINESS_REJECTIONS = frozenset({402, 422})
+
+
+class PaymentActivities:
+    def __init__(self, http: httpx.AsyncClient, payments_url: str) -> None:
+        self._http = http
+        self._url = payments_url.rstrip("/") + "/refunds"
+
+    @activity.defn(name=MAKE_PAYMENT)
+    async def make_payment(self, request: PaymentRequest) -> PaymentReceipt:
+        body = {
+            "kind": request.kind,
+            "reference": request.ticket_id,
+            "customer_id": request.customer_id,
+            "amount": f"{request.money.amount:.2f}",
+            "currency": request.money.currency,
+        }
+        try:
+            response = await self._http.post(self._url, json=body, headers={"Idempotency-Key": request.idempotency_key})
+        except httpx.HTTPError as error:
+            raise ApplicationError(f"payment provider unreachable: {error!r}") from error
+        if response.status_code in BUSINESS_REJECTIONS:
+            raise ApplicationError(_provider_message(response), type=PAYMENT_REJECTED, non_retryable=True)
+        if response.status_code >= 400:
+            raise ApplicationError(f"payment provider answered {response.status_code}: {response.text[:200]}")
+        payload = response.json()
+        return PaymentReceipt(
+            payment_id=payload["id"],
+            status=payload.get("status", "succeeded"),
+            replayed=response.headers.get("Idempotent-Replayed") == "true",
+        )
+
+
+def _provider_message(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error", {})
+        return f"{error.get('code', response.status_code)}: {error.get('message', '')}".strip(": ")
+    except ValueError:
+        return f"{response.status_code}: {response.text[:200]}"

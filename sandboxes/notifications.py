@@ -1,0 +1,74 @@
+"""A notification sink: receives the signed webhooks a real notifier (SMS, e-mail, the agents' chat)
+would get, verifies each signature, drops repeats by `Idempotency-Key`, and lists what arrived."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+
+from activities.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from sandboxes.faults import Faults, FaultState
+
+ENV_PREFIX = "SANDBOX_NOTIFY_"
+
+
+def create_app(secret: bytes, faults: Faults | None = None) -> FastAPI:
+    app = FastAPI(title="Notification sink sandbox", version="1")
+    state = FaultState(faults if faults is not None else Faults.from_env(os.environ, ENV_PREFIX))
+    received: dict[str, dict[str, Any]] = {}
+    rejected_signatures: list[str] = []
+
+    @app.post("/notifications", status_code=202)
+    async def receive(
+        request: Request,
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
+        body = await request.body()
+        problem = verify(secret, body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
+        if problem is not None:
+            rejected_signatures.append(problem)
+            return JSONResponse({"error": {"code": "bad_signature", "message": problem}}, status_code=401)
+        key = idempotency_key or ""
+        attempt = state.count_attempt(key)
+        if state.is_down() or state.should_fail(attempt):
+            return JSONResponse({"error": {"code": "unavailable", "message": "sandbox fault"}}, status_code=503)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return JSONResponse({"error": {"code": "bad_json", "message": "body is not JSON"}}, status_code=400)
+        if key in received:
+            return JSONResponse({"status": "duplicate"}, status_code=200)
+        received[key] = payload
+        return JSONResponse({"status": "accepted"}, status_code=202)
+
+    @app.get("/notifications")
+    async def listing(ticket_id: str | None = None, recipient: str | None = None) -> list[dict[str, Any]]:
+        return [
+            n
+            for n in received.values()
+            if (ticket_id is None or n.get("ticket_id") == ticket_id)
+            and (recipient is None or n.get("recipient") == recipient)
+        ]
+
+    @app.get("/_sandbox/rejected")
+    async def rejected() -> list[str]:
+        return list(rejected_signatures)
+
+    @app.get("/_sandbox/faults")
+    async def get_faults() -> Faults:
+        return state.faults
+
+    @app.put("/_sandbox/faults")
+    async def put_faults(faults: Faults) -> Faults:
+        state.set(faults)
+        return faults
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"ok": True, "received": len(received)}
+
+    return app

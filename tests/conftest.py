@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from sandboxes import notifications as notification_sink
+from sandboxes import payments as payment_provider
+from sandboxes.faults import Faults
+from starter.connection import data_converter
+from tests.sandbox_servers import serve
+from workers.binaries import temporal_cli, temporal_test_server
+from workers.settings import WorkerSettings
+from workers.worker import build_worker
+from workflows import search_attributes
+
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter(), test_server_existing_path=temporal_test_server()
+    )
+    # An unregistered search attribute makes every workflow task fail and retry forever.
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value) for key in search_attributes.ALL_KEYS
+            },
+        )
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
+    db = tmp_path_factory.mktemp("temporal") / "temporal.sqlite"
+    env = await WorkflowEnvironment.start_local(
+        data_converter=data_converter(),
+        dev_server_existing_path=temporal_cli(),
+        dev_server_database_filename=str(db),
+        search_attributes=list(search_attributes.ALL_KEYS),
+        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+    )
+    yield env
+    await env.shutdown()
+
+
+@dataclass
+class Sandboxes:
+    payments_url: str
+    notify_url: str
+    http: httpx.AsyncClient
+
+    async def ledger(self, reference: str | None = None) -> list[dict[str, Any]]:
+        params = {"reference": reference} if reference else None
+        response = await self.http.get(f"{self.payments_url}/refunds", params=params)
+        return list(response.json())
+
+    async def attempts(self) -> dict[str, int]:
+        return dict((await self.http.get(f"{self.payments_url}/_sandbox/attempts")).json())
+
+    async def set_payment_faults(self, **faults: object) -> None:
+        (await self.http.put(f"{self.payments_url}/_sandbox/faults", json=faults)).raise_for_status()
+
+    async def set_notify_faults(self, **faults: object) -> None:
+        base = self.notify_url.rsplit("/", 1)[0]
+        (await self.http.put(f"{base}/_sandbox/faults", json=faults)).raise_for_status()
+
+    async def notifications(self, ticket_id: str | None = None, recipient: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"ticket_id": ticket_id, "recipient": recipient}.items() if v}
+        return list((await self.http.get(self.notify_url, params=params)).json())
+
+
+@pytest.fixture
+async def sandboxes() -> AsyncIterator[Sandboxes]:
+    async with (
+        serve(payment_provider.create_app(Faults())) as payments,
+        serve(notification_sink.create_app(WEBHOOK_SECRET.encode(), Faults())) as sink,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        yield Sandboxes(payments.url, f"{sink.url}/notifications", http)
+
+
+def worker_settings(boxes: Sandboxes) -> WorkerSettings:
+    return WorkerSettings(PAYMENTS_URL=boxes.payments_url, NOTIFY_URL=boxes.notify_url, WEBHOOK_SECRET=WEBHOOK_SECRET)
+
+
+@dataclass
+class RunningWorker:
+    client: Client
+    task_queue: str
+    worker: Worker
+
+
+@asynccontextmanager
+async def running_worker(client: Client, boxes: Sandboxes, **options: Any) -> AsyncIterator[RunningWorker]:
+    task_queue = f"incidents-test-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        worker = build_worker(client, http, worker_settings(boxes), task_queue=task_queue, **options)
+        async with worker:
+            yield RunningWorker(client, task_queue, worker)
+
+
+@pytest.fixture
+async def skipping(time_env: WorkflowEnvironment, sandboxes: Sandboxes) -> AsyncIterator[RunningWorker]:
+    """A worker on the time-skipping server, with real sandboxes over HTTP."""
+    async with running_worker(time_env.client, sandboxes) as running:
+        yield running

@@ -1,0 +1,21 @@
+"""Settings every process reads from its environment (the dev stack sets them from temporal-dev.yml)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.domain.inputs import TASK_QUEUE
+
+DEV_WEBHOOK_SECRET = "dev-only-webhook-secret"
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    payments_url: str = Field(default="http://127.0.0.1:8081", alias="PAYMENTS_URL")
+    notify_url: str = Field(default="http://127.0.0.1:8082/notifications", alias="NOTIFY_URL")
+    webhook_secret: SecretStr = Field(default=SecretStr(DEV_WEBHOOK_SECRET), alias="WEBHOOK_SECRET")
+    task_queue: str = Field(default=TASK_QUEUE, alias="INCIDENTS_TASK_QUEUE")
+    metrics_port: int | None = Field(default=None, alias="INCIDENTS_METRICS_PORT")
+    http_timeout_seconds: float = Field(default=10.0, alias="INCIDENTS_HTTP_TIMEOUT")

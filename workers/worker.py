@@ -1,0 +1,43 @@
+"""The incident worker: the workflow and its activities, wired to real HTTP clients."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Interceptor, Worker
+
+from activities.notifications import NotificationActivities
+from activities.payments import PaymentActivities
+from workers.settings import WorkerSettings
+from workflows.incident_workflow import IncidentWorkflow
+
+
+def build_worker(
+    client: Client,
+    http: httpx.AsyncClient,
+    settings: WorkerSettings | None = None,
+    *,
+    task_queue: str | None = None,
+    interceptors: Sequence[Interceptor] = (),
+    **options: Any,
+) -> Worker:
+    settings = settings or WorkerSettings()
+    notifications = NotificationActivities(
+        http, settings.notify_url, settings.webhook_secret.get_secret_value().encode()
+    )
+    payments = PaymentActivities(http, settings.payments_url)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=[IncidentWorkflow],
+        activities=[notifications.send_notifications, payments.make_payment],
+        interceptors=list(interceptors),
+        **options,
+    )
+
+
+def http_client(settings: WorkerSettings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=settings.http_timeout_seconds)

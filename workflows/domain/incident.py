@@ -1,0 +1,746 @@
+"""The incident state machine: pure rules, no I/O, no clocks of its own.
+
+The workflow feeds it actions, expired deadlines and payment outcomes, each
+with the workflow's `now`; it mutates the incident state, appends to the
+domain event log and returns the side effects the workflow must carry out
+(notifications, payments). An action that is not valid in the current state
+is recorded as `action_rejected`, never raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from workflows.domain.durations import format_duration
+from workflows.domain.models import (
+    SETTLED_REFUND,
+    Acknowledge,
+    Action,
+    AddNote,
+    AddRefund,
+    ApproveRefund,
+    CompensationState,
+    CustomerContact,
+    Escalate,
+    EventType,
+    Feedback,
+    FeedbackRecord,
+    IncidentEvent,
+    IncidentState,
+    Money,
+    OpenIncident,
+    Reclassify,
+    RefundState,
+    RefundStatus,
+    Reopen,
+    Resolve,
+    RetryRefund,
+    SettleRefund,
+    Severity,
+    Status,
+)
+from workflows.domain.policy import LAST_LINE, Policy, SeverityPolicy
+from workflows.domain.sla import Clock, Deadline
+from workflows.domain.triage import triage
+
+Recipient = Literal["customer", "line_1", "line_2", "line_3"]
+REOPEN_LINE = 2
+BAD_FEEDBACK = 2
+
+
+@dataclass(frozen=True)
+class Notify:
+    recipient: Recipient
+    kind: str
+    message: str
+    event_seq: int
+
+
+@dataclass(frozen=True)
+class PayRefund:
+    idempotency_key: str
+    money: Money
+
+
+@dataclass(frozen=True)
+class GrantCompensation:
+    idempotency_key: str
+    money: Money
+
+
+Effect = Notify | PayRefund | GrantCompensation
+
+
+@dataclass
+class Outcome:
+    accepted: bool
+    event_seq: int
+    reason: str | None = None
+    effects: list[Effect] = field(default_factory=list)
+
+
+class Rejected(Exception):
+    """Raised inside the state machine only, to turn into an `action_rejected` event."""
+
+
+def line_recipient(line: int) -> Recipient:
+    recipients: dict[int, Recipient] = {1: "line_1", 2: "line_2", 3: "line_3"}
+    return recipients[line]
+
+
+def _fmt_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _fmt_money(money: Money) -> str:
+    return f"{money.amount:.2f} {money.currency}"
+
+
+class Incident:
+    def __init__(self, state: IncidentState, policy: Policy) -> None:
+        self.state = state
+        self.policy = policy
+        self._effects: list[Effect] = []
+
+    # --- construction ---
+
+    @classmethod
+    def open(
+        cls, ticket_id: str, request: OpenIncident, policy: Policy, now: datetime
+    ) -> tuple[Incident, list[Effect]]:
+        verdict = triage(request.category, policy)
+        rules = policy.for_severity(verdict.severity)
+        state = IncidentState(
+            ticket_id=ticket_id,
+            customer_id=request.customer_id,
+            category=request.category,
+            description=request.description,
+            channel=request.channel,
+            contact=request.contact,
+            request_id=request.request_id,
+            severity=verdict.severity,
+            triage_note=verdict.note,
+            policy_name=policy.name,
+            line_entered_at=now,
+            opened_at=now,
+            expected_fix_by=now + rules.line_timeouts[1],
+        )
+        incident = cls(state, policy)
+        data: dict[str, Any] = {
+            "severity": verdict.severity.value,
+            "category": request.category,
+            "channel": request.channel.value,
+            "policy": policy.name,
+        }
+        if verdict.note:
+            data["triage_note"] = verdict.note
+        incident._record(EventType.opened, now, by=request.channel.value, **data)
+        incident._start_line_clock(now)
+        if rules.acknowledge_within is not None:
+            incident.state.clock.start(
+                Clock.acknowledge,
+                now,
+                rules.acknowledge_within,
+                f"acknowledge within {format_duration(rules.acknowledge_within)}",
+            )
+        incident._start_customer_updates(now)
+        incident._notify_customer("ticket_opened", incident._opening_message(), now)
+        incident._notify_line(
+            1,
+            "new_incident",
+            f"New {verdict.severity.value} incident {ticket_id} ({request.category}): {request.description}",
+            now,
+        )
+        if request.refund is not None:
+            incident._owe_refund(request.refund, added_by="opened", approver_line=1, now=now)
+        incident._refresh()
+        return incident, incident._take_effects()
+
+    # --- reading ---
+
+    @property
+    def rules(self) -> SeverityPolicy:
+        return self.policy.for_severity(self.state.severity)
+
+    @property
+    def finished(self) -> bool:
+        return self.state.status is Status.closed
+
+    @property
+    def money_in_flight(self) -> bool:
+        refund, compensation = self.state.refund, self.state.compensation
+        return (refund is not None and refund.status is RefundStatus.requested) or (
+            compensation is not None and compensation.status == "granting"
+        )
+
+    def next_deadline(self) -> Deadline | None:
+        return self.state.clock.next()
+
+    # --- inputs ---
+
+    def act(self, action: Action, now: datetime) -> Outcome:
+        handlers: dict[str, Callable[[Any, datetime], IncidentEvent]] = {
+            "acknowledge": self._acknowledge,
+            "add_note": self._add_note,
+            "escalate": self._escalate_manually,
+            "resolve": self._resolve,
+            "customer_contact": self._customer_contact,
+            "feedback": self._feedback,
+            "reopen": self._reopen_manually,
+            "add_refund": self._add_refund,
+            "approve_refund": self._approve_refund,
+            "retry_refund": self._retry_refund,
+            "settle_refund": self._settle_refund,
+            "reclassify": self._reclassify,
+        }
+        try:
+            event = handlers[action.type](action, now)
+        except Rejected as rejection:
+            return self.reject(action.type, _actor(action), str(rejection), now)
+        self._refresh()
+        return Outcome(accepted=True, event_seq=event.seq, effects=self._take_effects())
+
+    def reject(self, action_type: str, by: str | None, reason: str, now: datetime) -> Outcome:
+        """Record an action that cannot apply (also used for payloads that did not even parse)."""
+        self._take_effects()
+        event = self._record(EventType.action_rejected, now, by=by, action=action_type, reason=reason)
+        return Outcome(accepted=False, event_seq=event.seq, reason=reason)
+
+    def advance(self, now: datetime) -> list[Effect]:
+        """Fire every deadline that is due at `now`, oldest first."""
+        handlers = {
+            Clock.acknowledge: self._acknowledge_overdue,
+            Clock.line: self._line_timeout,
+            Clock.renotify: self._renotify_last_line,
+            Clock.customer_update: self._customer_update,
+            Clock.callback: self._callback_due,
+            Clock.feedback: self._feedback_window_over,
+        }
+        # A handler may start a clock that is already due (a reclassified incident); bound the chain.
+        for _ in range(20):
+            expired = self.state.clock.expired(now)
+            if not expired:
+                break
+            for deadline in expired:
+                if self.state.clock.deadlines.get(deadline.clock) == deadline:
+                    self.state.clock.stop(deadline.clock)
+                    handlers[deadline.clock](deadline, now)
+        self._refresh()
+        return self._take_effects()
+
+    def refund_paid(self, payment_id: str, now: datetime) -> list[Effect]:
+        refund = self._require_refund()
+        refund.status = RefundStatus.paid
+        refund.payment_id = payment_id
+        refund.failure = None
+        self._record(EventType.refund_succeeded, now, payment_id=payment_id, **self._refund_data(refund))
+        self._notify_customer(
+            "refund_paid", f"Your refund of {_fmt_money(refund.money)} has been sent (ticket {self.t}).", now
+        )
+        self._close_if_pending(now)
+        self._refresh()
+        return self._take_effects()
+
+    def refund_failed(self, reason: str, now: datetime) -> list[Effect]:
+        refund = self._require_refund()
+        refund.status = RefundStatus.failed
+        refund.failure = reason
+        self._record(EventType.refund_failed, now, reason=reason, **self._refund_data(refund))
+        self._notify_line(
+            2,
+            "refund_task",
+            f"Refund of {_fmt_money(refund.money)} for {self.t} failed: {reason}. "
+            "Retry it (retry_refund) or record how it was paid (settle_refund).",
+            now,
+        )
+        self._refresh()
+        return self._take_effects()
+
+    def compensation_paid(self, payment_id: str, now: datetime) -> list[Effect]:
+        compensation = self.state.compensation
+        assert compensation is not None, "compensation result without a compensation"
+        compensation.status = "granted"
+        compensation.payment_id = payment_id
+        money = Money(amount=compensation.amount, currency=compensation.currency)
+        self._record(
+            EventType.compensation_granted,
+            now,
+            amount=f"{money.amount:.2f}",
+            currency=money.currency,
+            payment_id=payment_id,
+        )
+        self._notify_customer(
+            "compensation",
+            f"We are sorry it took longer than promised: {_fmt_money(money)} has been credited "
+            f"to your account (ticket {self.t}).",
+            now,
+        )
+        self._close_if_pending(now)
+        self._refresh()
+        return self._take_effects()
+
+    def compensation_failed(self, reason: str, now: datetime) -> list[Effect]:
+        compensation = self.state.compensation
+        assert compensation is not None, "compensation result without a compensation"
+        compensation.status = "failed"
+        self._record(EventType.compensation_failed, now, reason=reason, idempotency_key=compensation.idempotency_key)
+        self._notify_line(
+            2,
+            "compensation_task",
+            f"Compensation of {compensation.amount:.2f} {compensation.currency} for {self.t} could not be "
+            f"credited: {reason}. Credit it by hand.",
+            now,
+        )
+        self._close_if_pending(now)
+        self._refresh()
+        return self._take_effects()
+
+    def notifications_failed(self, notification_seqs: list[int], reason: str, now: datetime) -> list[Effect]:
+        """Delivery gave up; the record keeps the promise visible even though the message never left."""
+        self._record(EventType.notification_failed, now, notifications=notification_seqs, reason=reason)
+        self._refresh()
+        return self._take_effects()
+
+    # --- action handlers: each returns the event it recorded or raises Rejected ---
+
+    def _acknowledge(self, action: Acknowledge, now: datetime) -> IncidentEvent:
+        self._require_status(Status.open, "acknowledge")
+        if self.state.assignee == action.agent:
+            raise Rejected(f"already acknowledged by {action.agent}")
+        previous = self.state.assignee
+        self.state.assignee = action.agent
+        if self.state.acknowledged_at is None:
+            self.state.acknowledged_at = now
+        # Acknowledging stops the first-response clock, never the resolution clock.
+        self.state.clock.stop(Clock.acknowledge, Clock.renotify)
+        data: dict[str, Any] = {"line": self.state.line}
+        if previous:
+            data["took_over_from"] = previous
+        return self._record(EventType.acknowledged, now, by=action.agent, **data)
+
+    def _add_note(self, action: AddNote, now: datetime) -> IncidentEvent:
+        self._require_not_closed("add a note")
+        self.state.notes += 1
+        return self._record(EventType.note_added, now, by=action.agent, text=action.text)
+
+    def _escalate_manually(self, action: Escalate, now: datetime) -> IncidentEvent:
+        self._require_status(Status.open, "escalate")
+        if self.state.line >= LAST_LINE:
+            raise Rejected(f"already on line {LAST_LINE}, the last line")
+        return self._escalate("manual", now, by=action.agent, comment=action.reason)
+
+    def _resolve(self, action: Resolve, now: datetime) -> IncidentEvent:
+        self._require_status(Status.open, "resolve")
+        state = self.state
+        state.status = Status.resolved
+        state.resolved_at = now
+        state.resolution = action.resolution
+        state.clock.stop(Clock.acknowledge, Clock.line, Clock.renotify, Clock.customer_update)
+        event = self._record(EventType.resolved, now, by=action.agent, line=state.line, resolution=action.resolution)
+        self._notify_customer("resolved", f"Your incident {self.t} is resolved: {action.resolution}", now)
+        self._grant_compensation_if_owed(now)
+        rules = self.rules
+        if rules.callback_after is not None:
+            state.awaiting = "callback"
+            deadline = state.clock.start(
+                Clock.callback,
+                now,
+                rules.callback_after,
+                f"satisfaction callback after {format_duration(rules.callback_after)}",
+            )
+            self._record(EventType.callback_scheduled, now, due_at=deadline.due_at.isoformat())
+        else:
+            self._close_when_money_settles("resolved", now)
+        return event
+
+    def _customer_contact(self, action: CustomerContact, now: datetime) -> IncidentEvent:
+        self._require_not_closed("join a customer contact to")
+        self.state.recontacts += 1
+        event = self._record(
+            EventType.customer_recontacted,
+            now,
+            by="customer",
+            channel=action.channel.value,
+            text=action.text,
+            count=self.state.recontacts,
+        )
+        who = f" ({self.state.assignee})" if self.state.assignee else ""
+        self._notify_line(
+            self.state.line,
+            "customer_recontacted",
+            f"Customer got in touch again about {self.t}{who} via {action.channel.value}: {action.text}",
+            now,
+        )
+        return event
+
+    def _feedback(self, action: Feedback, now: datetime) -> IncidentEvent:
+        if self.state.status is not Status.resolved:
+            raise Rejected(f"feedback is accepted only after resolution; the incident is {self.state.status}")
+        state = self.state
+        state.feedback = FeedbackRecord(score=action.score, comment=action.comment, at=now)
+        state.clock.stop(Clock.callback, Clock.feedback)
+        state.awaiting = None
+        data: dict[str, Any] = {"score": action.score}
+        if action.comment:
+            data["comment"] = action.comment
+        event = self._record(EventType.feedback_received, now, by="customer", **data)
+        if action.score <= BAD_FEEDBACK:
+            self._reopen(f"customer feedback scored {action.score}", now, by="customer")
+        else:
+            self._close_when_money_settles(f"customer feedback scored {action.score}", now)
+        return event
+
+    def _reopen_manually(self, action: Reopen, now: datetime) -> IncidentEvent:
+        self._require_status(Status.resolved, "reopen")
+        return self._reopen(action.reason, now, by=action.by)
+
+    def _add_refund(self, action: AddRefund, now: datetime) -> IncidentEvent:
+        self._require_not_closed("add a refund to")
+        if self.state.line < 2:
+            raise Rejected("only line 2 and above may add a refund; escalate the incident first")
+        if self.state.refund is not None:
+            raise Rejected(f"a refund of {_fmt_money(self.state.refund.money)} is already owed on this incident")
+        return self._owe_refund(action.refund, added_by=action.agent, approver_line=self.state.line, now=now)
+
+    def _approve_refund(self, action: ApproveRefund, now: datetime) -> IncidentEvent:
+        refund = self.state.refund
+        if refund is None or refund.status is not RefundStatus.awaiting_approval:
+            status = refund.status.value if refund else "none owed"
+            raise Rejected(f"no refund is awaiting approval (refund: {status})")
+        if not self.policy.may_approve(action.line, refund.amount):
+            limit = self.policy.approval_limit(action.line)
+            raise Rejected(
+                f"{_fmt_money(refund.money)} exceeds the line-{action.line} approval limit "
+                f"{limit:.2f}; a higher line must approve it"
+            )
+        refund.approved_by = action.agent
+        refund.status = RefundStatus.approved
+        event = self._record(EventType.refund_approved, now, by=action.agent, line=action.line)
+        self._request_payment(refund, now)
+        return event
+
+    def _retry_refund(self, action: RetryRefund, now: datetime) -> IncidentEvent:
+        refund = self.state.refund
+        if refund is None or refund.status is not RefundStatus.failed:
+            status = refund.status.value if refund else "none owed"
+            raise Rejected(f"only a failed refund can be retried (refund: {status})")
+        return self._request_payment(refund, now, by=action.agent)
+
+    def _settle_refund(self, action: SettleRefund, now: datetime) -> IncidentEvent:
+        refund = self.state.refund
+        if refund is None or refund.status not in (RefundStatus.failed, RefundStatus.awaiting_approval):
+            status = refund.status.value if refund else "none owed"
+            raise Rejected(f"only a failed or unapproved refund can be settled by hand (refund: {status})")
+        refund.status = RefundStatus.settled
+        event = self._record(
+            EventType.refund_settled,
+            now,
+            by=action.agent,
+            reference=action.reference,
+            **self._refund_data(refund),
+        )
+        self._close_if_pending(now)
+        return event
+
+    def _reclassify(self, action: Reclassify, now: datetime) -> IncidentEvent:
+        self._require_status(Status.open, "reclassify")
+        previous = self.state.severity
+        if action.severity is previous:
+            raise Rejected(f"already {previous.value}")
+        self.state.severity = action.severity
+        event = self._record(
+            EventType.severity_changed,
+            now,
+            by=action.agent,
+            **{"from": previous.value, "to": action.severity.value, "reason": action.reason},
+        )
+        # The new class's clocks count from when they would have started: a shorter SLA may be due now.
+        clock, rules = self.state.clock, self.rules
+        if self.state.line < LAST_LINE:
+            self._start_line_clock(self.state.line_entered_at)
+        awaiting_first_response = (
+            self.state.line == 1 and self.state.acknowledged_at is None and "acknowledge" not in self.state.sla_breaches
+        )
+        clock.stop(Clock.acknowledge)
+        if awaiting_first_response and rules.acknowledge_within is not None:
+            clock.start_from(
+                Clock.acknowledge,
+                self.state.opened_at,
+                rules.acknowledge_within,
+                f"acknowledge within {format_duration(rules.acknowledge_within)}",
+            )
+        clock.stop(Clock.customer_update)
+        self._start_customer_updates(now)
+        return event
+
+    # --- deadline handlers ---
+
+    def _acknowledge_overdue(self, deadline: Deadline, now: datetime) -> None:
+        self._breach("acknowledge", deadline, now)
+        self._notify_line(
+            1,
+            "acknowledge_overdue",
+            f"Incident {self.t} ({self.state.severity.value}) has not been acknowledged "
+            f"since {_fmt_time(self.state.opened_at)}: please take it.",
+            now,
+        )
+
+    def _line_timeout(self, deadline: Deadline, now: datetime) -> None:
+        self._breach(f"line_{self.state.line}", deadline, now)
+        self._escalate("timeout", now)
+
+    def _renotify_last_line(self, deadline: Deadline, now: datetime) -> None:
+        self._notify_line(
+            LAST_LINE,
+            "renotify",
+            f"Incident {self.t} ({self.state.severity.value}) is still waiting on line {LAST_LINE} "
+            f"since {_fmt_time(self.state.line_entered_at)}: please act.",
+            now,
+        )
+        self._start_renotify(now)
+
+    def _customer_update(self, deadline: Deadline, now: datetime) -> None:
+        self._notify_customer(
+            "status_update",
+            f"Update on {self.t}: line {self.state.line} is still working on it. We will tell you when it is fixed.",
+            now,
+        )
+        self._start_customer_updates(now)
+
+    def _callback_due(self, deadline: Deadline, now: datetime) -> None:
+        rules = self.rules
+        window = rules.feedback_window
+        assert window is not None, "policy validation guarantees a feedback window with a callback"
+        self.state.awaiting = "feedback"
+        answer_by = self.state.clock.start(
+            Clock.feedback, now, window, f"feedback window {format_duration(window)}"
+        ).due_at
+        self._record(EventType.feedback_requested, now, answer_by=answer_by.isoformat())
+        self._notify_customer(
+            "feedback_request",
+            f"Is everything fine now with {self.t}? Please rate our help from 1 to 5.",
+            now,
+        )
+        self._notify_line(1, "callback_due", f"Satisfaction callback due for {self.t}: ask the customer.", now)
+
+    def _feedback_window_over(self, deadline: Deadline, now: datetime) -> None:
+        self.state.awaiting = None
+        self._close_when_money_settles("no feedback within the window", now)
+
+    # --- shared transitions ---
+
+    def _escalate(self, reason: str, now: datetime, by: str | None = None, comment: str | None = None) -> IncidentEvent:
+        state = self.state
+        from_line, to_line = state.line, state.line + 1
+        data: dict[str, Any] = {"from_line": from_line, "to_line": to_line, "reason": reason}
+        if comment:
+            data["comment"] = comment
+        event = self._record(EventType.escalated, now, by=by, **data)
+        state.line = to_line
+        state.line_entered_at = now
+        state.assignee = None
+        state.clock.stop(Clock.acknowledge)
+        self._start_line_clock(now)
+        why = "its time on the previous line ran out" if reason == "timeout" else f"{by} escalated it"
+        self._notify_line(
+            to_line,
+            "escalated",
+            f"Incident {self.t} ({state.severity.value}, {state.category}) escalated to line {to_line}: "
+            f"{why}. {state.description}",
+            now,
+        )
+        if self.rules.customer_updates_every is not None:
+            self._notify_customer(
+                "escalated",
+                f"Update on {self.t}: your case is now with our line-{to_line} specialists.",
+                now,
+            )
+        return event
+
+    def _reopen(self, reason: str, now: datetime, by: str) -> IncidentEvent:
+        state = self.state
+        state.status = Status.open
+        state.awaiting = None
+        state.close_pending = None
+        state.reopen_count += 1
+        state.line = REOPEN_LINE
+        state.line_entered_at = now
+        state.assignee = None
+        state.clock.stop(Clock.callback, Clock.feedback)
+        event = self._record(EventType.reopened, now, by=by, reason=reason, line=state.line)
+        self._start_line_clock(now)
+        self._start_customer_updates(now)
+        self._notify_line(state.line, "reopened", f"Incident {self.t} reopened: {reason}", now)
+        self._notify_customer("reopened", f"We have reopened {self.t} and are working on it again.", now)
+        return event
+
+    def _close_when_money_settles(self, reason: str, now: datetime) -> None:
+        self.state.close_pending = reason
+        self._close_if_pending(now)
+
+    def _close_if_pending(self, now: datetime) -> None:
+        state = self.state
+        if state.close_pending is None or state.status is not Status.resolved:
+            return
+        if state.refund is not None and state.refund.status not in SETTLED_REFUND:
+            return
+        if state.compensation is not None and state.compensation.status == "granting":
+            return
+        reason, state.close_pending = state.close_pending, None
+        state.status = Status.closed
+        state.closed_at = now
+        state.awaiting = None
+        state.clock.stop_all()
+        self._record(EventType.closed, now, reason=reason)
+
+    def _owe_refund(self, money: Money, added_by: str, approver_line: int, now: datetime) -> IncidentEvent:
+        refund = RefundState(
+            amount=money.amount,
+            currency=money.currency,
+            status=RefundStatus.awaiting_approval,
+            idempotency_key=f"{self.t}:refund:{money.amount:.2f}{money.currency}",
+            owed_since=now,
+            added_by=added_by,
+        )
+        self.state.refund = refund
+        if self.policy.may_approve(approver_line, money.amount):
+            refund.status = RefundStatus.approved
+            refund.approved_by = added_by if added_by != "opened" else f"policy: line-{approver_line} limit"
+            return self._request_payment(refund, now, by=None if added_by == "opened" else added_by)
+        event = self._record(
+            EventType.refund_requested,
+            now,
+            by=None if added_by == "opened" else added_by,
+            awaiting="approval",
+            **self._refund_data(refund),
+        )
+        limit = self.policy.approval_limit(approver_line)
+        self._notify_line(
+            2,
+            "refund_approval",
+            f"Refund of {_fmt_money(money)} for {self.t} is above the line-{approver_line} limit "
+            f"{limit:.2f}: approve it (approve_refund) or settle it.",
+            now,
+        )
+        return event
+
+    def _request_payment(self, refund: RefundState, now: datetime, by: str | None = None) -> IncidentEvent:
+        refund.status = RefundStatus.requested
+        refund.attempts_started += 1
+        refund.failure = None
+        event = self._record(
+            EventType.refund_requested, now, by=by, round=refund.attempts_started, **self._refund_data(refund)
+        )
+        self._effects.append(PayRefund(idempotency_key=refund.idempotency_key, money=refund.money))
+        return event
+
+    def _grant_compensation_if_owed(self, now: datetime) -> None:
+        state, money = self.state, self.rules.compensation
+        if money is None or state.compensation is not None or state.resolved_at is None:
+            return
+        breached = "line_1" in state.sla_breaches or state.resolved_at > state.expected_fix_by
+        if not breached:
+            return
+        key = f"{self.t}:compensation"
+        state.compensation = CompensationState(
+            amount=money.amount, currency=money.currency, status="granting", idempotency_key=key
+        )
+        self._effects.append(GrantCompensation(idempotency_key=key, money=money))
+
+    def _breach(self, clock_name: str, deadline: Deadline, now: datetime) -> None:
+        if clock_name not in self.state.sla_breaches:
+            self.state.sla_breaches.append(clock_name)
+        self._record(
+            EventType.sla_breached, now, clock=clock_name, deadline=deadline.due_at.isoformat(), label=deadline.label
+        )
+
+    def _start_line_clock(self, since: datetime) -> None:
+        clock, line = self.state.clock, self.state.line
+        if line >= LAST_LINE:
+            clock.stop(Clock.line)
+            self._start_renotify(since)
+            return
+        timeout = self.rules.line_timeouts[line]
+        clock.start_from(Clock.line, since, timeout, f"line-{line} SLA {format_duration(timeout)}")
+
+    def _start_renotify(self, now: datetime) -> None:
+        every = self.rules.renotify_every
+        self.state.clock.start(Clock.renotify, now, every, f"line-{LAST_LINE} re-notify every {format_duration(every)}")
+
+    def _start_customer_updates(self, now: datetime) -> None:
+        every = self.rules.customer_updates_every
+        if every is not None and self.state.status is Status.open:
+            self.state.clock.start(
+                Clock.customer_update, now, every, f"customer status update every {format_duration(every)}"
+            )
+
+    # --- plumbing ---
+
+    @property
+    def t(self) -> str:
+        return self.state.ticket_id
+
+    def _opening_message(self) -> str:
+        if self.state.severity is Severity.critical:
+            return (
+                f"We are sorry for the trouble. Your ticket number is {self.t}. Our specialists are on it and "
+                f"we expect to fix it by {_fmt_time(self.state.expected_fix_by)}; we will keep you informed."
+            )
+        return f"Thank you, we have registered your request. Your ticket number is {self.t}."
+
+    def _record(self, event_type: EventType, now: datetime, by: str | None = None, **data: Any) -> IncidentEvent:
+        self.state.event_seq += 1
+        event = IncidentEvent(seq=self.state.event_seq, type=event_type, at=now, by=by, data=data)
+        self.state.events.append(event)
+        return event
+
+    def _notify_customer(self, kind: str, message: str, now: datetime) -> None:
+        event = self._record(EventType.customer_notified, now, kind=kind)
+        self._effects.append(Notify("customer", kind, message, event.seq))
+
+    def _notify_line(self, line: int, kind: str, message: str, now: datetime) -> None:
+        event = self._record(EventType.line_notified, now, line=line, kind=kind)
+        self._effects.append(Notify(line_recipient(line), kind, message, event.seq))
+
+    def _require_status(self, status: Status, verb: str) -> None:
+        if self.state.status is not status:
+            raise Rejected(f"cannot {verb}: the incident is {self.state.status.value}, not {status.value}")
+
+    def _require_not_closed(self, verb: str) -> None:
+        if self.state.status is Status.closed:
+            raise Rejected(f"cannot {verb} a closed incident")
+
+    def _require_refund(self) -> RefundState:
+        assert self.state.refund is not None, "payment result without a refund"
+        return self.state.refund
+
+    @staticmethod
+    def _refund_data(refund: RefundState) -> dict[str, Any]:
+        return {
+            "amount": f"{refund.amount:.2f}",
+            "currency": refund.currency,
+            "idempotency_key": refund.idempotency_key,
+        }
+
+    def _refresh(self) -> None:
+        """Keep the denormalised deadline fields of the state in step with the clock."""
+        clock = self.state.clock
+        self.state.sla_deadline = clock.due_at(Clock.line)
+        self.state.acknowledge_deadline = clock.due_at(Clock.acknowledge)
+        upcoming = clock.next()
+        self.state.next_deadline = upcoming.due_at if upcoming else None
+
+    def _take_effects(self) -> list[Effect]:
+        effects, self._effects = self._effects, []
+        return effects
+
+
+def _actor(action: Action) -> str | None:
+    for name in ("agent", "by"):
+        value = getattr(action, name, None)
+        if isinstance(value, str):
+            return value
+    return "customer" if action.type in ("feedback", "customer_contact") else None

@@ -1,0 +1,357 @@
+"""The incident's public data: what services send, what agents send, what the state query returns.
+
+Field names here are a contract with every client (HTTP, CLI, raw Temporal
+signals), so they change only by adding optional fields.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+)
+from pydantic_extra_types.currency_code import ISO4217
+
+from workflows.domain.sla import SlaClock
+
+MAX_NAME = 100
+MAX_SHORT_TEXT = 1_000
+MAX_TEXT = 4_000
+MAX_ID = 128
+
+
+class Channel(StrEnum):
+    phone = "phone"
+    chat = "chat"
+    email = "email"
+    app = "app"
+
+
+class Severity(StrEnum):
+    critical = "critical"
+    routine = "routine"
+    convenience = "convenience"
+
+
+class Status(StrEnum):
+    open = "open"
+    resolved = "resolved"
+    closed = "closed"
+
+
+def _reject_float(value: Any) -> Any:
+    # A binary float cannot carry an exact amount of money; make the caller say it as text.
+    if isinstance(value, float):
+        raise ValueError('write the amount as a decimal string, e.g. "1500.00", not a number')
+    return value
+
+
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_reject_float),
+    Field(gt=0, max_digits=14, decimal_places=2, description='decimal string, e.g. "1500.00"'),
+    PlainSerializer(lambda d: f"{d:.2f}", return_type=str),
+]
+AgentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT_TEXT)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)]
+Identifier = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID, pattern=r"^[A-Za-z0-9._:@-]+$"),
+]
+Category = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Line = Annotated[int, Field(ge=1, le=3)]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{5,24}$")
+
+
+class Contract(BaseModel):
+    """Base of every inbound model: unknown fields are a mistake worth naming, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Money(Contract):
+    amount: Amount
+    currency: ISO4217
+
+
+class OpenIncident(Contract):
+    """What a service (billing, the app, the IVR) sends to open an incident."""
+
+    customer_id: Identifier
+    category: Category
+    description: Text
+    channel: Channel
+    contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)] | None = None
+    request_id: Identifier | None = None
+    refund: Money | None = None
+    new_incident: bool = Field(
+        default=False,
+        description="open a new incident even if this customer has an open one in the same category",
+    )
+
+    @field_validator("contact")
+    @classmethod
+    def _contact_is_email_or_phone(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if _EMAIL.match(value) or _PHONE.match(value):
+            return value
+        raise ValueError("must be an e-mail address or a phone number")
+
+
+# --- agent actions: one model per action, discriminated by `type` so one union carries them all ---
+
+
+class Acknowledge(Contract):
+    type: Literal["acknowledge"] = "acknowledge"
+    agent: AgentName
+
+
+class AddNote(Contract):
+    type: Literal["add_note"] = "add_note"
+    agent: AgentName
+    text: Text
+
+
+class Escalate(Contract):
+    type: Literal["escalate"] = "escalate"
+    agent: AgentName
+    reason: ShortText
+
+
+class Resolve(Contract):
+    type: Literal["resolve"] = "resolve"
+    agent: AgentName
+    resolution: Text
+
+
+class CustomerContact(Contract):
+    type: Literal["customer_contact"] = "customer_contact"
+    channel: Channel
+    text: Text
+
+
+class Feedback(Contract):
+    type: Literal["feedback"] = "feedback"
+    score: Annotated[int, Field(ge=1, le=5, strict=True)]
+    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_SHORT_TEXT)] | None = None
+
+
+class Reopen(Contract):
+    type: Literal["reopen"] = "reopen"
+    by: AgentName
+    reason: ShortText
+
+
+class AddRefund(Contract):
+    type: Literal["add_refund"] = "add_refund"
+    agent: AgentName
+    refund: Money
+
+
+class ApproveRefund(Contract):
+    type: Literal["approve_refund"] = "approve_refund"
+    agent: AgentName
+    line: Line = Field(description="the approving agent's line; the policy caps what each line may approve")
+
+
+class RetryRefund(Contract):
+    type: Literal["retry_refund"] = "retry_refund"
+    agent: AgentName
+
+
+class SettleRefund(Contract):
+    type: Literal["settle_refund"] = "settle_refund"
+    agent: AgentName
+    reference: ShortText = Field(description="how the money reached the customer outside the provider")
+
+
+class Reclassify(Contract):
+    type: Literal["reclassify"] = "reclassify"
+    agent: AgentName
+    severity: Severity
+    reason: ShortText
+
+
+Action = Annotated[
+    Acknowledge
+    | AddNote
+    | Escalate
+    | Resolve
+    | CustomerContact
+    | Feedback
+    | Reopen
+    | AddRefund
+    | ApproveRefund
+    | RetryRefund
+    | SettleRefund
+    | Reclassify,
+    Field(discriminator="type"),
+]
+
+
+class ActionEnvelope(BaseModel):
+    """The one shape every action travels in through the `act` update."""
+
+    action: Action
+
+
+class ActionResult(BaseModel):
+    accepted: bool
+    reason: str | None = None
+    event_seq: int = Field(description="sequence number of the event the action produced (or its rejection)")
+
+
+# --- the domain event log and the incident state ---
+
+
+class EventType(StrEnum):
+    opened = "opened"
+    customer_notified = "customer_notified"
+    line_notified = "line_notified"
+    acknowledged = "acknowledged"
+    note_added = "note_added"
+    escalated = "escalated"
+    sla_breached = "sla_breached"
+    customer_recontacted = "customer_recontacted"
+    severity_changed = "severity_changed"
+    refund_requested = "refund_requested"
+    refund_approved = "refund_approved"
+    refund_succeeded = "refund_succeeded"
+    refund_failed = "refund_failed"
+    refund_settled = "refund_settled"
+    compensation_granted = "compensation_granted"
+    compensation_failed = "compensation_failed"
+    notification_failed = "notification_failed"
+    resolved = "resolved"
+    callback_scheduled = "callback_scheduled"
+    feedback_requested = "feedback_requested"
+    feedback_received = "feedback_received"
+    reopened = "reopened"
+    closed = "closed"
+    action_rejected = "action_rejected"
+
+
+class IncidentEvent(BaseModel):
+    seq: int
+    type: EventType
+    at: datetime
+    by: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class RefundStatus(StrEnum):
+    awaiting_approval = "awaiting_approval"
+    approved = "approved"
+    requested = "requested"
+    paid = "paid"
+    failed = "failed"
+    settled = "settled"
+
+
+SETTLED_REFUND = frozenset({RefundStatus.paid, RefundStatus.settled})
+
+
+class RefundState(BaseModel):
+    amount: Amount
+    currency: str
+    status: RefundStatus
+    idempotency_key: str
+    owed_since: datetime
+    added_by: str
+    approved_by: str | None = None
+    attempts_started: int = 0
+    payment_id: str | None = None
+    failure: str | None = None
+
+    @property
+    def money(self) -> Money:
+        return Money(amount=self.amount, currency=self.currency)
+
+
+class CompensationState(BaseModel):
+    amount: Amount
+    currency: str
+    status: Literal["granting", "granted", "failed"]
+    idempotency_key: str
+    payment_id: str | None = None
+
+
+class FeedbackRecord(BaseModel):
+    score: int
+    comment: str | None = None
+    at: datetime
+
+
+class IncidentState(BaseModel):
+    """The whole incident, as the `state` query returns it and continue-as-new carries it."""
+
+    ticket_id: str
+    customer_id: str
+    category: str
+    description: str
+    channel: Channel
+    contact: str | None = None
+    request_id: str | None = None
+    severity: Severity
+    triage_note: str | None = None
+    policy_name: str
+    status: Status = Status.open
+    line: int = 1
+    line_entered_at: datetime
+    assignee: str | None = None
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    resolution: str | None = None
+    expected_fix_by: datetime
+    sla_deadline: datetime | None = Field(default=None, description="when the current line must hand over")
+    acknowledge_deadline: datetime | None = None
+    next_deadline: datetime | None = None
+    sla_breaches: list[str] = Field(default_factory=list)
+    awaiting: Literal["callback", "feedback"] | None = None
+    close_pending: str | None = Field(default=None, description="why it will close once money has settled")
+    refund: RefundState | None = None
+    compensation: CompensationState | None = None
+    feedback: FeedbackRecord | None = None
+    notes: int = 0
+    recontacts: int = 0
+    reopen_count: int = 0
+    events: list[IncidentEvent] = Field(default_factory=list)
+    events_compacted: int = Field(default=0, description="older events summarised away by continue-as-new")
+    event_seq: int = 0
+    clock: SlaClock = Field(default_factory=SlaClock)
+
+
+ACTION_MODELS: dict[str, type[Contract]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        Acknowledge,
+        AddNote,
+        Escalate,
+        Resolve,
+        CustomerContact,
+        Feedback,
+        Reopen,
+        AddRefund,
+        ApproveRefund,
+        RetryRefund,
+        SettleRefund,
+        Reclassify,
+    )
+}

@@ -1,0 +1,137 @@
+"""The escalation policy: data, not code.
+
+Operators write it as YAML; its shape is a public contract. The policy in force
+when an incident opens travels in the workflow's input, so it is recorded in
+the incident's history and governs it to the end even if the file changes.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from workflows.domain.durations import Duration
+from workflows.domain.errors import describe_validation_error
+from workflows.domain.models import Amount, Category, Line, Money, Severity
+
+POLICY_ENV = "INCIDENT_POLICY"
+LAST_LINE = 3
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot govern incidents; the message names the file and the field."""
+
+
+PositiveDuration = Annotated[Duration, Field(description="e.g. 15m, 4h, 3d")]
+
+
+class SeverityPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    acknowledge_within: PositiveDuration | None = None
+    line_timeouts: dict[Line, PositiveDuration]
+    renotify_every: PositiveDuration
+    customer_updates_every: PositiveDuration | None = None
+    callback_after: PositiveDuration | None = None
+    feedback_window: PositiveDuration | None = None
+    compensation: Money | None = None
+
+    @field_validator(
+        "acknowledge_within", "renotify_every", "customer_updates_every", "callback_after", "feedback_window"
+    )
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @field_validator("line_timeouts")
+    @classmethod
+    def _every_line_but_the_last(cls, value: dict[int, timedelta]) -> dict[int, timedelta]:
+        expected = set(range(1, LAST_LINE))
+        if set(value) != expected:
+            raise ValueError(
+                f"give a timeout for lines {sorted(expected)} exactly (line {LAST_LINE} is the last and "
+                f"has none), got lines {sorted(value)}"
+            )
+        for line, timeout in value.items():
+            if timeout <= timedelta(0):
+                raise ValueError(f"line {line}: must be longer than 0s")
+        return value
+
+    @model_validator(mode="after")
+    def _callback_needs_window(self) -> SeverityPolicy:
+        if self.callback_after is not None and self.feedback_window is None:
+            raise ValueError("callback_after needs feedback_window: how long to wait for the customer's answer")
+        return self
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "unnamed"
+    categories: dict[Category, Severity]
+    default_severity: Severity = Severity.routine
+    severities: dict[Severity, SeverityPolicy]
+    refund_approval_limits: dict[Line, Amount] = Field(default_factory=dict)
+    refund_give_up_after: PositiveDuration = timedelta(days=3)
+
+    @field_validator("severities")
+    @classmethod
+    def _every_severity(cls, value: dict[Severity, SeverityPolicy]) -> dict[Severity, SeverityPolicy]:
+        missing = [s.value for s in Severity if s not in value]
+        if missing:
+            raise ValueError(f"missing rules for {', '.join(missing)}")
+        return value
+
+    def for_severity(self, severity: Severity) -> SeverityPolicy:
+        return self.severities[severity]
+
+    def approval_limit(self, line: int) -> Decimal | None:
+        """The largest refund `line` may approve; None means unlimited."""
+        return self.refund_approval_limits.get(line)
+
+    def may_approve(self, line: int, amount: Decimal) -> bool:
+        limit = self.approval_limit(line)
+        return limit is None or amount <= limit
+
+
+def parse_policy(data: Any, source: str = "policy") -> Policy:
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as error:
+        raise PolicyError(f"{source}: {describe_validation_error(error)}") from None
+
+
+def load_policy_file(path: str | Path) -> Policy:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise PolicyError(f"{path}: cannot read the policy file ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise PolicyError(f"{path}: not valid YAML: {error}") from None
+    return parse_policy(data, str(path))
+
+
+def default_policy() -> Policy:
+    text = resources.files("workflows.domain").joinpath("default_policy.yml").read_text(encoding="utf-8")
+    return parse_policy(yaml.safe_load(text), "default_policy.yml")
+
+
+def load_policy(environ: dict[str, str] | None = None) -> Policy:
+    """The policy every process uses: the file named by INCIDENT_POLICY, else the shipped default."""
+    env = os.environ if environ is None else environ
+    path = env.get(POLICY_ENV)
+    return load_policy_file(path) if path else default_policy()

@@ -1,0 +1,323 @@
+"""IncidentWorkflow: one durable execution per customer incident; its id is the ticket number.
+
+The workflow is a thin driver. The pure state machine (`workflows.domain`)
+decides; this file feeds it signals, updates, expired deadlines and activity
+outcomes, carries out the side effects it returns, keeps one timer for the
+incident's earliest deadline, and publishes search attributes and details for
+the web UI. It has no execution timeout: an incident ends only when closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Any, Literal
+
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.contracts import (
+        MAKE_PAYMENT,
+        NOTIFICATION_REJECTED,
+        PAYMENT_REJECTED,
+        SEND_NOTIFICATIONS,
+        DeliveryReport,
+        Notification,
+        NotificationBatch,
+        PaymentReceipt,
+        PaymentRequest,
+    )
+    from workflows import search_attributes
+    from workflows.domain.errors import describe_validation_error
+    from workflows.domain.incident import Effect, GrantCompensation, Incident, Notify, Outcome, PayRefund
+    from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
+    from workflows.domain.models import ACTION_MODELS, ActionResult, IncidentState, Money
+    from workflows.domain.sla import Deadline
+    from workflows.presentation import current_details, notification_summary
+
+NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
+NOTIFY_GIVE_UP_AFTER = timedelta(days=7)
+PAYMENT_ATTEMPT_TIMEOUT = timedelta(seconds=30)
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class IncidentWorkflow:
+    @workflow.init
+    def __init__(self, input: IncidentInput) -> None:
+        self._input = input
+        effects: list[Effect] = []
+        if input.carried is not None:
+            self._incident = Incident(input.carried, input.policy)
+        else:
+            self._incident, effects = Incident.open(input.ticket_id, input.request, input.policy, workflow.now())
+        self._pending: list[Effect] = effects
+        self._changed = True
+        self._background: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_for: Deadline | None = None
+        self._published: dict[str, object] | None = None
+
+    @workflow.run
+    async def run(self, input: IncidentInput) -> IncidentState:
+        while True:
+            self._changed = False
+            self._fire_due_deadlines()
+            self._carry_out(self._pending)
+            self._publish()
+            if self._incident.finished and not self._background:
+                break
+            self._arm_timer()
+            await workflow.wait_condition(lambda: self._changed or self._timer_fired())
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.logger.info("incident closed", extra={"ticket_id": self._incident.t})
+        return self._incident.state
+
+    # --- what agents, customers and services send ---
+
+    @workflow.signal(name="acknowledge")
+    def acknowledge(self, payload: RawValue) -> None:
+        self._receive("acknowledge", payload)
+
+    @workflow.signal(name="add_note")
+    def add_note(self, payload: RawValue) -> None:
+        self._receive("add_note", payload)
+
+    @workflow.signal(name="escalate")
+    def escalate(self, payload: RawValue) -> None:
+        self._receive("escalate", payload)
+
+    @workflow.signal(name="resolve")
+    def resolve(self, payload: RawValue) -> None:
+        self._receive("resolve", payload)
+
+    @workflow.signal(name="customer_contact")
+    def customer_contact(self, payload: RawValue) -> None:
+        self._receive("customer_contact", payload)
+
+    @workflow.signal(name="feedback")
+    def feedback(self, payload: RawValue) -> None:
+        self._receive("feedback", payload)
+
+    @workflow.signal(name="reopen")
+    def reopen(self, payload: RawValue) -> None:
+        self._receive("reopen", payload)
+
+    @workflow.signal(name="add_refund")
+    def add_refund(self, payload: RawValue) -> None:
+        self._receive("add_refund", payload)
+
+    @workflow.signal(name="approve_refund")
+    def approve_refund(self, payload: RawValue) -> None:
+        self._receive("approve_refund", payload)
+
+    @workflow.signal(name="retry_refund")
+    def retry_refund(self, payload: RawValue) -> None:
+        self._receive("retry_refund", payload)
+
+    @workflow.signal(name="settle_refund")
+    def settle_refund(self, payload: RawValue) -> None:
+        self._receive("settle_refund", payload)
+
+    @workflow.signal(name="reclassify")
+    def reclassify(self, payload: RawValue) -> None:
+        self._receive("reclassify", payload)
+
+    @workflow.update(name="act")
+    def act(self, action_type: str, payload: RawValue) -> ActionResult:
+        """The same actions as the signals, for callers who want the verdict back at once."""
+        outcome = self._receive(action_type, payload)
+        return ActionResult(accepted=outcome.accepted, reason=outcome.reason, event_seq=outcome.event_seq)
+
+    @workflow.query(name="state")
+    def state(self) -> IncidentState:
+        return self._incident.state
+
+    def _receive(self, action_type: str, payload: RawValue) -> Outcome:
+        """Parse and apply one action; whatever is wrong with it becomes an `action_rejected` event."""
+        now = workflow.now()
+        self._changed = True
+        model = ACTION_MODELS.get(action_type)
+        try:
+            data = workflow.payload_converter().from_payload(payload.payload)
+        except Exception as error:  # any undecodable payload is the sender's mistake, never the incident's
+            return self._incident.reject(action_type, None, f"payload could not be decoded: {error}", now)
+        actor = _actor_of(data)
+        if model is None:
+            return self._incident.reject(action_type, actor, f"unknown action {action_type!r}", now)
+        if not isinstance(data, dict):
+            return self._incident.reject(
+                action_type, actor, f"payload must be a JSON object, got {type(data).__name__}", now
+            )
+        if data.get("type", action_type) != action_type:
+            return self._incident.reject(
+                action_type, actor, f"type: {data['type']!r} does not match the action {action_type!r}", now
+            )
+        try:
+            action = model.model_validate({**data, "type": action_type})
+        except ValidationError as error:
+            return self._incident.reject(action_type, actor, describe_validation_error(error), now)
+        outcome = self._incident.act(action, now)  # type: ignore[arg-type]
+        self._pending.extend(outcome.effects)
+        return outcome
+
+    # --- time ---
+
+    def _timer_fired(self) -> bool:
+        return self._timer is not None and self._timer.done() and not self._timer.cancelled()
+
+    def _fire_due_deadlines(self) -> None:
+        upcoming = self._incident.next_deadline()
+        if upcoming is not None and upcoming.due_at <= workflow.now():
+            self._pending.extend(self._incident.advance(workflow.now()))
+
+    def _arm_timer(self) -> None:
+        """Keep exactly one timer, for the earliest deadline; replace it only when that deadline moves."""
+        upcoming = self._incident.next_deadline()
+        if upcoming == self._timer_for and self._timer is not None and not self._timer.done():
+            return
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+        self._timer, self._timer_for = None, upcoming
+        if upcoming is None:
+            return
+        delay = max(upcoming.due_at - workflow.now(), timedelta(milliseconds=1))
+        self._timer = asyncio.create_task(workflow.sleep(delay, summary=upcoming.label))
+
+    # --- side effects ---
+
+    def _carry_out(self, effects: list[Effect]) -> None:
+        notifications = [e for e in effects if isinstance(e, Notify)]
+        if notifications:
+            self._spawn(self._notify(notifications))
+        for effect in effects:
+            if isinstance(effect, PayRefund):
+                self._spawn(self._pay_refund(effect))
+            elif isinstance(effect, GrantCompensation):
+                self._spawn(self._grant_compensation(effect))
+        effects.clear()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        self._changed = True
+
+    async def _notify(self, effects: list[Notify]) -> None:
+        state = self._incident.state
+        batch = NotificationBatch(
+            notifications=[
+                Notification(
+                    id=f"{state.ticket_id}:{effect.event_seq}",
+                    ticket_id=state.ticket_id,
+                    recipient=effect.recipient,
+                    kind=effect.kind,
+                    message=effect.message,
+                    contact=state.contact if effect.recipient == "customer" else None,
+                )
+                for effect in effects
+            ]
+        )
+        try:
+            await workflow.execute_activity(
+                SEND_NOTIFICATIONS,
+                batch,
+                result_type=DeliveryReport,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=NOTIFY_GIVE_UP_AFTER,
+                retry_policy=NOTIFY_RETRY,
+                summary=notification_summary(effects),
+            )
+        except ActivityError as error:
+            reason = _failure_reason(error)
+            workflow.logger.warning("notifications gave up", extra={"reason": reason})
+            self._pending.extend(
+                self._incident.notifications_failed([e.event_seq for e in effects], reason, workflow.now())
+            )
+
+    async def _pay(self, kind: Literal["refund", "credit"], key: str, money: Money, summary: str) -> PaymentReceipt:
+        state = self._incident.state
+        request = PaymentRequest(
+            kind=kind,
+            ticket_id=state.ticket_id,
+            customer_id=state.customer_id,
+            idempotency_key=key,
+            money=money,
+        )
+        receipt: PaymentReceipt = await workflow.execute_activity(
+            MAKE_PAYMENT,
+            request,
+            result_type=PaymentReceipt,
+            start_to_close_timeout=PAYMENT_ATTEMPT_TIMEOUT,
+            schedule_to_close_timeout=self._input.policy.refund_give_up_after,
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                backoff_coefficient=2.0,
+                maximum_interval=timedelta(minutes=10),
+                non_retryable_error_types=[PAYMENT_REJECTED],
+            ),
+            summary=summary,
+        )
+        return receipt
+
+    async def _pay_refund(self, effect: PayRefund) -> None:
+        money = effect.money
+        try:
+            receipt = await self._pay(
+                "refund", effect.idempotency_key, money, f"refund {money.amount:.2f} {money.currency}"
+            )
+        except ActivityError as error:
+            self._pending.extend(self._incident.refund_failed(_failure_reason(error), workflow.now()))
+        else:
+            self._pending.extend(self._incident.refund_paid(receipt.payment_id, workflow.now()))
+
+    async def _grant_compensation(self, effect: GrantCompensation) -> None:
+        money = effect.money
+        try:
+            receipt = await self._pay(
+                "credit", effect.idempotency_key, money, f"compensation credit {money.amount:.2f} {money.currency}"
+            )
+        except ActivityError as error:
+            self._pending.extend(self._incident.compensation_failed(_failure_reason(error), workflow.now()))
+        else:
+            self._pending.extend(self._incident.compensation_paid(receipt.payment_id, workflow.now()))
+
+    # --- what the web UI and visibility show ---
+
+    def _publish(self) -> None:
+        state = self._incident.state
+        current = search_attributes.values_of(state)
+        changes = search_attributes.updates(self._published, current)
+        if changes:
+            workflow.upsert_search_attributes(changes)
+        self._published = current
+        workflow.set_current_details(current_details(state, self._incident.next_deadline()))
+
+
+def _actor_of(data: Any) -> str | None:
+    if isinstance(data, dict):
+        for name in ("agent", "by"):
+            value = data.get(name)
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:100]
+    return None
+
+
+def _failure_reason(error: ActivityError) -> str:
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        if cause.type in (PAYMENT_REJECTED, NOTIFICATION_REJECTED):
+            return f"rejected: {cause.message}"
+        return f"gave up after retries: {cause.message}"
+    if isinstance(cause, TimeoutError):
+        last_failure = f"; last error: {cause.cause}" if cause.cause else ""
+        kind = cause.type.name.lower().replace("_", "-") if cause.type else "activity"
+        return f"gave up: {kind} timeout passed{last_failure}"
+    return str(cause or error)

@@ -1,0 +1,54 @@
+"""How an incident reads in the Temporal web UI: summaries and the workflow's current details.
+
+Pure text functions; no customer contact data ever goes into them because the
+UI shows them without the payload codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from workflows.domain.incident import Notify
+from workflows.domain.models import IncidentState
+from workflows.domain.sla import Deadline
+
+
+def static_summary(severity: str, category: str, customer_id: str) -> str:
+    return f"{severity} · {category} · customer {customer_id}"
+
+
+def static_details(ticket_id: str, severity: str, category: str, customer_id: str, channel: str) -> str:
+    return (
+        f"**Ticket {ticket_id}**\n\n"
+        f"- severity: {severity}\n- category: {category}\n- customer: {customer_id}\n- channel: {channel}\n"
+    )
+
+
+def _when(deadline: Deadline | None) -> str:
+    if deadline is None:
+        return "none"
+    return f"{deadline.label}, due {deadline.due_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"
+
+
+def current_details(state: IncidentState, upcoming: Deadline | None) -> str:
+    lines = [
+        f"**{state.ticket_id}** · {state.severity.value} · {state.status.value} · line {state.line}",
+        f"- assignee: {state.assignee or 'nobody yet'}",
+        f"- next deadline: {_when(upcoming)}",
+    ]
+    if state.sla_breaches:
+        lines.append(f"- SLA breached: {', '.join(state.sla_breaches)}")
+    if state.refund is not None:
+        lines.append(f"- refund: {state.refund.amount:.2f} {state.refund.currency} {state.refund.status.value}")
+    if state.awaiting:
+        lines.append(f"- waiting for: {state.awaiting}")
+    return "\n".join(lines)
+
+
+def _audience(recipient: str) -> str:
+    return "customer" if recipient == "customer" else recipient.replace("_", " ")
+
+
+def notification_summary(effects: Sequence[Notify]) -> str:
+    parts = [f"{_audience(e.recipient)}: {e.kind.replace('_', ' ')}" for e in effects]
+    return "notify " + "; ".join(parts)

@@ -1,0 +1,75 @@
+"""The incident's custom search attributes: how SREs and `incidents list` find incidents.
+
+Search attributes are never encrypted, so nothing here may carry customer
+contact data; the customer id is an opaque identifier and is allowed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey, SearchAttributeUpdate
+
+from workflows.domain.models import IncidentState
+
+SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
+STATUS = SearchAttributeKey.for_keyword("IncidentStatus")
+LINE = SearchAttributeKey.for_int("IncidentLine")
+CATEGORY = SearchAttributeKey.for_keyword("IncidentCategory")
+CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
+SLA_DEADLINE = SearchAttributeKey.for_datetime("SlaDeadline")
+ASSIGNEE = SearchAttributeKey.for_keyword("Assignee")
+
+ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
+    SEVERITY,
+    STATUS,
+    LINE,
+    CATEGORY,
+    CUSTOMER,
+    SLA_DEADLINE,
+    ASSIGNEE,
+)
+
+_INDEXED_TYPE_NAMES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.INT: "Int",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+}
+
+
+def dev_server_flags() -> list[str]:
+    """`--search-attribute Name=Type` pairs that register every key on `temporal server start-dev`."""
+    flags: list[str] = []
+    for key in ALL_KEYS:
+        flags += ["--search-attribute", f"{key.name}={_INDEXED_TYPE_NAMES[key.indexed_value_type]}"]
+    return flags
+
+
+def values_of(state: IncidentState) -> dict[str, object]:
+    deadline: datetime | None = state.sla_deadline
+    return {
+        SEVERITY.name: state.severity.value,
+        STATUS.name: state.status.value,
+        LINE.name: state.line,
+        CATEGORY.name: state.category,
+        CUSTOMER.name: state.customer_id,
+        SLA_DEADLINE.name: deadline,
+        ASSIGNEE.name: state.assignee,
+    }
+
+
+def updates(previous: dict[str, object] | None, current: dict[str, object]) -> list[SearchAttributeUpdate[Any]]:
+    """Only the attributes that changed: each upsert is one event in the incident's history."""
+    result: list[SearchAttributeUpdate[Any]] = []
+    for key in ALL_KEYS:
+        value = current[key.name]
+        if previous is not None and previous.get(key.name) == value:
+            continue
+        if value is None:
+            if previous is None or previous.get(key.name) is None:
+                continue
+            result.append(key.value_unset())
+        else:
+            result.append(key.value_set(value))
+    return result
