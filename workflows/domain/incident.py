@@ -558,6 +558,7 @@ class Incident:
                 f"Update on {self.t}: your case is now with our line-{to_line} specialists.",
                 now,
             )
+            self._start_customer_updates(now)  # the customer just heard from us; the next update counts from here
         return event
 
     def _reopen(self, reason: str, now: datetime, by: str) -> IncidentEvent:

@@ -1,0 +1,323 @@
+"""The incident's rules, without a server: transitions, clocks, refunds, compensation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from tests.helpers import open_request
+from workflows.domain.incident import GrantCompensation, Incident, Notify, PayRefund
+from workflows.domain.models import Action, Money, OpenIncident
+from workflows.domain.policy import default_policy
+from workflows.domain.sla import Clock, SlaClock
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+ACTION = TypeAdapter(Action)
+
+
+def action(**data):
+    return ACTION.validate_python(data)
+
+
+def opened(**overrides) -> tuple[Incident, list]:
+    return Incident.open("INC-TEST01", open_request(**overrides), default_policy(), T0)
+
+
+def types(incident: Incident) -> list[str]:
+    return [e.type.value for e in incident.state.events]
+
+
+def notified(effects) -> list[tuple[str, str]]:
+    return [(e.recipient, e.kind) for e in effects if isinstance(e, Notify)]
+
+
+def test_critical_open_tells_the_customer_the_ticket_with_an_apology_and_a_time():
+    incident, effects = opened()
+    assert notified(effects) == [("customer", "ticket_opened"), ("line_1", "new_incident")]
+    message = effects[0].message
+    assert "INC-TEST01" in message and "sorry" in message and "10:00 UTC" in message
+    state = incident.state
+    assert state.sla_deadline == T0 + H and state.acknowledge_deadline == T0 + 15 * M
+    assert state.next_deadline == T0 + 15 * M
+
+
+def test_routine_open_gets_the_ticket_number_without_ceremony():
+    incident, effects = opened(category="tariff_change")
+    assert notified(effects) == [("customer", "ticket_opened"), ("line_1", "new_incident")]
+    assert "sorry" not in effects[0].message and "INC-TEST01" in effects[0].message
+    assert incident.state.acknowledge_deadline is None and incident.state.sla_deadline == T0 + 8 * H
+
+
+def test_unknown_category_is_opened_as_routine_with_the_note_in_the_log():
+    incident, _ = opened(category="alien_invasion")
+    assert incident.state.severity == "routine"
+    assert "alien_invasion" in incident.state.events[0].data["triage_note"]
+
+
+def test_acknowledge_stops_the_first_response_clock_but_not_the_line_clock():
+    incident, _ = opened()
+    outcome = incident.act(action(type="acknowledge", agent="ann"), T0 + 5 * M)
+    assert outcome.accepted
+    assert incident.state.assignee == "ann" and incident.state.acknowledge_deadline is None
+    assert incident.state.sla_deadline == T0 + H
+    effects = incident.advance(T0 + H)
+    assert incident.state.line == 2 and incident.state.sla_breaches == ["line_1"]
+    assert ("line_2", "escalated") in notified(effects) and ("customer", "escalated") in notified(effects)
+
+
+def test_missed_acknowledgement_reannounces_to_line_one_and_records_the_breach():
+    incident, _ = opened()
+    effects = incident.advance(T0 + 15 * M)
+    assert notified(effects) == [("line_1", "acknowledge_overdue")]
+    assert incident.state.sla_breaches == ["acknowledge"] and incident.state.line == 1
+    assert types(incident)[-2:] == ["sla_breached", "line_notified"]
+
+
+def test_lines_escalate_on_time_and_the_last_line_renotifies_until_someone_acts():
+    incident, _ = opened()
+    incident.advance(T0 + H)
+    assert incident.state.line == 2 and incident.state.sla_deadline == T0 + 5 * H
+    incident.advance(T0 + 5 * H)
+    assert incident.state.line == 3 and incident.state.sla_deadline is None
+    escalations = [e.data for e in incident.state.events if e.type == "escalated"]
+    assert escalations == [
+        {"from_line": 1, "to_line": 2, "reason": "timeout"},
+        {"from_line": 2, "to_line": 3, "reason": "timeout"},
+    ]
+    def to_lines(effects):
+        return [n for n in notified(effects) if n[0] != "customer"]
+
+    assert to_lines(incident.advance(T0 + 6 * H)) == [("line_3", "renotify")]
+    assert to_lines(incident.advance(T0 + 7 * H)) == [("line_3", "renotify")]
+    incident.act(action(type="acknowledge", agent="duty-manager"), T0 + 7 * H + M)
+    assert to_lines(incident.advance(T0 + 30 * H)) == []
+    assert incident.state.status == "open"
+
+
+def test_manual_escalation_and_the_last_line_refuses_more():
+    incident, _ = opened(category="ui_typo")
+    assert incident.act(action(type="escalate", agent="ann", reason="needs a developer"), T0 + M).accepted
+    assert incident.act(action(type="escalate", agent="bob", reason="needs a manager"), T0 + 2 * M).accepted
+    outcome = incident.act(action(type="escalate", agent="bob", reason="again"), T0 + 3 * M)
+    assert not outcome.accepted and "last line" in (outcome.reason or "")
+    last = incident.state.events[-1]
+    assert last.type == "action_rejected" and last.data["action"] == "escalate" and last.by == "bob"
+
+
+def test_resolve_then_callback_and_good_feedback_closes():
+    incident, _ = opened()
+    incident.act(action(type="acknowledge", agent="ann"), T0 + M)
+    effects = incident.act(action(type="resolve", agent="ann", resolution="replaced the modem"), T0 + 30 * M).effects
+    assert notified(effects) == [("customer", "resolved")]
+    assert not any(isinstance(e, GrantCompensation) for e in effects)
+    assert incident.state.status == "resolved" and incident.state.awaiting == "callback"
+    assert incident.state.next_deadline == T0 + 30 * M + 24 * H
+    effects = incident.advance(T0 + 30 * M + 24 * H)
+    assert notified(effects) == [("customer", "feedback_request"), ("line_1", "callback_due")]
+    incident.act(action(type="feedback", score=5, comment="great"), T0 + 26 * H)
+    assert incident.state.status == "closed" and incident.finished
+
+
+def test_bad_feedback_reopens_on_line_two():
+    incident, _ = opened()
+    incident.act(action(type="resolve", agent="ann", resolution="rebooted"), T0 + 10 * M)
+    incident.advance(T0 + 10 * M + 24 * H)
+    outcome = incident.act(action(type="feedback", score=2), T0 + 25 * H)
+    assert outcome.accepted
+    state = incident.state
+    assert (state.status, state.line, state.reopen_count) == ("open", 2, 1)
+    assert state.sla_deadline == T0 + 25 * H + 4 * H
+
+
+def test_no_feedback_within_the_window_closes():
+    incident, _ = opened()
+    incident.act(action(type="resolve", agent="ann", resolution="rebooted"), T0)
+    incident.advance(T0 + 24 * H)
+    incident.advance(T0 + 24 * H + 3 * 24 * H)
+    assert incident.state.status == "closed"
+    assert incident.state.events[-1].data == {"reason": "no feedback within the window"}
+
+
+def test_routine_incidents_close_at_resolution_and_never_get_status_updates():
+    incident, _ = opened(category="tariff_change")
+    effects = incident.advance(T0 + 8 * H)
+    assert ("customer", "escalated") not in notified(effects)
+    outcome = incident.act(action(type="resolve", agent="ann", resolution="tariff changed"), T0 + 9 * H)
+    assert incident.state.status == "closed"
+    customer_kinds = [k for r, k in notified(outcome.effects) if r == "customer"]
+    assert customer_kinds == ["resolved"]
+
+
+def test_critical_incidents_get_status_updates_every_two_hours_while_open():
+    incident, _ = opened()
+    incident.act(action(type="acknowledge", agent="ann"), T0 + M)
+    incident.act(action(type="escalate", agent="ann", reason="fiber cut"), T0 + 2 * M)
+    assert ("customer", "status_update") not in notified(incident.advance(T0 + 2 * H))
+    assert ("customer", "status_update") in notified(incident.advance(T0 + 2 * H + 2 * M))
+    incident.act(action(type="resolve", agent="bob", resolution="spliced"), T0 + 3 * H)
+    assert notified(incident.advance(T0 + 6 * H)) == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"type": "feedback", "score": 4}, "only after resolution"),
+        ({"type": "reopen", "by": "ann", "reason": "x"}, "is open, not resolved"),
+        ({"type": "approve_refund", "agent": "ann", "line": 2}, "no refund is awaiting approval"),
+        ({"type": "add_refund", "agent": "ann", "refund": {"amount": "10.00", "currency": "RUB"}}, "line 2 and above"),
+    ],
+)
+def test_invalid_actions_are_recorded_as_rejected_and_change_nothing(payload, reason):
+    incident, _ = opened()
+    before = incident.state.model_copy(deep=True)
+    outcome = incident.act(action(**payload), T0 + M)
+    assert not outcome.accepted and reason in (outcome.reason or "")
+    assert incident.state.events[-1].type == "action_rejected"
+    after = incident.state.model_dump(exclude={"events", "event_seq"})
+    assert after == before.model_dump(exclude={"events", "event_seq"})
+
+
+def test_actions_on_a_closed_incident_are_rejected():
+    incident, _ = opened(category="other")
+    incident.act(action(type="resolve", agent="ann", resolution="done"), T0 + M)
+    assert incident.finished
+    for payload in (
+        {"type": "resolve", "agent": "ann", "resolution": "again"},
+        {"type": "add_note", "agent": "ann", "text": "late"},
+        {"type": "customer_contact", "channel": "chat", "text": "hello?"},
+    ):
+        assert not incident.act(action(**payload), T0 + 2 * M).accepted
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"type": "acknowledge", "agent": "  "}, "agent"),
+        ({"type": "acknowledge"}, "agent"),
+        ({"type": "feedback", "score": 6}, "score"),
+        ({"type": "feedback", "score": "5"}, "score"),
+        ({"type": "add_note", "agent": "ann", "text": "x" * 4001}, "text"),
+        ({"type": "acknowledge", "agent": "ann", "extra": 1}, "extra"),
+    ],
+)
+def test_malformed_actions_fail_validation_naming_the_field(payload, field):
+    with pytest.raises(ValidationError) as error:
+        action(**payload)
+    assert field in str(error.value)
+
+
+def test_a_refund_within_the_line_one_limit_is_paid_at_once_and_closing_waits_for_it():
+    incident, effects = opened(refund={"amount": "1500.00", "currency": "RUB"}, category="payment_not_refunded")
+    pay = [e for e in effects if isinstance(e, PayRefund)]
+    assert len(pay) == 1 and pay[0].money == Money(amount=Decimal("1500.00"), currency="RUB")
+    assert pay[0].idempotency_key == "INC-TEST01:refund:1500.00RUB"
+    refund = incident.state.refund
+    assert refund is not None and refund.status == "requested" and refund.approved_by == "policy: line-1 limit"
+    incident.act(action(type="resolve", agent="ann", resolution="refund on its way"), T0 + M)
+    incident.advance(T0 + 24 * H)
+    incident.act(action(type="feedback", score=4), T0 + 25 * H)
+    assert incident.state.status == "resolved" and incident.state.close_pending
+    incident.refund_paid("pay_1", T0 + 26 * H)
+    assert incident.state.status == "closed"
+    assert [t for t in types(incident) if t.startswith("refund")] == ["refund_requested", "refund_succeeded"]
+
+
+def test_a_refund_above_the_line_one_limit_waits_for_line_two():
+    incident, effects = opened(refund={"amount": "7000.00", "currency": "RUB"})
+    assert not any(isinstance(e, PayRefund) for e in effects)
+    assert ("line_2", "refund_approval") in notified(effects)
+    outcome = incident.act(action(type="approve_refund", agent="ann", line=1), T0 + M)
+    assert not outcome.accepted and "line-1 approval limit 5000.00" in (outcome.reason or "")
+    outcome = incident.act(action(type="approve_refund", agent="boris", line=2), T0 + 2 * M)
+    assert outcome.accepted and any(isinstance(e, PayRefund) for e in outcome.effects)
+
+
+def test_a_rejected_refund_becomes_a_line_two_task_and_can_be_retried_with_the_same_key():
+    incident, _ = opened(refund={"amount": "100.00", "currency": "RUB"})
+    effects = incident.refund_failed("rejected: card_closed", T0 + M)
+    assert notified(effects) == [("line_2", "refund_task")]
+    assert incident.state.refund is not None and incident.state.refund.status == "failed"
+    retry = incident.act(action(type="retry_refund", agent="boris"), T0 + H)
+    pay = [e for e in retry.effects if isinstance(e, PayRefund)]
+    assert pay and pay[0].idempotency_key == "INC-TEST01:refund:100.00RUB"
+    assert incident.state.refund.attempts_started == 2
+
+
+def test_line_two_can_add_a_refund():
+    incident, _ = opened()
+    incident.act(action(type="escalate", agent="ann", reason="billing"), T0 + M)
+    outcome = incident.act(
+        action(type="add_refund", agent="boris", refund={"amount": "9000.00", "currency": "RUB"}), T0 + 2 * M
+    )
+    assert outcome.accepted and any(isinstance(e, PayRefund) for e in outcome.effects)
+    assert incident.state.refund is not None and incident.state.refund.approved_by == "boris"
+
+
+def test_compensation_only_when_the_line_one_sla_was_breached():
+    on_time, _ = opened()
+    effects = on_time.act(action(type="resolve", agent="ann", resolution="fixed"), T0 + 59 * M).effects
+    assert not any(isinstance(e, GrantCompensation) for e in effects)
+
+    late, _ = opened()
+    late.advance(T0 + H)
+    effects = late.act(action(type="resolve", agent="ann", resolution="fixed"), T0 + 2 * H).effects
+    grants = [e for e in effects if isinstance(e, GrantCompensation)]
+    assert len(grants) == 1 and grants[0].money.amount == Decimal("10.00")
+    late.compensation_paid("pay_c", T0 + 2 * H)
+    assert "compensation_granted" in types(late)
+
+    routine, _ = opened(category="tariff_change")
+    routine.advance(T0 + 8 * H)
+    effects = routine.act(action(type="resolve", agent="ann", resolution="fixed"), T0 + 9 * H).effects
+    assert not any(isinstance(e, GrantCompensation) for e in effects)
+
+
+def test_customer_recontact_joins_and_tells_the_line_holding_it():
+    incident, _ = opened()
+    outcome = incident.act(action(type="customer_contact", channel="chat", text="still nothing"), T0 + 20 * M)
+    assert outcome.accepted and notified(outcome.effects) == [("line_1", "customer_recontacted")]
+    assert incident.state.recontacts == 1
+
+
+def test_reclassifying_to_critical_starts_the_shorter_clocks_from_the_opening():
+    incident, _ = opened(category="tariff_change")
+    incident.act(action(type="reclassify", agent="ann", severity="critical", reason="whole building"), T0 + 2 * H)
+    assert incident.state.severity == "critical"
+    effects = incident.advance(T0 + 2 * H)
+    assert incident.state.line == 2 and ("line_2", "escalated") in notified(effects)
+
+
+def test_every_event_has_a_unique_increasing_sequence_and_workflow_time():
+    incident, _ = opened()
+    incident.act(action(type="acknowledge", agent="ann"), T0 + M)
+    incident.advance(T0 + 3 * H)
+    seqs = [e.seq for e in incident.state.events]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert all(e.at >= T0 for e in incident.state.events)
+
+
+def test_sla_clock_pauses_only_the_sla_clocks_and_resumes_with_the_wait_added():
+    clock = SlaClock()
+    clock.start(Clock.line, T0, H, "line-1 SLA 1h")
+    clock.start(Clock.customer_update, T0, 2 * H, "update")
+    clock.pause(T0 + 10 * M)
+    assert clock.next() is not None and clock.next().clock == Clock.customer_update
+    assert clock.expired(T0 + 90 * M) == []
+    clock.resume(T0 + 40 * M)
+    assert clock.due_at(Clock.line) == T0 + H + 30 * M
+
+
+def test_open_request_validation_names_the_field():
+    with pytest.raises(ValidationError) as error:
+        OpenIncident.model_validate(
+            {"customer_id": "42", "category": "x", "description": "d", "channel": "fax", "contact": "nobody"}
+        )
+    text = str(error.value)
+    assert "channel" in text and "contact" in text
+    with pytest.raises(ValidationError, match="decimal string"):
+        Money.model_validate({"amount": 10.5, "currency": "RUB"})
