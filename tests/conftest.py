@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -27,8 +29,9 @@ from workflows import search_attributes
 WEBHOOK_SECRET = "test-webhook-secret"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping server per test: an activity abandoned by one test would freeze the next one's clock."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(), test_server_existing_path=temporal_test_server()
     )
@@ -104,6 +107,13 @@ class RunningWorker:
     client: Client
     task_queue: str
     worker: Worker
+    started: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
+
+    async def terminate_running(self) -> None:
+        """The time-skipping server stops skipping while any workflow waits for a worker: end them all."""
+        for handle in self.started:
+            with contextlib.suppress(RPCError):
+                await handle.terminate(reason="test finished")
 
 
 @asynccontextmanager
@@ -111,8 +121,12 @@ async def running_worker(client: Client, boxes: Sandboxes, **options: Any) -> As
     task_queue = f"incidents-test-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(timeout=10) as http:
         worker = build_worker(client, http, worker_settings(boxes), task_queue=task_queue, **options)
+        running = RunningWorker(client, task_queue, worker)
         async with worker:
-            yield RunningWorker(client, task_queue, worker)
+            try:
+                yield running
+            finally:
+                await running.terminate_running()
 
 
 @pytest.fixture

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.client import WorkflowHandle
 
+from tests.conftest import RunningWorker
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, default_policy
@@ -25,15 +30,17 @@ def open_request(**overrides: Any) -> OpenIncident:
 
 
 async def start_incident(
-    client: Client, task_queue: str, policy: Policy | None = None, **overrides: Any
+    running: RunningWorker, policy: Policy | None = None, **overrides: Any
 ) -> WorkflowHandle[IncidentWorkflow, IncidentState]:
     ticket = new_ticket_id()
-    return await client.start_workflow(
+    handle = await running.client.start_workflow(
         IncidentWorkflow.run,
         IncidentInput(ticket_id=ticket, request=open_request(**overrides), policy=policy or default_policy()),
         id=ticket,
-        task_queue=task_queue,
+        task_queue=running.task_queue,
     )
+    running.started.append(handle)
+    return handle
 
 
 async def state_of(handle: WorkflowHandle[Any, Any]) -> IncidentState:
@@ -51,3 +58,44 @@ def event_types(state: IncidentState) -> list[str]:
 
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
+
+
+async def _pending_work(handle: WorkflowHandle[Any, Any]) -> int:
+    # The raw call: the SDK's describe() cannot decode the time-skipping server's Datetime attributes.
+    response = await handle._client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=handle._client.namespace, execution=WorkflowExecution(workflow_id=handle.id)
+        )
+    )
+    return len(response.pending_activities) + int(response.HasField("pending_workflow_task"))
+
+
+async def settled(handle: WorkflowHandle[Any, Any], within: float = 20.0) -> IncidentState:
+    """Wait (in real time) until the incident has no activity in flight, then return its state."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        if not await _pending_work(handle):
+            state = await state_of(handle)
+            if not await _pending_work(handle):
+                return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"activities of {handle.id} still pending after {within}s")
+        await asyncio.sleep(0.05)
+
+
+def events_of(state: IncidentState, event_type: str) -> list[Any]:
+    return [e for e in state.events if e.type == event_type]
+
+
+async def until(
+    handle: WorkflowHandle[Any, Any], predicate: Callable[[IncidentState], bool], within: float = 20.0
+) -> IncidentState:
+    """Poll the state (in real time) until `predicate` holds: for outcomes that wait on an activity."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        state = await state_of(handle)
+        if predicate(state):
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{handle.id} never reached the expected state; last: {state.model_dump_json()}")
+        await asyncio.sleep(0.05)

@@ -19,8 +19,15 @@ def policy_data() -> dict:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("15m", timedelta(minutes=15)), ("4h", timedelta(hours=4)), ("3d", timedelta(days=3)), ("3s", timedelta(seconds=3)),
-     ("1h30m", timedelta(minutes=90)), (" 2H ", timedelta(hours=2)), (90, timedelta(seconds=90))],
+    [
+        ("15m", timedelta(minutes=15)),
+        ("4h", timedelta(hours=4)),
+        ("3d", timedelta(days=3)),
+        ("3s", timedelta(seconds=3)),
+        ("1h30m", timedelta(minutes=90)),
+        (" 2H ", timedelta(hours=2)),
+        (90, timedelta(seconds=90)),
+    ],
 )
 def test_durations_parse_as_operators_write_them(text, expected):
     assert parse_duration(text) == expected
@@ -51,9 +58,16 @@ def test_default_policy_matches_the_documented_defaults():
 
 @pytest.mark.parametrize(
     ("category", "severity"),
-    [("connection_lost", "critical"), ("speed_drop", "critical"), ("payment_not_refunded", "critical"),
-     ("tariff_change", "routine"), ("deferred_payment", "routine"), ("other", "routine"),
-     ("social_login", "convenience"), ("ui_typo", "convenience")],
+    [
+        ("connection_lost", "critical"),
+        ("speed_drop", "critical"),
+        ("payment_not_refunded", "critical"),
+        ("tariff_change", "routine"),
+        ("deferred_payment", "routine"),
+        ("other", "routine"),
+        ("social_login", "convenience"),
+        ("ui_typo", "convenience"),
+    ],
 )
 def test_triage_by_category(category, severity):
     verdict = triage(category, default_policy())
@@ -69,20 +83,31 @@ def test_unknown_category_is_routine_with_a_note():
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        (lambda d: d["severities"]["critical"].update(acknowledge_within="soon"), "severities.critical.acknowledge_within",
-         "not a duration"),
-        (lambda d: d["severities"]["routine"].update(line_timeouts={"1": "8h"}), "severities.routine.line_timeouts",
-         "lines [1, 2]"),
+        (
+            lambda d: d["severities"]["critical"].update(acknowledge_within="soon"),
+            "severities.critical.acknowledge_within",
+            "not a duration",
+        ),
+        (
+            lambda d: d["severities"]["routine"].update(line_timeouts={"1": "8h"}),
+            "severities.routine.line_timeouts",
+            "lines [1, 2]",
+        ),
         (lambda d: d["severities"].pop("convenience"), "severities", "convenience"),
         (lambda d: d["categories"].update(x="urgent"), "categories.x", "critical"),
-        (lambda d: d["severities"]["critical"].pop("feedback_window"), "severities.critical",
-         "feedback_window"),
-        (lambda d: d["severities"]["critical"].update(renotify_every="0s"), "severities.critical.renotify_every",
-         "longer than 0s"),
+        (lambda d: d["severities"]["critical"].pop("feedback_window"), "severities.critical", "feedback_window"),
+        (
+            lambda d: d["severities"]["critical"].update(renotify_every="0s"),
+            "severities.critical.renotify_every",
+            "longer than 0s",
+        ),
         (lambda d: d.update(refund_approval_limits={"1": "-5"}), "refund_approval_limits.1", "greater than 0"),
         (lambda d: d.update(surprise=1), "surprise", "Extra inputs"),
-        (lambda d: d["severities"]["critical"]["compensation"].update(currency="RUX"),
-         "severities.critical.compensation.currency", "ISO 4217"),
+        (
+            lambda d: d["severities"]["critical"]["compensation"].update(currency="RUX"),
+            "severities.critical.compensation.currency",
+            "ISO 4217",
+        ),
     ],
 )
 def test_a_bad_policy_file_names_the_field(tmp_path: Path, change, field, words):

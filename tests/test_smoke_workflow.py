@@ -9,7 +9,7 @@ from tests.helpers import MINUTE, send, start_incident, state_of
 async def test_critical_incident_escalates_after_an_hour_and_resolves(
     time_env: WorkflowEnvironment, skipping: RunningWorker, sandboxes: Sandboxes
 ):
-    handle = await start_incident(skipping.client, skipping.task_queue)
+    handle = await start_incident(skipping)
     state = await state_of(handle)
     assert (state.severity, state.line, state.status) == ("critical", 1, "open")
     await time_env.sleep(61 * MINUTE)

@@ -89,6 +89,7 @@ def test_lines_escalate_on_time_and_the_last_line_renotifies_until_someone_acts(
         {"from_line": 1, "to_line": 2, "reason": "timeout"},
         {"from_line": 2, "to_line": 3, "reason": "timeout"},
     ]
+
     def to_lines(effects):
         return [n for n in notified(effects) if n[0] != "customer"]
 
