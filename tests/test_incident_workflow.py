@@ -174,6 +174,7 @@ async def test_refund_is_retried_through_five_provider_failures_and_paid_once(
     )
     await time_env.sleep(10 * MINUTE)
     state = await until(handle, lambda s: s.refund is not None and s.refund.status == "paid")
+    assert state.refund is not None
     key = state.refund.idempotency_key
     assert (await sandboxes.attempts())[key] == 6
     ledger = await sandboxes.ledger(reference=state.ticket_id)
@@ -189,6 +190,7 @@ async def test_a_rejected_refund_becomes_a_line_two_task(
         skipping, category="payment_not_refunded", refund={"amount": "300", "currency": "RUB"}
     )
     state = await until(handle, lambda s: s.refund is not None and s.refund.status == "failed")
+    assert state.refund is not None
     assert "card_closed" in (state.refund.failure or "")
     assert (await sandboxes.attempts())[state.refund.idempotency_key] == 1, "business rejections are not retried"
     tasks = await sandboxes.notifications(state.ticket_id, "line_2")

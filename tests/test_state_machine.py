@@ -307,7 +307,8 @@ def test_sla_clock_pauses_only_the_sla_clocks_and_resumes_with_the_wait_added():
     clock.start(Clock.line, T0, H, "line-1 SLA 1h")
     clock.start(Clock.customer_update, T0, 2 * H, "update")
     clock.pause(T0 + 10 * M)
-    assert clock.next() is not None and clock.next().clock == Clock.customer_update
+    upcoming = clock.next()
+    assert upcoming is not None and upcoming.clock == Clock.customer_update
     assert clock.expired(T0 + 90 * M) == []
     clock.resume(T0 + 40 * M)
     assert clock.due_at(Clock.line) == T0 + H + 30 * M
