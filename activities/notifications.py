@@ -43,5 +43,6 @@ class NotificationActivities:
                     non_retryable=True,
                 )
             delivered.append(notification.id)
-            activity.heartbeat(delivered)
+            if not activity.info().is_local:
+                activity.heartbeat(delivered)
         return DeliveryReport(delivered=delivered)

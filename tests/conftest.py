@@ -35,7 +35,13 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(), test_server_existing_path=temporal_test_server()
     )
-    # An unregistered search attribute makes every workflow task fail and retry forever.
+    await register_search_attributes(env)
+    yield env
+    await env.shutdown()
+
+
+async def register_search_attributes(env: WorkflowEnvironment) -> None:
+    """An unregistered search attribute makes every workflow task fail and retry forever."""
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=env.client.namespace,
@@ -44,8 +50,6 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
             },
         )
     )
-    yield env
-    await env.shutdown()
 
 
 @pytest.fixture(scope="session")

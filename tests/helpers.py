@@ -8,6 +8,7 @@ from typing import Any
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import RunningWorker
 from workflows.domain.inputs import IncidentInput
@@ -88,9 +89,16 @@ def events_of(state: IncidentState, event_type: str) -> list[Any]:
 
 
 async def until(
-    handle: WorkflowHandle[Any, Any], predicate: Callable[[IncidentState], bool], within: float = 20.0
+    handle: WorkflowHandle[Any, Any],
+    predicate: Callable[[IncidentState], bool],
+    within: float = 20.0,
+    skip: tuple[WorkflowEnvironment, timedelta] | None = None,
 ) -> IncidentState:
-    """Poll the state (in real time) until `predicate` holds: for outcomes that wait on an activity."""
+    """Poll the state (in real time) until `predicate` holds: for outcomes that wait on an activity.
+
+    With `skip=(env, step)`, workflow time also moves on by `step` between polls, for outcomes that
+    wait on server-side retry backoff as well.
+    """
     deadline = asyncio.get_running_loop().time() + within
     while True:
         state = await state_of(handle)
@@ -98,4 +106,7 @@ async def until(
             return state
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{handle.id} never reached the expected state; last: {state.model_dump_json()}")
-        await asyncio.sleep(0.05)
+        if skip is not None:
+            await skip[0].sleep(skip[1])
+        else:
+            await asyncio.sleep(0.05)

@@ -9,7 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import (
+    SearchAttributeIndexedValueType,
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
 
 from workflows.domain.models import IncidentState
 
@@ -57,6 +63,17 @@ def values_of(state: IncidentState) -> dict[str, object]:
         SLA_DEADLINE.name: deadline,
         ASSIGNEE.name: state.assignee,
     }
+
+
+def from_typed(attributes: TypedSearchAttributes) -> dict[str, object]:
+    """What the execution already carries (set at start, or before continue-as-new)."""
+    return {key.name: attributes.get(key) for key in ALL_KEYS}
+
+
+def as_typed(values: dict[str, object]) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [SearchAttributePair(key, values[key.name]) for key in ALL_KEYS if values[key.name] is not None]
+    )
 
 
 def updates(previous: dict[str, object] | None, current: dict[str, object]) -> list[SearchAttributeUpdate[Any]]:

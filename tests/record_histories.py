@@ -1,0 +1,50 @@
+"""Record the histories replayed by tests/test_replay.py: `python -m tests.record_histories`.
+
+Run it only when a lifecycle is added; never to paper over a replay failure, which
+means a change to workflow logic needs `workflow.patched` (see the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from sandboxes import notifications as notification_sink
+from sandboxes import payments as payment_provider
+from sandboxes.faults import Faults
+from starter.connection import data_converter
+from tests.conftest import WEBHOOK_SECRET, Sandboxes, register_search_attributes, running_worker
+from tests.lifecycles import LIFECYCLES
+from tests.sandbox_servers import serve
+from workers.binaries import temporal_test_server
+
+HERE = Path(__file__).parent / "histories"
+
+
+async def main() -> None:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter(), test_server_existing_path=temporal_test_server()
+    )
+    await register_search_attributes(env)
+    async with (
+        serve(payment_provider.create_app(Faults())) as payments,
+        serve(notification_sink.create_app(WEBHOOK_SECRET.encode(), Faults())) as sink,
+        httpx.AsyncClient() as http,
+    ):
+        boxes = Sandboxes(payments.url, f"{sink.url}/notifications", http)
+        for name, lifecycle in LIFECYCLES.items():
+            async with running_worker(env.client, boxes) as running:
+                handle = await lifecycle(env, running)
+                history = await handle.fetch_history()
+                path = HERE / f"{name}.json"
+                path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+                print(f"{name}: {len(history.events)} events -> {path}")
+    await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
