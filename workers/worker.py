@@ -13,6 +13,7 @@ from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from workers.settings import WorkerSettings
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.intake_workflow import IncidentIntakeWorkflow
 
 
 def build_worker(
@@ -32,7 +33,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[IncidentWorkflow],
+        workflows=[IncidentWorkflow, IncidentIntakeWorkflow],
         activities=[notifications.send_notifications, payments.make_payment],
         interceptors=list(interceptors),
         **options,

@@ -62,7 +62,7 @@ class IncidentWorkflow:
         self._background: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None
         self._timer_for: Deadline | None = None
-        self._published: dict[str, object] | None = None
+        self._published: dict[str, object] = search_attributes.from_typed(workflow.info().typed_search_attributes)
         self._broken: BaseException | None = None
 
     @workflow.run

@@ -90,3 +90,18 @@ def updates(previous: dict[str, object] | None, current: dict[str, object]) -> l
         else:
             result.append(key.value_set(value))
     return result
+
+
+def initial(state_severity: str, category: str, customer_id: str) -> TypedSearchAttributes:
+    """What an incident carries from its start, before its first workflow task runs."""
+    return as_typed(
+        {
+            SEVERITY.name: state_severity,
+            STATUS.name: "open",
+            LINE.name: 1,
+            CATEGORY.name: category,
+            CUSTOMER.name: customer_id,
+            SLA_DEADLINE.name: None,
+            ASSIGNEE.name: None,
+        }
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel
 
 from workflows.domain.models import IncidentState, OpenIncident
@@ -16,3 +18,26 @@ class IncidentInput(BaseModel):
     request: OpenIncident
     policy: Policy
     carried: IncidentState | None = None
+
+
+INTAKE_WORKFLOW_TYPE = "IncidentIntake"
+
+
+class IntakeKey(BaseModel):
+    customer_id: str
+    category: str
+
+
+class IntakeRequest(BaseModel):
+    request: OpenIncident
+    policy: Policy
+
+
+class IntakeResult(BaseModel):
+    ticket_id: str
+    outcome: Literal["created", "joined", "existing"]
+
+
+def intake_workflow_id(customer_id: str, category: str) -> str:
+    """One intake per customer and category: it serialises that customer's opens for that problem."""
+    return f"intake:{customer_id}:{category}"

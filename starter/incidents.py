@@ -1,0 +1,266 @@
+"""The incident service as every client of this project uses it: HTTP API, CLI, demo, benchmark.
+
+A thin layer over the Temporal client: opening goes through the intake
+workflow (race-free open-or-join), actions through the incident's `act`
+update (so the caller learns at once whether the incident accepted them),
+reads through the `state` query, lists through visibility search attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows import search_attributes as sa
+from workflows.domain.inputs import (
+    TASK_QUEUE,
+    WORKFLOW_TYPE,
+    IncidentInput,
+    IntakeKey,
+    IntakeRequest,
+    IntakeResult,
+    intake_workflow_id,
+)
+from workflows.domain.models import Action, ActionResult, IncidentEvent, IncidentState, OpenIncident, Severity, Status
+from workflows.domain.policy import Policy, load_policy
+from workflows.domain.tickets import new_ticket_id, ticket_for_request
+from workflows.incident_start import start_options
+
+Outcome = Literal["created", "joined", "existing"]
+
+
+class IncidentNotFound(LookupError):
+    def __init__(self, ticket_id: str) -> None:
+        super().__init__(f"no incident {ticket_id}")
+        self.ticket_id = ticket_id
+
+
+class ActionRejected(Exception):
+    def __init__(self, ticket_id: str, action: str, reason: str, event_seq: int | None = None) -> None:
+        super().__init__(f"{ticket_id} rejected {action}: {reason}")
+        self.ticket_id = ticket_id
+        self.action = action
+        self.reason = reason
+        self.event_seq = event_seq
+
+
+@dataclass(frozen=True)
+class Opened:
+    outcome: Outcome
+    state: IncidentState
+
+    @property
+    def ticket_id(self) -> str:
+        return self.state.ticket_id
+
+    @property
+    def created(self) -> bool:
+        return self.outcome == "created"
+
+
+class IncidentSummary(BaseModel):
+    """One row of a visibility search: what the search attributes say, without asking the workflow."""
+
+    ticket_id: str
+    severity: str | None
+    status: str | None
+    line: int | None
+    category: str | None
+    customer_id: str | None
+    sla_deadline: datetime | None
+    assignee: str | None
+    opened_at: datetime
+    execution_status: str
+
+
+def visibility_query(
+    status: Status | None = None,
+    severity: Severity | None = None,
+    line: int | None = None,
+    customer_id: str | None = None,
+    category: str | None = None,
+) -> str:
+    # Values are validated enums, ints or identifiers restricted to [A-Za-z0-9._:@-], so quoting is safe.
+    clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
+    if status is not None:
+        clauses.append(f"{sa.STATUS.name} = '{Status(status).value}'")
+    if severity is not None:
+        clauses.append(f"{sa.SEVERITY.name} = '{Severity(severity).value}'")
+    if line is not None:
+        clauses.append(f"{sa.LINE.name} = {int(line)}")
+    if customer_id is not None:
+        clauses.append(f"{sa.CUSTOMER.name} = '{_quoted(customer_id)}'")
+    if category is not None:
+        clauses.append(f"{sa.CATEGORY.name} = '{_quoted(category)}'")
+    return " AND ".join(clauses)
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+class IncidentService:
+    def __init__(self, client: Client, policy: Policy | None = None, task_queue: str = TASK_QUEUE) -> None:
+        self.client = client
+        self.policy = policy if policy is not None else load_policy()
+        self.task_queue = task_queue
+
+    # --- opening ---
+
+    async def open(self, request: OpenIncident) -> Opened:
+        if request.new_incident:
+            result = await self._start_directly(request)
+        else:
+            result = await self._open_through_intake(request)
+        return Opened(result.outcome, await self.state(result.ticket_id, wait_for_start=True))
+
+    async def _open_through_intake(self, request: OpenIncident) -> IntakeResult:
+        intake = IntakeRequest(request=request, policy=self.policy)
+        for attempt in range(3):
+            operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+                "IncidentIntake",
+                IntakeKey(customer_id=request.customer_id, category=request.category),
+                id=intake_workflow_id(request.customer_id, request.category),
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            try:
+                result: IntakeResult = await self.client.execute_update_with_start_workflow(
+                    "open", intake, start_workflow_operation=operation, result_type=IntakeResult
+                )
+                return result
+            except (WorkflowUpdateFailedError, RPCError):
+                # The intake completed between our lookup and the update (its incident just closed):
+                # the next attempt starts a fresh intake.
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _start_directly(self, request: OpenIncident) -> IntakeResult:
+        """The caller asked for a new incident: skip the recontact check, keep request-id idempotency."""
+        ticket = ticket_for_request(request.customer_id, request.request_id) if request.request_id else new_ticket_id()
+        input = IncidentInput(ticket_id=ticket, request=request, policy=self.policy)
+        try:
+            await self.client.start_workflow(
+                WORKFLOW_TYPE,
+                input,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING
+                if request.request_id
+                else WorkflowIDConflictPolicy.FAIL,
+                **start_options(input),
+            )
+        except WorkflowAlreadyStartedError:
+            if not request.request_id:
+                raise
+            return IntakeResult(ticket_id=ticket, outcome="existing")
+        return IntakeResult(ticket_id=ticket, outcome="created")
+
+    # --- reading ---
+
+    def handle(self, ticket_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(ticket_id)
+
+    async def state(self, ticket_id: str, wait_for_start: bool = False) -> IncidentState:
+        handle = self.handle(ticket_id)
+        try:
+            description = await handle.describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise IncidentNotFound(ticket_id) from None
+            raise
+        if description.workflow_type != WORKFLOW_TYPE:
+            raise IncidentNotFound(ticket_id)
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            final: IncidentState = await self.client.get_workflow_handle(ticket_id, result_type=IncidentState).result()
+            return final
+        for attempt in range(50 if wait_for_start else 1):
+            try:
+                state: IncidentState = await handle.query("state", result_type=IncidentState)
+                return state
+            except WorkflowQueryFailedError:
+                # Right after the start the first workflow task may not have run yet.
+                if attempt == 49 or not wait_for_start:
+                    raise
+                await asyncio.sleep(0.02)
+        raise AssertionError("unreachable")
+
+    async def history(self, ticket_id: str) -> list[IncidentEvent]:
+        return list((await self.state(ticket_id)).events)
+
+    async def search(
+        self,
+        status: Status | None = None,
+        severity: Severity | None = None,
+        line: int | None = None,
+        customer_id: str | None = None,
+        category: str | None = None,
+        limit: int = 100,
+    ) -> list[IncidentSummary]:
+        query = visibility_query(status, severity, line, customer_id, category)
+        rows: list[IncidentSummary] = []
+        async for execution in self.client.list_workflows(query, limit=limit):
+            attributes = execution.typed_search_attributes
+            rows.append(
+                IncidentSummary(
+                    ticket_id=execution.id,
+                    severity=attributes.get(sa.SEVERITY),
+                    status=attributes.get(sa.STATUS),
+                    line=attributes.get(sa.LINE),
+                    category=attributes.get(sa.CATEGORY),
+                    customer_id=attributes.get(sa.CUSTOMER),
+                    sla_deadline=attributes.get(sa.SLA_DEADLINE),
+                    assignee=attributes.get(sa.ASSIGNEE),
+                    opened_at=execution.start_time,
+                    execution_status=execution.status.name.lower() if execution.status else "unknown",
+                )
+            )
+        return rows
+
+    # --- acting ---
+
+    async def act(self, ticket_id: str, action: Action) -> ActionResult:
+        """Apply an agent's action and return the verdict; a rejection raises ActionRejected."""
+        payload = action.model_dump(mode="json", exclude={"type"})
+        handle = self.handle(ticket_id)
+        try:
+            result: ActionResult = await handle.execute_update(
+                "act", args=[action.type, payload], result_type=ActionResult
+            )
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                await self._raise_if_missing(ticket_id)
+                raise ActionRejected(ticket_id, action.type, "the incident is closed") from None
+            raise
+        except WorkflowUpdateFailedError as error:
+            await self._raise_if_missing(ticket_id)
+            raise ActionRejected(ticket_id, action.type, f"the incident could not take it: {error.cause}") from None
+        if not result.accepted:
+            raise ActionRejected(ticket_id, action.type, result.reason or "rejected", result.event_seq)
+        return result
+
+    async def _raise_if_missing(self, ticket_id: str) -> None:
+        try:
+            description = await self.handle(ticket_id).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise IncidentNotFound(ticket_id) from None
+            raise
+        if description.workflow_type != WORKFLOW_TYPE:
+            raise IncidentNotFound(ticket_id)
