@@ -89,8 +89,8 @@ class IncidentSummary(BaseModel):
 
 
 def visibility_query(
-    status: Status | None = None,
-    severity: Severity | None = None,
+    status: Status | str | None = None,
+    severity: Severity | str | None = None,
     line: int | None = None,
     customer_id: str | None = None,
     category: str | None = None,
@@ -206,8 +206,8 @@ class IncidentService:
 
     async def search(
         self,
-        status: Status | None = None,
-        severity: Severity | None = None,
+        status: Status | str | None = None,
+        severity: Severity | str | None = None,
         line: int | None = None,
         customer_id: str | None = None,
         category: str | None = None,
