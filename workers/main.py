@@ -1,0 +1,45 @@
+"""`incidents worker`: one worker process on the incidents task queue. Run as many as you like."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from starter.connection import connect
+from workers.settings import WorkerSettings
+from workers.worker import build_worker, http_client
+
+
+def _cache_bytecode() -> None:
+    # The sandbox re-imports workflow modules per run; with PYTHONDONTWRITEBYTECODE set (as on these
+    # machines) each re-import would compile the source again, so keep compiled files in our own cache.
+    if sys.pycache_prefix is None:
+        sys.pycache_prefix = str(Path(os.environ.get("INCIDENTS_PYCACHE", Path.home() / ".cache" / "incidents-pyc")))
+
+
+async def run_worker(settings: WorkerSettings | None = None, stop: asyncio.Event | None = None) -> None:
+    settings = settings or WorkerSettings()
+    _cache_bytecode()
+    client = await connect()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            break
+    async with http_client(settings) as http:
+        worker = build_worker(client, http, settings)
+        async with worker:
+            await stop.wait()
+
+
+def main() -> None:
+    asyncio.run(run_worker())
+
+
+if __name__ == "__main__":
+    main()
