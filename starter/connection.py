@@ -8,6 +8,7 @@ same code reaches a laptop's dev server or Temporal Cloud.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -17,11 +18,17 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 
+from starter.codec import payload_codec_from_env
+from workers.telemetry import client_interceptors
+
 DEFAULT_ADDRESS = "localhost:7233"
 
 
 def data_converter() -> DataConverter:
-    return pydantic_data_converter
+    codec = payload_codec_from_env()
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
 def connect_config(target: str | None = None, namespace: str | None = None) -> dict[str, Any]:
@@ -52,5 +59,5 @@ async def connect(
     return await Client.connect(
         **connect_config(target, namespace),
         data_converter=data_converter(),
-        interceptors=list(interceptors),
+        interceptors=[*client_interceptors(), *interceptors],
     )

@@ -12,6 +12,7 @@ from temporalio.worker import Interceptor, Worker
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from workers.settings import WorkerSettings
+from workers.telemetry import worker_interceptors
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
 
@@ -35,7 +36,7 @@ def build_worker(
         task_queue=task_queue or settings.task_queue,
         workflows=[IncidentWorkflow, IncidentIntakeWorkflow],
         activities=[notifications.send_notifications, payments.make_payment],
-        interceptors=list(interceptors),
+        interceptors=[*worker_interceptors(), *interceptors],
         **options,
     )
 

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentReceipt,
         PaymentRequest,
     )
-    from workflows import search_attributes
+    from workflows import metrics, search_attributes
     from workflows.domain.errors import describe_validation_error
     from workflows.domain.incident import Effect, GrantCompensation, Incident, Notify, Outcome, PayRefund
     from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
@@ -64,6 +64,7 @@ class IncidentWorkflow:
         self._timer_for: Deadline | None = None
         self._published: dict[str, object] = search_attributes.from_typed(workflow.info().typed_search_attributes)
         self._broken: BaseException | None = None
+        self._observed_seq = input.carried.event_seq if input.carried is not None else 0
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
@@ -326,6 +327,10 @@ class IncidentWorkflow:
 
     def _publish(self) -> None:
         state = self._incident.state
+        fresh = [e for e in state.events if e.seq > self._observed_seq]
+        if fresh:
+            self._observed_seq = fresh[-1].seq
+            metrics.record(workflow.metric_meter(), state, fresh)
         current = search_attributes.values_of(state)
         changes = search_attributes.updates(self._published, current)
         if changes:
