@@ -19,3 +19,5 @@ class WorkerSettings(BaseSettings):
     task_queue: str = Field(default=TASK_QUEUE, alias="INCIDENTS_TASK_QUEUE")
     metrics_port: int | None = Field(default=None, alias="INCIDENTS_METRICS_PORT")
     http_timeout_seconds: float = Field(default=10.0, alias="INCIDENTS_HTTP_TIMEOUT")
+    # Open incidents wait for days; keeping them cached saves a replay on every signal and timer.
+    max_cached_workflows: int = Field(default=10_000, ge=0, alias="INCIDENTS_MAX_CACHED_WORKFLOWS")

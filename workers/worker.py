@@ -37,7 +37,7 @@ def build_worker(
         workflows=[IncidentWorkflow, IncidentIntakeWorkflow],
         activities=[notifications.send_notifications, payments.make_payment],
         interceptors=[*worker_interceptors(), *interceptors],
-        **options,
+        **{"max_cached_workflows": settings.max_cached_workflows, **options},
     )
 
 
