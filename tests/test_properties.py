@@ -14,6 +14,7 @@ from tests.helpers import open_request
 from workflows.domain.incident import Incident, PayRefund
 from workflows.domain.models import Action, IncidentState, OpenIncident, RefundStatus, Status
 from workflows.domain.policy import default_policy
+from workflows.domain.sla import Clock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ACTION = TypeAdapter(Action)
@@ -68,7 +69,7 @@ def check_invariants(incident: Incident, previous_status: Status) -> None:
         assert not state.clock.deadlines and state.closed_at is not None
         assert state.refund is None or state.refund.status in (RefundStatus.paid, RefundStatus.settled)
     if state.status is Status.open:
-        assert state.clock.running("line") or state.line == 3
+        assert state.clock.running(Clock.line) or state.line == 3
     times = [e.at for e in state.events]
     assert times == sorted(times)
 
