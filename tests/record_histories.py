@@ -1,11 +1,13 @@
 """Record the histories replayed by tests/test_replay.py: `python -m tests.record_histories`.
 
-Run it only when a lifecycle is added; never to paper over a replay failure, which
-means a change to workflow logic needs `workflow.patched` (see the README).
+Run it only when a lifecycle is added, or with `--tag NAME` after a change guarded by
+`workflow.patched` (the old histories stay: they stand for incidents started before it).
+Never re-record to paper over a replay failure (see the README, "Changing workflow logic").
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from pathlib import Path
@@ -25,7 +27,7 @@ from workers.binaries import temporal_test_server
 HERE = Path(__file__).parent / "histories"
 
 
-async def main() -> None:
+async def main(tag: str | None) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(), test_server_existing_path=temporal_test_server()
     )
@@ -40,11 +42,13 @@ async def main() -> None:
             async with running_worker(env.client, boxes) as running:
                 handle = await lifecycle(env, running)
                 history = await handle.fetch_history()
-                path = HERE / f"{name}.json"
+                path = HERE / (f"{name}.{tag}.json" if tag else f"{name}.json")
                 path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
                 print(f"{name}: {len(history.events)} events -> {path}")
     await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tag", help="suffix for histories recorded after a patched change, e.g. announce-ack")
+    asyncio.run(main(parser.parse_args().tag))

@@ -6,6 +6,7 @@ with `workflow.patched` (README, "Changing workflow logic safely") instead of re
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,13 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from starter.connection import data_converter
+from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
+from workflows.domain.models import IncidentState
 from workflows.incident_workflow import IncidentWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES_DIR = Path(__file__).parent / "histories"
+HISTORIES = sorted(HISTORIES_DIR.glob("*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -49,3 +53,36 @@ async def test_replay_catches_a_change_in_workflow_logic():
     replayer = Replayer(workflows=[ForgetfulIncidentWorkflow], data_converter=data_converter())
     result = await replayer.replay_workflow(load(HISTORIES[0]), raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, NondeterminismError)
+
+
+def final_state(history: WorkflowHistory) -> IncidentState:
+    completed = history.events[-1].workflow_execution_completed_event_attributes
+    return data_converter().payload_converter.from_payload(completed.result.payloads[0], IncidentState)
+
+
+def customer_kinds(state: IncidentState) -> list[str]:
+    return [e.data["kind"] for e in state.events if e.type == "customer_notified"]
+
+
+async def test_the_acknowledgement_patch_keeps_old_incidents_as_they_were_and_changes_new_ones():
+    """The procedure of the README's "Changing workflow logic safely", shown on one real patch."""
+    before = load(HISTORIES_DIR / "full_critical.json")
+    after = load(HISTORIES_DIR / "full_critical.announce-ack.json")
+    assert "acknowledged" not in customer_kinds(final_state(before))
+    assert "acknowledged" in customer_kinds(final_state(after))
+    assert ANNOUNCE_ACKNOWLEDGEMENT not in _patch_ids(before)
+    assert ANNOUNCE_ACKNOWLEDGEMENT in _patch_ids(after)
+    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=data_converter())
+    for history in (before, after):
+        assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
+
+
+def _patch_ids(history: WorkflowHistory) -> list[str]:
+    """Ids of the `workflow.patched` markers Core recorded (marker "core_patch", details "patch-data")."""
+    ids = []
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and marker.marker_name == "core_patch":
+            data = json.loads(marker.details["patch-data"].payloads[0].data)
+            ids.append(data["id"])
+    return ids

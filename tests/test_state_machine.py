@@ -9,7 +9,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from tests.helpers import open_request
-from workflows.domain.incident import GrantCompensation, Incident, Notify, PayRefund
+from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT, GrantCompensation, Incident, Notify, PayRefund
 from workflows.domain.models import Action, Money, OpenIncident
 from workflows.domain.policy import default_policy
 from workflows.domain.sla import Clock, SlaClock
@@ -323,3 +323,27 @@ def test_open_request_validation_names_the_field():
     assert "channel" in text and "contact" in text
     with pytest.raises(ValidationError, match="decimal string"):
         Money.model_validate({"amount": 10.5, "currency": "RUB"})
+
+
+def test_with_the_announce_feature_a_critical_customer_hears_of_the_acknowledgement():
+    incident, _ = opened()
+    incident.features.add(ANNOUNCE_ACKNOWLEDGEMENT)
+    effects = incident.act(action(type="acknowledge", agent="ann"), T0 + M).effects
+    assert notified(effects) == [("customer", "acknowledged")]
+    routine, _ = opened(category="tariff_change")
+    routine.features.add(ANNOUNCE_ACKNOWLEDGEMENT)
+    assert notified(routine.act(action(type="acknowledge", agent="ann"), T0 + M).effects) == []
+    plain, _ = opened()
+    assert notified(plain.act(action(type="acknowledge", agent="ann"), T0 + M).effects) == []
+
+
+def test_compaction_keeps_the_tail_and_counts_the_rest():
+    incident, _ = opened()
+    for i in range(30):
+        incident.act(action(type="add_note", agent="ann", text=f"n{i}"), T0 + i * M)
+    total = incident.state.event_seq
+    dropped = incident.compact(keep=10)
+    state = incident.state
+    assert dropped == total - 10 and len(state.events) == 10 and state.events_compacted == dropped
+    assert sum(state.compacted_counts.values()) == dropped and state.events[-1].seq == total
+    assert state.compacted_counts["note_added"] + sum(e.type == "note_added" for e in state.events) == 30

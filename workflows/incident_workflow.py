@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
@@ -34,7 +34,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import metrics, search_attributes
     from workflows.domain.errors import describe_validation_error
-    from workflows.domain.incident import Effect, GrantCompensation, Incident, Notify, Outcome, PayRefund
+    from workflows.domain.incident import (
+        ANNOUNCE_ACKNOWLEDGEMENT,
+        Effect,
+        GrantCompensation,
+        Incident,
+        Notify,
+        Outcome,
+        PayRefund,
+    )
     from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
     from workflows.domain.models import ACTION_MODELS, ActionResult, IncidentState, Money
     from workflows.domain.sla import Deadline
@@ -45,6 +53,8 @@ NOTIFY_GIVE_UP_AFTER = timedelta(days=7)
 # Past this, retries wait on a durable timer instead of holding the workflow task open.
 NOTIFY_LOCAL_RETRY_THRESHOLD = timedelta(seconds=10)
 PAYMENT_ATTEMPT_TIMEOUT = timedelta(seconds=15)
+# The domain event log a run carries into the next; older events become counts by type.
+KEEP_DOMAIN_EVENTS = 500
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -55,11 +65,13 @@ class IncidentWorkflow:
         effects: list[Effect] = []
         if input.carried is not None:
             self._incident = Incident(input.carried, input.policy)
+            effects = self._incident.resume_effects()
         else:
             self._incident, effects = Incident.open(input.ticket_id, input.request, input.policy, workflow.now())
         self._pending: list[Effect] = effects
         self._changed = True
         self._background: set[asyncio.Task[None]] = set()
+        self._notifying: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None
         self._timer_for: Deadline | None = None
         self._published: dict[str, object] = search_attributes.from_typed(workflow.info().typed_search_attributes)
@@ -75,6 +87,8 @@ class IncidentWorkflow:
             self._publish()
             if self._incident.finished and not self._background:
                 break
+            if self._history_is_long():
+                await self._continue_as_new()
             self._arm_timer()
             await workflow.wait_condition(lambda: self._changed or self._timer_fired())
             if self._broken is not None:
@@ -169,9 +183,55 @@ class IncidentWorkflow:
             action = model.model_validate({**data, "type": action_type})
         except ValidationError as error:
             return self._incident.reject(action_type, actor, describe_validation_error(error), now)
+        if (
+            action_type == "acknowledge"
+            and ANNOUNCE_ACKNOWLEDGEMENT not in self._incident.features
+            and workflow.patched(ANNOUNCE_ACKNOWLEDGEMENT)
+        ):
+            # Incidents that acknowledged before this change replay without the customer message.
+            self._incident.features.add(ANNOUNCE_ACKNOWLEDGEMENT)
         outcome = self._incident.act(action, now)  # type: ignore[arg-type]
         self._pending.extend(outcome.effects)
         return outcome
+
+    # --- a long life: continue as new with the whole incident ---
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._input.history_limit
+
+    async def _continue_as_new(self) -> NoReturn:
+        """Start a fresh run carrying the state, its event log (tail) and its clocks' deadlines.
+
+        Notifications in flight are let finish first (they are not in the state); payments in flight
+        are not waited for: the next run asks again with the same idempotency key (`resume_effects`).
+        """
+        while True:
+            self._carry_out(self._pending)
+            await workflow.wait_condition(
+                lambda: workflow.all_handlers_finished() and (bool(self._pending) or not self._notifying)
+            )
+            if not self._pending:
+                break
+        compacted = self._incident.compact(KEEP_DOMAIN_EVENTS)
+        workflow.logger.info(
+            "continuing as new",
+            extra={
+                "ticket_id": self._incident.t,
+                "history_length": workflow.info().get_current_history_length(),
+                "events_compacted": compacted,
+            },
+        )
+        workflow.continue_as_new(
+            IncidentInput(
+                ticket_id=self._input.ticket_id,
+                request=self._input.request,
+                policy=self._input.policy,
+                carried=self._incident.state,
+                history_limit=self._input.history_limit,
+            ),
+            search_attributes=workflow.info().typed_search_attributes,
+        )
 
     # --- time ---
 
@@ -201,7 +261,7 @@ class IncidentWorkflow:
     def _carry_out(self, effects: list[Effect]) -> None:
         notifications = [e for e in effects if isinstance(e, Notify)]
         if notifications:
-            self._spawn(self._notify(notifications))
+            self._notifying.add(self._spawn(self._notify(notifications)))
         for effect in effects:
             if isinstance(effect, PayRefund):
                 self._spawn(self._pay_refund(effect))
@@ -209,13 +269,15 @@ class IncidentWorkflow:
                 self._spawn(self._grant_compensation(effect))
         effects.clear()
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background_done)
+        return task
 
     def _background_done(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
+        self._notifying.discard(task)
         self._changed = True
         if not task.cancelled() and task.exception() is not None:
             self._broken = task.exception()

@@ -50,6 +50,9 @@ Recipient = Literal["customer", "line_1", "line_2", "line_3"]
 REOPEN_LINE = 2
 BAD_FEEDBACK = 2
 
+# Behaviour switched on by the workflow once its `workflow.patched` marker says this run may use it.
+ANNOUNCE_ACKNOWLEDGEMENT = "announce-acknowledgement"
+
 
 @dataclass(frozen=True)
 class Notify:
@@ -100,9 +103,10 @@ def _fmt_money(money: Money) -> str:
 
 
 class Incident:
-    def __init__(self, state: IncidentState, policy: Policy) -> None:
+    def __init__(self, state: IncidentState, policy: Policy, features: frozenset[str] = frozenset()) -> None:
         self.state = state
         self.policy = policy
+        self.features = set(features)
         self._effects: list[Effect] = []
 
     # --- construction ---
@@ -178,6 +182,29 @@ class Incident:
 
     def next_deadline(self) -> Deadline | None:
         return self.state.clock.next()
+
+    def resume_effects(self) -> list[Effect]:
+        """Money that was on its way when the previous run continued as new: ask again, same key."""
+        effects: list[Effect] = []
+        refund, compensation = self.state.refund, self.state.compensation
+        if refund is not None and refund.status is RefundStatus.requested:
+            effects.append(PayRefund(idempotency_key=refund.idempotency_key, money=refund.money))
+        if compensation is not None and compensation.status == "granting":
+            money = Money(amount=compensation.amount, currency=compensation.currency)
+            effects.append(GrantCompensation(idempotency_key=compensation.idempotency_key, money=money))
+        return effects
+
+    def compact(self, keep: int) -> int:
+        """Summarise all but the newest `keep` events into counts by type; returns how many went."""
+        state = self.state
+        if len(state.events) <= keep:
+            return 0
+        cut = len(state.events) - keep
+        for event in state.events[:cut]:
+            state.compacted_counts[event.type.value] = state.compacted_counts.get(event.type.value, 0) + 1
+        state.events = state.events[cut:]
+        state.events_compacted += cut
+        return cut
 
     # --- inputs ---
 
@@ -319,7 +346,15 @@ class Incident:
         data: dict[str, Any] = {"line": self.state.line}
         if previous:
             data["took_over_from"] = previous
-        return self._record(EventType.acknowledged, now, by=action.agent, **data)
+        event = self._record(EventType.acknowledged, now, by=action.agent, **data)
+        if ANNOUNCE_ACKNOWLEDGEMENT in self.features and self.rules.customer_updates_every is not None:
+            # Seed 000: a critical customer hears at once that a person has their case, not only a ticket.
+            self._notify_customer(
+                "acknowledged",
+                f"A line-{self.state.line} specialist is now working on your ticket {self.t}.",
+                now,
+            )
+        return event
 
     def _add_note(self, action: AddNote, now: datetime) -> IncidentEvent:
         self._require_not_closed("add a note")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy
@@ -13,11 +13,16 @@ TASK_QUEUE = "incidents"
 WORKFLOW_TYPE = "IncidentWorkflow"
 
 
+# Continue as new well before Temporal's own warning (10,240 events) so a chatty incident never nears its limits.
+DEFAULT_HISTORY_LIMIT = 4_000
+
+
 class IncidentInput(BaseModel):
     ticket_id: str
     request: OpenIncident
     policy: Policy
-    carried: IncidentState | None = None
+    carried: IncidentState | None = Field(default=None, description="the whole incident, after continue-as-new")
+    history_limit: int = Field(default=DEFAULT_HISTORY_LIMIT, ge=50)
 
 
 INTAKE_WORKFLOW_TYPE = "IncidentIntake"

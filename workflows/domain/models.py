@@ -334,6 +334,9 @@ class IncidentState(BaseModel):
     reopen_count: int = 0
     events: list[IncidentEvent] = Field(default_factory=list)
     events_compacted: int = Field(default=0, description="older events summarised away by continue-as-new")
+    compacted_counts: dict[str, int] = Field(
+        default_factory=dict, description="how many events of each type were summarised away"
+    )
     event_seq: int = 0
     clock: SlaClock = Field(default_factory=SlaClock)
 
