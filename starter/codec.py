@@ -1,9 +1,131 @@
-"""Payload encryption at rest (issue 5 fills this in): the codec every client and worker shares."""
+"""Payload encryption at rest: AES-256-GCM with a key id on every payload, so keys can rotate.
+
+Every payload the workflow, its activities and its clients exchange (the
+customer's contact, descriptions, notes) is encrypted before it reaches the
+Temporal server. The active key encrypts; every listed key still decrypts, so
+rotating is: add a new key, make it active, keep the old one until no history
+needs it. Search attributes are not payloads and stay readable: nothing
+personal goes into them.
+
+Keys live in a YAML file named by INCIDENTS_CODEC_KEYS_FILE:
+
+    active: k2
+    keys:
+      k1: <base64 of 32 random bytes>
+      k2: <base64 of 32 random bytes>
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from workflows.domain.errors import describe_validation_error
 
-def payload_codec_from_env() -> PayloadCodec | None:
-    return None
+KEYS_FILE_ENV = "INCIDENTS_CODEC_KEYS_FILE"
+ENCODING = b"binary/encrypted"
+KEY_ID_HEADER = "encryption-key-id"
+NONCE_BYTES = 12
+
+
+class CodecConfigError(ValueError):
+    """A key file that cannot be used; the message names the file and the field."""
+
+
+class CodecKeys(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    active: str = Field(min_length=1, max_length=64)
+    keys: dict[str, bytes]
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _decode(cls, value: object) -> object:
+        if not isinstance(value, Mapping) or not value:
+            raise ValueError("give at least one key: {id: base64 of 32 bytes}")
+        decoded = {}
+        for key_id, text in value.items():
+            try:
+                raw = base64.b64decode(str(text), validate=True)
+            except binascii.Error:
+                raise ValueError(f"key {key_id!r} is not base64") from None
+            if len(raw) != 32:
+                raise ValueError(f"key {key_id!r} must be 32 bytes (AES-256), got {len(raw)}")
+            decoded[str(key_id)] = raw
+        return decoded
+
+    @model_validator(mode="after")
+    def _active_is_listed(self) -> CodecKeys:
+        if self.active not in self.keys:
+            raise ValueError(f"active key {self.active!r} is not among the keys {sorted(self.keys)}")
+        return self
+
+
+class EncryptionCodec(PayloadCodec):
+    def __init__(self, keys: CodecKeys) -> None:
+        self._active = keys.active
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.keys.items()}
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._encrypt(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self._decrypt(p) for p in payloads]
+
+    def _encrypt(self, payload: Payload) -> Payload:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        key_id = self._active.encode()
+        sealed = self._ciphers[self._active].encrypt(nonce, payload.SerializeToString(), key_id)
+        return Payload(metadata={"encoding": ENCODING, KEY_ID_HEADER: key_id}, data=nonce + sealed)
+
+    def _decrypt(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload  # written before encryption was switched on: still readable
+        key_id = payload.metadata.get(KEY_ID_HEADER, b"").decode()
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise ValueError(f"payload encrypted with key {key_id!r}, which is not in {KEYS_FILE_ENV}")
+        try:
+            plain = cipher.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], key_id.encode())
+        except InvalidTag:
+            raise ValueError(f"payload under key {key_id!r} failed authentication (tampered or wrong key)") from None
+        return Payload.FromString(plain)
+
+
+def load_keys(path: str | Path) -> CodecKeys:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise CodecConfigError(f"{path}: cannot read the key file ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise CodecConfigError(f"{path}: not valid YAML: {error}") from None
+    try:
+        return CodecKeys.model_validate(data)
+    except ValidationError as error:
+        raise CodecConfigError(f"{path}: {describe_validation_error(error)}") from None
+
+
+def write_new_keys(path: str | Path, key_id: str = "k1") -> CodecKeys:
+    """A fresh key file (the dev stack writes one under data/ on first start)."""
+    data = {"active": key_id, "keys": {key_id: base64.b64encode(secrets.token_bytes(32)).decode()}}
+    Path(path).write_text(yaml.safe_dump(data), encoding="utf-8")
+    os.chmod(path, 0o600)
+    return CodecKeys.model_validate(data)
+
+
+def payload_codec_from_env(environ: Mapping[str, str] | None = None) -> PayloadCodec | None:
+    env = os.environ if environ is None else environ
+    path = env.get(KEYS_FILE_ENV)
+    return EncryptionCodec(load_keys(path)) if path else None

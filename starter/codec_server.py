@@ -1,0 +1,93 @@
+"""The codec server: lets the Temporal web UI (and `temporal ... --codec-endpoint`) show decrypted
+payloads to an authenticated SRE, and to nobody else.
+
+It speaks Temporal's codec-server protocol: `POST {endpoint}/decode` and
+`{endpoint}/encode` with `{"payloads": [...]}` in protobuf JSON. A caller proves
+it is an SRE either with `Authorization: Bearer <token>` (the CLI's
+`--codec-auth`) or with the token as the last path segment of the endpoint
+(`http://host:port/sre/<token>`), which is how the web UI's "codec endpoint"
+setting carries it from an SRE's own browser. Tokens are checked against
+SHA-256 digests in constant time; nothing is logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Sequence
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.middleware.cors import CORSMiddleware
+from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
+from temporalio.api.common.v1 import Payloads
+from temporalio.converter import PayloadCodec
+
+
+Auth = Annotated[str | None, Header()]
+
+
+class SreTokens:
+    def __init__(self, digests: Iterable[str]) -> None:
+        self._digests = [d.lower() for d in digests]
+
+    @classmethod
+    def of_plain(cls, *tokens: str) -> SreTokens:
+        return cls(hashlib.sha256(t.encode()).hexdigest() for t in tokens)
+
+    def allows(self, token: str | None) -> bool:
+        if not token:
+            return False
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        # Check every digest so the time taken does not tell which one nearly matched.
+        return any([hmac.compare_digest(digest, known) for known in self._digests])
+
+
+def create_codec_app(codec: PayloadCodec, tokens: SreTokens, ui_origins: Sequence[str] = ()) -> FastAPI:
+    app = FastAPI(title="Incidents codec server", version="1", docs_url=None, redoc_url=None)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(ui_origins),
+        allow_methods=["POST", "OPTIONS"],
+        allow_headers=["content-type", "authorization", "x-namespace"],
+    )
+
+    def authorize(path_token: str | None, authorization: str | None) -> None:
+        bearer = authorization[7:] if authorization and authorization.lower().startswith("bearer ") else None
+        if not (tokens.allows(path_token) or tokens.allows(bearer)):
+            raise HTTPException(401, "an SRE token is required to decode incident payloads")
+
+    async def parse(request: Request) -> Payloads:
+        try:
+            return ParseDict(await request.json(), Payloads())
+        except (ParseError, ValueError) as error:
+            raise HTTPException(400, f"payloads: not Temporal codec JSON ({error})") from None
+
+    async def respond(payloads: Payloads, decode: bool) -> dict[str, Any]:
+        try:
+            converted = await (codec.decode if decode else codec.encode)(list(payloads.payloads))
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+        return MessageToDict(Payloads(payloads=converted))
+
+    @app.post("/sre/{token}/decode")
+    async def decode_with_path_token(token: str, request: Request, authorization: Auth = None) -> dict[str, Any]:
+        authorize(token, authorization)
+        return await respond(await parse(request), decode=True)
+
+    @app.post("/sre/{token}/encode")
+    async def encode_with_path_token(token: str, request: Request, authorization: Auth = None) -> dict[str, Any]:
+        authorize(token, authorization)
+        return await respond(await parse(request), decode=False)
+
+    @app.post("/decode")
+    async def decode(request: Request, authorization: Auth = None) -> dict[str, Any]:
+        authorize(None, authorization)
+        return await respond(await parse(request), decode=True)
+
+    @app.post("/encode")
+    async def encode(request: Request, authorization: Auth = None) -> dict[str, Any]:
+        authorize(None, authorization)
+        return await respond(await parse(request), decode=False)
+
+    return app
