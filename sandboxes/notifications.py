@@ -3,6 +3,7 @@ would get, verifies each signature, drops repeats by `Idempotency-Key`, and list
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Annotated, Any
@@ -33,6 +34,8 @@ def create_app(secret: bytes, faults: Faults | None = None) -> FastAPI:
             rejected_signatures.append(problem)
             return JSONResponse({"error": {"code": "bad_signature", "message": problem}}, status_code=401)
         key = idempotency_key or ""
+        if state.faults.delay_seconds:
+            await asyncio.sleep(state.faults.delay_seconds)
         attempt = state.count_attempt(key)
         if state.is_down() or state.should_fail(attempt):
             return JSONResponse({"error": {"code": "unavailable", "message": "sandbox fault"}}, status_code=503)

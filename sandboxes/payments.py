@@ -9,6 +9,7 @@ and SANDBOX_PAYMENTS_REJECT, or `PUT /_sandbox/faults` at run time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -75,6 +76,8 @@ def create_app(faults: Faults | None = None, ledger_file: str | Path | None = No
     async def create_refund(body: RefundBody, idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
         if not idempotency_key:
             return _error(400, "idempotency_key_missing", "send an Idempotency-Key header")
+        if state.faults.delay_seconds:
+            await asyncio.sleep(state.faults.delay_seconds)
         attempt = state.count_attempt(idempotency_key)
         if state.is_down() or state.should_fail(attempt):
             return _error(503, "unavailable", f"sandbox fault injected (attempt {attempt})")

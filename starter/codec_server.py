@@ -23,7 +23,6 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
-
 Auth = Annotated[str | None, Header()]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from starter.connection import data_converter
@@ -50,7 +50,12 @@ class ForgetfulIncidentWorkflow:
 
 
 async def test_replay_catches_a_change_in_workflow_logic():
-    replayer = Replayer(workflows=[ForgetfulIncidentWorkflow], data_converter=data_converter())
+    # Unsandboxed: the sandbox would re-import this whole test module just to validate the fake.
+    replayer = Replayer(
+        workflows=[ForgetfulIncidentWorkflow],
+        data_converter=data_converter(),
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
     result = await replayer.replay_workflow(load(HISTORIES[0]), raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, NondeterminismError)
 

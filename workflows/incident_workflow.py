@@ -50,9 +50,11 @@ with workflow.unsafe.imports_passed_through():
 
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 NOTIFY_GIVE_UP_AFTER = timedelta(days=7)
-# Past this, retries wait on a durable timer instead of holding the workflow task open.
-NOTIFY_LOCAL_RETRY_THRESHOLD = timedelta(seconds=10)
-PAYMENT_ATTEMPT_TIMEOUT = timedelta(seconds=15)
+# Past this, retries wait on a durable timer instead of holding the workflow task open, so a failing
+# notification endpoint cannot delay the incident's own timers and signals by more than a few seconds.
+NOTIFY_LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
+NOTIFY_ATTEMPT_TIMEOUT = timedelta(seconds=5)
+PAYMENT_ATTEMPT_TIMEOUT = timedelta(seconds=10)
 # The domain event log a run carries into the next; older events become counts by type.
 KEEP_DOMAIN_EVENTS = 500
 
@@ -304,7 +306,7 @@ class IncidentWorkflow:
                 SEND_NOTIFICATIONS,
                 batch,
                 result_type=DeliveryReport,
-                start_to_close_timeout=timedelta(seconds=15),
+                start_to_close_timeout=NOTIFY_ATTEMPT_TIMEOUT,
                 schedule_to_close_timeout=NOTIFY_GIVE_UP_AFTER,
                 retry_policy=NOTIFY_RETRY,
                 local_retry_threshold=NOTIFY_LOCAL_RETRY_THRESHOLD,
