@@ -34,9 +34,9 @@ def create_app(secret: bytes, faults: Faults | None = None) -> FastAPI:
             rejected_signatures.append(problem)
             return JSONResponse({"error": {"code": "bad_signature", "message": problem}}, status_code=401)
         key = idempotency_key or ""
-        if state.faults.delay_seconds:
-            await asyncio.sleep(state.faults.delay_seconds)
         attempt = state.count_attempt(key)
+        if state.faults.delay_seconds:  # counted on arrival, answered late: a slow provider
+            await asyncio.sleep(state.faults.delay_seconds)
         if state.is_down() or state.should_fail(attempt):
             return JSONResponse({"error": {"code": "unavailable", "message": "sandbox fault"}}, status_code=503)
         try:

@@ -76,9 +76,9 @@ def create_app(faults: Faults | None = None, ledger_file: str | Path | None = No
     async def create_refund(body: RefundBody, idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
         if not idempotency_key:
             return _error(400, "idempotency_key_missing", "send an Idempotency-Key header")
-        if state.faults.delay_seconds:
-            await asyncio.sleep(state.faults.delay_seconds)
         attempt = state.count_attempt(idempotency_key)
+        if state.faults.delay_seconds:  # counted on arrival, answered late: a slow provider
+            await asyncio.sleep(state.faults.delay_seconds)
         if state.is_down() or state.should_fail(attempt):
             return _error(503, "unavailable", f"sandbox fault injected (attempt {attempt})")
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()

@@ -10,13 +10,15 @@ def fast_policy(**critical: Any) -> Policy:
     data = default_policy().model_dump(mode="json")
     data["name"] = "fast"
     data["severities"]["critical"].update(
-        acknowledge_within="1s",
-        line_timeouts={"1": "2s", "2": "3s"},
-        renotify_every="1s",
-        customer_updates_every="2s",
-        callback_after="2s",
-        feedback_window="4s",
-        **critical,
+        {
+            "acknowledge_within": "1s",
+            "line_timeouts": {"1": "2s", "2": "3s"},
+            "renotify_every": "1s",
+            "customer_updates_every": "2s",
+            "callback_after": "2s",
+            "feedback_window": "4s",
+            **critical,
+        }
     )
     data["severities"]["routine"].update(line_timeouts={"1": "2s", "2": "3s"}, renotify_every="1s")
     data["refund_give_up_after"] = "20s"

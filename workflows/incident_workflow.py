@@ -16,7 +16,7 @@ from typing import Any, Literal, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -428,6 +428,8 @@ def _failure_reason(error: ActivityError | ApplicationError) -> str:
     if isinstance(cause, ApplicationError):
         if _is_rejection(error):
             return f"rejected: {cause.message}"
+        if isinstance(error, ActivityError) and error.retry_state == RetryState.TIMEOUT:
+            return f"gave up: retried until the give-up time passed; last error: {cause.message}"
         return f"failed: {cause.message}"
     if isinstance(cause, TimeoutError):
         last_failure = f"; last error: {cause.cause}" if cause.cause else ""

@@ -275,11 +275,19 @@ class Incident:
         refund = self._require_refund()
         refund.status = RefundStatus.failed
         refund.failure = reason
-        self._record(EventType.refund_failed, now, reason=reason, **self._refund_data(refund))
+        self._record(
+            EventType.refund_failed,
+            now,
+            reason=reason,
+            owed_since=refund.owed_since.isoformat(),
+            rounds=refund.attempts_started,
+            **self._refund_data(refund),
+        )
         self._notify_line(
             2,
             "refund_task",
-            f"Refund of {_fmt_money(refund.money)} for {self.t} failed: {reason}. "
+            f"Refund of {_fmt_money(refund.money)} for {self.t} (owed since {_fmt_time(refund.owed_since)}, "
+            f"payment round {refund.attempts_started}) failed: {reason}. "
             "Retry it (retry_refund) or record how it was paid (settle_refund).",
             now,
         )
