@@ -14,12 +14,13 @@ from workflows.domain.models import Money
 
 SEND_NOTIFICATIONS = "send_notifications"
 MAKE_PAYMENT = "make_payment"
+AUDIT_INCIDENTS = "audit_incidents"
 
 # Error types an activity raises for outcomes that retrying cannot change.
 PAYMENT_REJECTED = "PaymentRejected"
 NOTIFICATION_REJECTED = "NotificationRejected"
 
-Recipient = Literal["customer", "line_1", "line_2", "line_3"]
+Recipient = Literal["customer", "line_1", "line_2", "line_3", "sre"]
 
 
 class Notification(BaseModel):
@@ -51,3 +52,9 @@ class PaymentReceipt(BaseModel):
     payment_id: str
     status: str
     replayed: bool = False
+
+
+class AuditReport(BaseModel):
+    findings: int
+    tickets: list[str]
+    alerted: bool

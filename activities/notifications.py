@@ -7,7 +7,13 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import NOTIFICATION_REJECTED, SEND_NOTIFICATIONS, DeliveryReport, NotificationBatch
+from activities.contracts import (
+    NOTIFICATION_REJECTED,
+    SEND_NOTIFICATIONS,
+    DeliveryReport,
+    Notification,
+    NotificationBatch,
+)
 from activities.signing import sign
 
 
@@ -24,25 +30,29 @@ class NotificationActivities:
         for notification in batch.notifications:
             if notification.id in delivered:
                 continue
-            body = notification.model_dump_json().encode()
-            headers = {
-                "Content-Type": "application/json",
-                "Idempotency-Key": notification.id,
-                **sign(self._secret, body),
-            }
-            try:
-                response = await self._http.post(self._url, content=body, headers=headers)
-            except httpx.HTTPError as error:
-                raise ApplicationError(f"notification endpoint unreachable: {error!r}") from error
-            if response.status_code in (408, 425, 429) or response.status_code >= 500:
-                raise ApplicationError(f"notification endpoint answered {response.status_code}")
-            if response.status_code >= 400:
-                raise ApplicationError(
-                    f"notification endpoint refused {notification.id}: {response.status_code} {response.text[:200]}",
-                    type=NOTIFICATION_REJECTED,
-                    non_retryable=True,
-                )
+            await self.deliver(notification)
             delivered.append(notification.id)
             if not activity.info().is_local:
                 activity.heartbeat(delivered)
         return DeliveryReport(delivered=delivered)
+
+    async def deliver(self, notification: Notification) -> None:
+        """POST one signed notification; raise retryable or final errors the way Temporal expects."""
+        body = notification.model_dump_json().encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": notification.id,
+            **sign(self._secret, body),
+        }
+        try:
+            response = await self._http.post(self._url, content=body, headers=headers)
+        except httpx.HTTPError as error:
+            raise ApplicationError(f"notification endpoint unreachable: {error!r}") from error
+        if response.status_code in (408, 425, 429) or response.status_code >= 500:
+            raise ApplicationError(f"notification endpoint answered {response.status_code}")
+        if response.status_code >= 400:
+            raise ApplicationError(
+                f"notification endpoint refused {notification.id}: {response.status_code} {response.text[:200]}",
+                type=NOTIFICATION_REJECTED,
+                non_retryable=True,
+            )

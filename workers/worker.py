@@ -9,10 +9,12 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from activities.audit import AuditActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from workers.settings import WorkerSettings
 from workers.telemetry import worker_interceptors
+from workflows.audit_workflow import IncidentAuditWorkflow
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
 
@@ -31,11 +33,12 @@ def build_worker(
         http, settings.notify_url, settings.webhook_secret.get_secret_value().encode()
     )
     payments = PaymentActivities(http, settings.payments_url)
+    audit = AuditActivities(client, notifications)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[IncidentWorkflow, IncidentIntakeWorkflow],
-        activities=[notifications.send_notifications, payments.make_payment],
+        workflows=[IncidentWorkflow, IncidentIntakeWorkflow, IncidentAuditWorkflow],
+        activities=[notifications.send_notifications, payments.make_payment, audit.audit_incidents],
         interceptors=[*worker_interceptors(), *interceptors],
         **{"max_cached_workflows": settings.max_cached_workflows, **options},
     )

@@ -1,0 +1,37 @@
+"""The scheduled audit: find vanished incident executions and alert the SREs through the webhook."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+from temporalio.client import Client
+
+from activities.contracts import AUDIT_INCIDENTS, AuditReport, Notification
+from activities.notifications import NotificationActivities
+from starter.audit import find_vanished, render
+
+
+class AuditActivities:
+    def __init__(self, client: Client, notifier: NotificationActivities) -> None:
+        self._client = client
+        self._notifier = notifier
+
+    @activity.defn(name=AUDIT_INCIDENTS)
+    async def audit_incidents(self, grace_seconds: float) -> AuditReport:
+        findings = await find_vanished(self._client, timedelta(seconds=grace_seconds))
+        tickets = [f.ticket_id for f in findings]
+        if findings:
+            # One alert per distinct set of findings per day: a retried activity does not page twice.
+            fingerprint = hashlib.sha256(",".join(tickets).encode()).hexdigest()[:12]
+            await self._notifier.deliver(
+                Notification(
+                    id=f"audit:{datetime.now(UTC):%Y-%m-%d}:{fingerprint}",
+                    ticket_id="audit",
+                    recipient="sre",
+                    kind="audit_alert",
+                    message=render(findings),
+                )
+            )
+        return AuditReport(findings=len(findings), tickets=tickets, alerted=bool(findings))
