@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-
 from activities.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify
 from tests.conftest import WEBHOOK_SECRET, Sandboxes
 
