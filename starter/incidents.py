@@ -20,9 +20,10 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -179,8 +180,31 @@ class IncidentService:
 
     async def state(self, ticket_id: str, wait_for_start: bool = False) -> IncidentState:
         handle = self.handle(ticket_id)
+        # Fast path, one round trip: ask the open incident itself. A closed one is not replayed for a
+        # query (the server refuses at once); its final state is the workflow's result.
+        for attempt in range(50 if wait_for_start else 1):
+            try:
+                state: IncidentState = await handle.query(
+                    "state", result_type=IncidentState, reject_condition=QueryRejectCondition.NOT_OPEN
+                )
+                return state
+            except RPCError as error:
+                if error.status == RPCStatusCode.NOT_FOUND:
+                    raise IncidentNotFound(ticket_id) from None
+                raise
+            except WorkflowQueryRejectedError:
+                break
+            except WorkflowQueryFailedError:
+                # Right after the start the first workflow task may not have run yet; or this id is
+                # not an incident at all (the slow path below tells).
+                if not wait_for_start or attempt == 49:
+                    break
+                await asyncio.sleep(0.02)
+        return await self._final_state(ticket_id)
+
+    async def _final_state(self, ticket_id: str) -> IncidentState:
         try:
-            description = await handle.describe()
+            description = await self.handle(ticket_id).describe()
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise IncidentNotFound(ticket_id) from None
@@ -190,16 +214,9 @@ class IncidentService:
         if description.status == WorkflowExecutionStatus.COMPLETED:
             final: IncidentState = await self.client.get_workflow_handle(ticket_id, result_type=IncidentState).result()
             return final
-        for attempt in range(50 if wait_for_start else 1):
-            try:
-                state: IncidentState = await handle.query("state", result_type=IncidentState)
-                return state
-            except WorkflowQueryFailedError:
-                # Right after the start the first workflow task may not have run yet.
-                if attempt == 49 or not wait_for_start:
-                    raise
-                await asyncio.sleep(0.02)
-        raise AssertionError("unreachable")
+        # Ended without closing (terminated, failed): replay it for its last state.
+        state: IncidentState = await self.handle(ticket_id).query("state", result_type=IncidentState)
+        return state
 
     async def history(self, ticket_id: str) -> list[IncidentEvent]:
         return list((await self.state(ticket_id)).events)
