@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -203,14 +204,7 @@ class IncidentService:
         return await self._final_state(ticket_id)
 
     async def _final_state(self, ticket_id: str) -> IncidentState:
-        try:
-            description = await self.handle(ticket_id).describe()
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                raise IncidentNotFound(ticket_id) from None
-            raise
-        if description.workflow_type != WORKFLOW_TYPE:
-            raise IncidentNotFound(ticket_id)
+        description = await self._describe(ticket_id)
         if description.status == WorkflowExecutionStatus.COMPLETED:
             final: IncidentState = await self.client.get_workflow_handle(ticket_id, result_type=IncidentState).result()
             return final
@@ -262,17 +256,18 @@ class IncidentService:
             )
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
-                await self._raise_if_missing(ticket_id)
+                await self._describe(ticket_id)
                 raise ActionRejected(ticket_id, action.type, "the incident is closed") from None
             raise
         except WorkflowUpdateFailedError as error:
-            await self._raise_if_missing(ticket_id)
+            await self._describe(ticket_id)
             raise ActionRejected(ticket_id, action.type, f"the incident could not take it: {error.cause}") from None
         if not result.accepted:
             raise ActionRejected(ticket_id, action.type, result.reason or "rejected", result.event_seq)
         return result
 
-    async def _raise_if_missing(self, ticket_id: str) -> None:
+    async def _describe(self, ticket_id: str) -> WorkflowExecutionDescription:
+        """The incident's execution, or IncidentNotFound (also for ids of other workflow types)."""
         try:
             description = await self.handle(ticket_id).describe()
         except RPCError as error:
@@ -281,3 +276,4 @@ class IncidentService:
             raise
         if description.workflow_type != WORKFLOW_TYPE:
             raise IncidentNotFound(ticket_id)
+        return description
