@@ -1,0 +1,113 @@
+"""Bearer tokens with roles, from configuration: never in the code, never logged.
+
+INCIDENTS_API_TOKENS_FILE names a YAML file mapping each token's name to its
+role and the hex SHA-256 of the token:
+
+    ops-bot: {role: service, sha256: 9f86d081884c7d65...}
+    ann:     {role: agent,   sha256: ...}
+
+Roles: `service` opens incidents and reads them (and may pass on what the
+customer said: feedback, recontacts); `agent` acts on incidents and reads;
+`viewer` only reads; `sre` reads and may decode payloads via the codec server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workflows.domain.errors import describe_validation_error
+
+TOKENS_FILE_ENV = "INCIDENTS_API_TOKENS_FILE"
+
+
+class Role(StrEnum):
+    service = "service"
+    agent = "agent"
+    viewer = "viewer"
+    sre = "sre"
+
+
+class TokenEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the token")
+
+
+class TokenConfigError(ValueError):
+    """A token file that cannot be used; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore:
+    def __init__(self, entries: Mapping[str, TokenEntry]) -> None:
+        self._entries = {name: (entry.role, entry.sha256.lower()) for name, entry in entries.items()}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def authenticate(self, token: str | None) -> Principal | None:
+        if not token:
+            return None
+        presented = digest(token)
+        found: Principal | None = None
+        # Compare with every entry, so the time taken says nothing about which one nearly matched.
+        for name, (role, known) in self._entries.items():
+            if hmac.compare_digest(presented, known):
+                found = Principal(name, role)
+        return found
+
+
+def load_tokens(path: str | Path) -> TokenStore:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise TokenConfigError(f"{path}: cannot read the token file ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise TokenConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict) or not data:
+        raise TokenConfigError(f"{path}: expected a mapping of token names to {{role, sha256}}")
+    entries = {}
+    for name, entry in data.items():
+        try:
+            entries[str(name)] = TokenEntry.model_validate(entry)
+        except ValidationError as error:
+            raise TokenConfigError(f"{path}: {describe_validation_error(error, prefix=str(name))}") from None
+    return TokenStore(entries)
+
+
+def load_tokens_from_env(environ: Mapping[str, str] | None = None) -> TokenStore:
+    env = os.environ if environ is None else environ
+    path = env.get(TOKENS_FILE_ENV)
+    if not path:
+        raise TokenConfigError(f"{TOKENS_FILE_ENV} is not set: name a token file (see starter/auth.py)")
+    return load_tokens(path)
+
+
+def write_dev_tokens(path: str | Path) -> dict[str, tuple[Role, str]]:
+    """Fresh random tokens for local use: one per role. Returns name -> (role, plaintext token)."""
+    issued = {f"dev-{role.value}": (role, f"{role.value}-{secrets.token_urlsafe(24)}") for role in Role}
+    document = {name: {"role": role.value, "sha256": digest(token)} for name, (role, token) in issued.items()}
+    Path(path).write_text(yaml.safe_dump(document, sort_keys=True), encoding="utf-8")
+    os.chmod(path, 0o600)
+    return issued
