@@ -24,7 +24,8 @@ class Faults(BaseModel):
     @classmethod
     def _duration(cls, value: object) -> object:
         if isinstance(value, str):
-            return parse_duration(value).total_seconds()
+            text = value.strip()
+            return float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text).total_seconds()
         return value
 
     @classmethod

@@ -15,13 +15,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
+
+from starter.auth import Role, TokenStore, load_tokens_from_env
+from starter.codec import KEYS_FILE_ENV, payload_codec_from_env
 
 Auth = Annotated[str | None, Header()]
 
@@ -42,7 +45,23 @@ class SreTokens:
         return any([hmac.compare_digest(digest, known) for known in self._digests])
 
 
-def create_codec_app(codec: PayloadCodec, tokens: SreTokens, ui_origins: Sequence[str] = ()) -> FastAPI:
+class Authorizer(Protocol):
+    def allows(self, token: str | None) -> bool: ...
+
+
+class RoleTokens:
+    """The API's token file, admitting only one role (`sre`) to the codec server."""
+
+    def __init__(self, store: TokenStore, role: Role = Role.sre) -> None:
+        self._store = store
+        self._role = role
+
+    def allows(self, token: str | None) -> bool:
+        principal = self._store.authenticate(token)
+        return principal is not None and principal.role == self._role
+
+
+def create_codec_app(codec: PayloadCodec, tokens: Authorizer, ui_origins: Sequence[str] = ()) -> FastAPI:
     app = FastAPI(title="Incidents codec server", version="1", docs_url=None, redoc_url=None)
     app.add_middleware(
         CORSMiddleware,
@@ -90,3 +109,14 @@ def create_codec_app(codec: PayloadCodec, tokens: SreTokens, ui_origins: Sequenc
         return await respond(await parse(request), decode=False)
 
     return app
+
+
+def run(host: str, port: int, ui_origins: Sequence[str] = ()) -> None:
+    """`incidents codec-server`: keys from INCIDENTS_CODEC_KEYS_FILE, SRE tokens from the API token file."""
+    import uvicorn
+
+    codec = payload_codec_from_env()
+    if codec is None:
+        raise SystemExit(f"incidents codec-server: {KEYS_FILE_ENV} is not set; there is nothing to decode")
+    app = create_codec_app(codec, RoleTokens(load_tokens_from_env()), ui_origins)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -17,6 +17,7 @@ from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 
 from starter.codec import payload_codec_from_env
 from workers.telemetry import client_interceptors
@@ -55,9 +56,11 @@ async def connect(
     target: str | None = None,
     namespace: str | None = None,
     interceptors: Sequence[Interceptor] = (),
+    runtime: Runtime | None = None,
 ) -> Client:
     return await Client.connect(
         **connect_config(target, namespace),
         data_converter=data_converter(),
         interceptors=[*client_interceptors(), *interceptors],
+        runtime=runtime,
     )

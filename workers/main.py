@@ -10,6 +10,7 @@ from pathlib import Path
 
 from starter.connection import connect
 from workers.settings import WorkerSettings
+from workers.telemetry import metrics_runtime
 from workers.worker import build_worker, http_client
 
 
@@ -23,7 +24,7 @@ def _cache_bytecode() -> None:
 async def run_worker(settings: WorkerSettings | None = None, stop: asyncio.Event | None = None) -> None:
     settings = settings or WorkerSettings()
     _cache_bytecode()
-    client = await connect()
+    client = await connect(runtime=metrics_runtime(settings.metrics_port))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.client import Interceptor as ClientInterceptor
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Interceptor as WorkerInterceptor
 
 
@@ -23,3 +24,10 @@ def worker_interceptors() -> list[WorkerInterceptor]:
 
 def instrument_fastapi(app: Any) -> None:
     """Make each HTTP request a span that the workflow's spans hang under."""
+
+
+def metrics_runtime(port: int | None, host: str = "0.0.0.0") -> Runtime | None:
+    """A Temporal runtime serving the SDK's and the workflows' metrics on http://host:port/metrics."""
+    if port is None:
+        return None
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}")))

@@ -1,0 +1,397 @@
+"""`incidents`: the command line for agents and operators, and the entry point of every process.
+
+Exit codes: 0 done; 1 the incident does not exist, refused the action, or Temporal
+is unreachable; 2 the input was invalid (the message names the field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from pydantic import TypeAdapter, ValidationError
+from rich.console import Console
+
+from workflows.domain.errors import describe_validation_error
+from workflows.domain.models import Action, Channel, OpenIncident, Severity, Status
+
+EXIT_REFUSED = 1
+EXIT_INVALID = 2
+_ACTION = TypeAdapter(Action)
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_REFUSED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _console() -> Console:
+    # Piped output is read by scripts and people alike: do not wrap tables at 80 columns there.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"incidents: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+# --- talking to the stack ---
+
+
+def _use_dev_stack_defaults() -> None:
+    """In a checkout, find the `make run` stack through temporal-dev.yml unless told otherwise."""
+    from starter.connection import temporal_configured
+    from starter.devconfig import DevConfigError, find_config_file, load_dev_config
+
+    path = find_config_file()
+    if path is None:
+        return
+    try:
+        config = load_dev_config(path)
+    except DevConfigError as error:
+        _fail(str(error), EXIT_INVALID)
+    if not temporal_configured():
+        os.environ["TEMPORAL_ADDRESS"] = config.temporal_address
+        os.environ.setdefault("TEMPORAL_NAMESPACE", config.namespace)
+    if "INCIDENTS_CODEC_KEYS_FILE" not in os.environ and config.codec_keys_file.exists():
+        os.environ["INCIDENTS_CODEC_KEYS_FILE"] = str(config.codec_keys_file)
+
+
+async def _service() -> Any:
+    from starter.connection import connect, connect_config
+    from starter.incidents import IncidentService
+
+    _use_dev_stack_defaults()
+    try:
+        client = await connect()
+    except RuntimeError as error:
+        target = connect_config().get("target_host")
+        raise CliError(f"cannot reach Temporal at {target} ({error}); is `make run` running?") from None
+    return IncidentService(client)
+
+
+def _run(work: Callable[[Any], Any]) -> int:
+    from starter.incidents import ActionRejected, IncidentNotFound
+
+    async def main() -> int:
+        try:
+            service = await _service()
+            await work(service)
+        except IncidentNotFound as error:
+            raise CliError(str(error)) from None
+        except ActionRejected as error:
+            raise CliError(f"{error.ticket_id} refused {error.action}: {error.reason}") from None
+        return 0
+
+    try:
+        return asyncio.run(main())
+    except CliError as error:
+        _fail(str(error), error.code)
+
+
+def _emit(args: argparse.Namespace, value: Any, human: Callable[[Console], None]) -> None:
+    if args.json:
+        print(json.dumps(value, indent=2, default=str))
+    else:
+        human(_console())
+
+
+# --- incident commands ---
+
+
+def _open(args: argparse.Namespace) -> int:
+    fields: dict[str, Any] = {
+        "customer_id": args.customer,
+        "category": args.category,
+        "description": args.description,
+        "channel": args.channel,
+        "contact": args.contact,
+        "request_id": args.request_id,
+        "new_incident": args.new,
+    }
+    if args.refund is not None or args.currency is not None:
+        fields["refund"] = {"amount": args.refund, "currency": args.currency}
+    request = _validated(lambda: OpenIncident.model_validate(fields))
+
+    async def work(service: Any) -> None:
+        opened = await service.open(request)
+        if args.json:
+            print(json.dumps({"outcome": opened.outcome, **opened.state.model_dump(mode="json")}, indent=2))
+            return
+        verb = {"created": "opened", "joined": "joined the open incident", "existing": "already opened as"}
+        _console().print(f"{verb[opened.outcome]} [bold]{opened.ticket_id}[/]")
+
+    return _run(work)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from starter import render
+
+    async def work(service: Any) -> None:
+        state = await service.state(args.ticket)
+        _emit(args, state.model_dump(mode="json"), lambda c: render.show(c, state))
+
+    return _run(work)
+
+
+def _history(args: argparse.Namespace) -> int:
+    from starter import render
+
+    async def work(service: Any) -> None:
+        state = await service.state(args.ticket)
+        _emit(
+            args,
+            [e.model_dump(mode="json") for e in state.events],
+            lambda c: render.timeline(c, state.events, state.events_compacted),
+        )
+
+    return _run(work)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from starter import render
+
+    async def work(service: Any) -> None:
+        rows = await service.search(args.status, args.severity, args.line, args.customer, args.category, args.limit)
+        _emit(args, [r.model_dump(mode="json") for r in rows], lambda c: render.table(c, rows))
+
+    return _run(work)
+
+
+def _act(build: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        action = _validated(lambda: _ACTION.validate_python(build(args)))
+
+        async def work(service: Any) -> None:
+            result = await service.act(args.ticket, action)
+            if args.json:
+                state = await service.state(args.ticket)
+                print(json.dumps({**result.model_dump(mode="json"), "state": state.model_dump(mode="json")}))
+            else:
+                _console().print(f"{args.ticket}: {action.type.replace('_', ' ')} recorded (event {result.event_seq})")
+
+        return _run(work)
+
+    return command
+
+
+def _validated(build: Callable[[], Any]) -> Any:
+    try:
+        return build()
+    except ValidationError as error:
+        _fail(describe_validation_error(error), EXIT_INVALID)
+
+
+# --- processes ---
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from starter.dev_stack import run_dev_stack
+
+    return run_dev_stack(args.config)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from workers.main import main as worker_main
+
+    _use_dev_stack_defaults()
+    worker_main()
+    return 0
+
+
+def _api(args: argparse.Namespace) -> int:
+    from starter.api import run
+
+    _use_dev_stack_defaults()
+    run(args.host, args.port)
+    return 0
+
+
+def _codec_server(args: argparse.Namespace) -> int:
+    from starter.codec_server import run
+
+    run(args.host, args.port, args.ui_origin)
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sandboxes import notifications, payments
+    from workers.settings import WorkerSettings
+
+    if args.which == "payments":
+        app = payments.create_app(ledger_file=args.ledger_file)
+    else:
+        app = notifications.create_app(WorkerSettings().webhook_secret.get_secret_value().encode())
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from starter.audit import main as audit_main
+
+    _use_dev_stack_defaults()
+    return audit_main(args.rest)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from starter.demo import run_demo
+
+    _use_dev_stack_defaults()
+    return run_demo(args)
+
+
+# --- the parser ---
+
+
+def _ticket(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ticket", help="ticket number, e.g. INC-7F3K2Q")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="incidents", description="Customer incidents that never silently vanish.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    dev = command("dev", _dev, "run the whole local stack in the foreground (what `make run` does)")
+    dev.add_argument("--config", help="settings file (default: INCIDENTS_DEV_CONFIG or temporal-dev.yml)")
+    command("worker", _worker, "run a worker on the incidents task queue")
+    api = command("api", _api, "serve the HTTP API")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8080)
+    codec = command("codec-server", _codec_server, "serve the codec server that decrypts payloads for SREs")
+    codec.add_argument("--host", default="127.0.0.1")
+    codec.add_argument("--port", type=int, default=8083)
+    codec.add_argument("--ui-origin", action="append", default=[], help="web UI origin allowed to call it")
+    sandbox = command("sandbox", _sandbox, "serve a sandbox standing in for a third party")
+    sandbox.add_argument("which", choices=["payments", "notify"])
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, required=True)
+    sandbox.add_argument("--ledger-file", help="keep the payment ledger in this file across restarts")
+
+    opening = command("open", _open, "open an incident; prints the ticket number")
+    opening.add_argument("--customer", required=True, help="customer id")
+    opening.add_argument("--category", required=True, help="e.g. connection_lost, tariff_change, ui_typo")
+    opening.add_argument("--description", required=True)
+    opening.add_argument("--channel", default="phone", help=f"one of {', '.join(c.value for c in Channel)}")
+    opening.add_argument("--contact", help="the customer's e-mail or phone")
+    opening.add_argument("--request-id", help="the caller's id for this request: repeating it opens nothing new")
+    opening.add_argument("--refund", metavar="AMOUNT", help='money owed back, e.g. "1500.00"')
+    opening.add_argument("--currency", help="ISO currency of the refund, e.g. RUB")
+    opening.add_argument("--new", action="store_true", help="a new incident even if one is open for this problem")
+    opening.add_argument("--json", action="store_true", help="print the incident state as JSON")
+
+    _ticket(command("show", _show, "the incident as the workflow sees it"))
+    _ticket(command("history", _history, "the incident's domain event log as a timeline"))
+    listing = command("list", _list, "find incidents (Temporal visibility)")
+    listing.add_argument("--status", choices=[s.value for s in Status])
+    listing.add_argument("--severity", choices=[s.value for s in Severity])
+    listing.add_argument("--line", type=int, choices=[1, 2, 3])
+    listing.add_argument("--customer")
+    listing.add_argument("--category")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+
+    def agent_command(name: str, kind: str, help: str, **extra: str) -> None:
+        sub = command(name, _act(lambda a: {"type": kind, "agent": a.agent, **{k: getattr(a, k) for k in extra}}), help)
+        _ticket(sub)
+        sub.add_argument("--agent", required=True, help="who does it")
+        for option, text in extra.items():
+            sub.add_argument(f"--{option}", required=True, help=text)
+
+    agent_command("ack", "acknowledge", "take ownership of the incident")
+    agent_command("note", "add_note", "add a note", text="the note")
+    agent_command("escalate", "escalate", "hand the incident to the next line", reason="why")
+    agent_command("resolve", "resolve", "record the fix (the customer is told)", resolution="what was done")
+    agent_command(
+        "reclassify", "reclassify", "change the severity", severity="critical|routine|convenience", reason="why"
+    )
+
+    reopen = command(
+        "reopen",
+        _act(lambda a: {"type": "reopen", "by": a.agent, "reason": a.reason}),
+        "reopen a resolved incident on line 2",
+    )
+    _ticket(reopen)
+    reopen.add_argument("--agent", required=True)
+    reopen.add_argument("--reason", required=True)
+
+    feedback = command(
+        "feedback",
+        _act(lambda a: {"type": "feedback", "score": a.score, "comment": a.comment}),
+        "record the customer's score (1-2 reopens the incident)",
+    )
+    _ticket(feedback)
+    feedback.add_argument("--score", type=int, required=True)
+    feedback.add_argument("--comment")
+
+    contact = command(
+        "contact",
+        _act(lambda a: {"type": "customer_contact", "channel": a.channel, "text": a.text}),
+        "the customer got in touch again about this incident",
+    )
+    _ticket(contact)
+    contact.add_argument("--channel", default="phone")
+    contact.add_argument("--text", required=True)
+
+    refund = command("refund", lambda a: 0, "refunds: add, approve, retry, settle")
+    steps = refund.add_subparsers(dest="step", required=True)
+    add = steps.add_parser("add", help="line 2 adds a refund owed")
+    add.set_defaults(
+        handler=_act(
+            lambda a: {"type": "add_refund", "agent": a.agent, "refund": {"amount": a.amount, "currency": a.currency}}
+        )
+    )
+    add.add_argument("--amount", required=True)
+    add.add_argument("--currency", required=True)
+    approve = steps.add_parser("approve", help="approve a refund above the lower line's limit")
+    approve.set_defaults(handler=_act(lambda a: {"type": "approve_refund", "agent": a.agent, "line": a.line}))
+    approve.add_argument("--line", type=int, required=True, help="the approving agent's line")
+    retry = steps.add_parser("retry", help="retry a failed refund (same idempotency key)")
+    retry.set_defaults(handler=_act(lambda a: {"type": "retry_refund", "agent": a.agent}))
+    settle = steps.add_parser("settle", help="record a refund paid outside the provider")
+    settle.set_defaults(handler=_act(lambda a: {"type": "settle_refund", "agent": a.agent, "reference": a.reference}))
+    settle.add_argument("--reference", required=True)
+    for step in (add, approve, retry, settle):
+        _ticket(step)
+        step.add_argument("--agent", required=True)
+
+    audit = command("audit", _audit, "list incident executions that vanished (ended unclosed or stalled)")
+    audit.add_argument("rest", nargs=argparse.REMAINDER, help="--grace 5m | --schedule 15m | --json")
+    demo = command("demo", _demo, "play the three stories of the seeds against a running stack")
+    demo.add_argument("--speed", type=float, default=1.0, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.handler(args)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except KeyboardInterrupt:
+        code = 130
+    # Leave without interpreter finalisation: Temporal's native runtime threads can abort it
+    # ("PyGILState_Release") after the work is done.
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

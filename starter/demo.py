@@ -1,0 +1,131 @@
+"""`incidents demo`: the three stories of the seeds, played as real incidents against a running stack.
+
+1. An ISP customer's line is cut (seeds 000 and 004): a critical incident with a ticket number and an
+   apology at once, escalated when line 1 runs out of time, resolved late, so the customer is
+   compensated, then asked whether all is well now.
+2. A card charged while binding it, money never returned (seed 002): the refund fails at the provider
+   and is retried by Temporal until it is paid, exactly once.
+3. A caller rings three times about the same iPhone (seed 003): one ticket, the later calls joined to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Callable
+from importlib import resources
+
+import httpx
+import yaml
+from rich.console import Console
+
+from starter.connection import connect
+from starter.devconfig import load_dev_config
+from starter.incidents import IncidentService
+from workflows.domain.models import Acknowledge, Feedback, IncidentState, OpenIncident, Resolve
+from workflows.domain.policy import Policy, parse_policy
+
+
+def demo_policy() -> Policy:
+    text = resources.files("starter").joinpath("demo_policy.yml").read_text(encoding="utf-8")
+    return parse_policy(yaml.safe_load(text), "demo_policy.yml")
+
+
+async def _wait(
+    service: IncidentService, ticket: str, predicate: Callable[[IncidentState], bool], within: float, speed: float
+) -> IncidentState:
+    deadline = time.monotonic() + within / speed
+    while True:
+        state = await service.state(ticket)
+        if predicate(state) or time.monotonic() > deadline:
+            return state
+        await asyncio.sleep(0.5)
+
+
+async def _play(console: Console, speed: float) -> int:
+    config = load_dev_config()
+    payments_url = os.environ.get("PAYMENTS_URL", f"http://{config.sandboxes.host}:{config.sandboxes.payments_port}")
+    ui = f"http://localhost:{config.temporal.ui_port}/namespaces/{config.namespace}/workflows"
+    service = IncidentService(await connect(), policy=demo_policy())
+    run = uuid.uuid4().hex[:4]
+
+    console.rule("[bold]1. The line is cut (seeds 000, 004)")
+    outage = await service.open(
+        OpenIncident(
+            customer_id=f"isp-{run}",
+            category="connection_lost",
+            channel="phone",
+            contact="+7 900 000-00-01",
+            description="No internet since the storm; the modem shows no link",
+        )
+    )
+    ticket = outage.ticket_id
+    console.print(f"ticket [bold]{ticket}[/] told to the customer at once, with an apology and an expected time")
+    state = await _wait(service, ticket, lambda s: s.line >= 2, 30, speed)
+    console.print(f"line 1 did not make it in time: now on line {state.line}, breaches {state.sla_breaches}")
+    await service.act(ticket, Acknowledge(agent="boris"))
+    await service.act(ticket, Resolve(agent="boris", resolution="spliced the cable at the cabinet"))
+    state = await _wait(
+        service, ticket, lambda s: s.compensation is not None and s.compensation.status == "granted", 30, speed
+    )
+    if state.compensation is not None:
+        console.print(f"resolved late, so {state.compensation.amount:.2f} {state.compensation.currency} credited")
+    state = await _wait(service, ticket, lambda s: s.awaiting == "feedback", 30, speed)
+    console.print("the satisfaction callback asks: is everything fine now?")
+    await service.act(ticket, Feedback(score=5, comment="works again, thank you"))
+    console.print(f"score 5: closed.  {ui}/{ticket}")
+
+    console.rule("[bold]2. Charged while binding a card, never refunded (seed 002)")
+    async with httpx.AsyncClient(timeout=10) as http:
+        await http.put(f"{payments_url}/_sandbox/faults", json={"fail_first": 3})
+        try:
+            card = await service.open(
+                OpenIncident(
+                    customer_id=f"carshare-{run}",
+                    category="payment_not_refunded",
+                    channel="app",
+                    description="Card charged 1490 RUB while binding it; the card was not bound",
+                    refund={"amount": "1490.00", "currency": "RUB"},
+                )
+            )
+            console.print(f"ticket [bold]{card.ticket_id}[/]; the provider fails the first 3 attempts")
+            state = await _wait(
+                service, card.ticket_id, lambda s: s.refund is not None and s.refund.status == "paid", 60, speed
+            )
+            attempts = (await http.get(f"{payments_url}/_sandbox/attempts")).json()
+            ledger = (await http.get(f"{payments_url}/refunds", params={"reference": card.ticket_id})).json()
+        finally:
+            await http.put(f"{payments_url}/_sandbox/faults", json={})
+    key = state.refund.idempotency_key if state.refund else ""
+    console.print(
+        f"refund {state.refund.status.value if state.refund else '?'} after {attempts.get(key, 0)} "
+        f"attempts; the provider's ledger holds {len(ledger)} payment for it.  {ui}/{card.ticket_id}"
+    )
+
+    console.rule("[bold]3. Three calls about the same iPhone (seed 003)")
+    tickets = []
+    for call, words in enumerate(
+        ("The iPhone will not charge", "Calling again: still not charging", "Third call, got cut off before"), start=1
+    ):
+        opened = await service.open(
+            OpenIncident(
+                customer_id=f"shop-{run}",
+                category="other",
+                channel="phone",
+                description=words,
+            )
+        )
+        tickets.append(opened.ticket_id)
+        console.print(f"call {call}: {opened.outcome} {opened.ticket_id}")
+    state = await service.state(tickets[0])
+    console.print(f"one ticket for all three calls, {state.recontacts} recontacts on record.  {ui}/{tickets[0]}")
+    console.rule()
+    console.print(f"In the web UI: {ui}?query=CustomerId%3D%27isp-{run}%27 and the incidents above.")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    return asyncio.run(_play(Console(highlight=False), args.speed))

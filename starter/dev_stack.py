@@ -1,0 +1,336 @@
+"""`incidents dev`: the whole local stack in the foreground, from temporal-dev.yml.
+
+Starts the embedded Temporal dev server (SQLite file under the data folder, web
+UI, namespace and search attributes) unless a server is configured already,
+then the payment and notification sandboxes, the codec server, a worker and
+the HTTP API, each a child process in its own process group. Prints where
+everything listens and this run's API tokens. Ctrl-C (or SIGTERM) stops them
+in reverse order: SIGTERM, then SIGKILL for any that linger. No orphans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from starter.devconfig import DevConfig, DevConfigError, find_config_file, load_dev_config
+from workflows import search_attributes
+
+STOP_GRACE_SECONDS = 10.0
+READY_SECONDS = 60.0
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    where: str
+    log: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        if self.log is None:
+            self.process = subprocess.Popen(self.argv, env=env, start_new_session=True)
+            return
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(self.argv, env=env, stdout=log, stderr=log, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            assert self.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
+
+@dataclass
+class DevStack:
+    config: DevConfig
+    children: list[Child] = field(default_factory=list)
+    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
+    external_temporal: str | None = None
+
+    # --- preparing ---
+
+    def environment(self) -> dict[str, str]:
+        c = self.config
+        env = dict(os.environ)
+        env.setdefault("TEMPORAL_ADDRESS", self.external_temporal or c.temporal_address)
+        env.setdefault("TEMPORAL_NAMESPACE", c.namespace)
+        env.update(
+            {
+                "PAYMENTS_URL": f"http://{c.sandboxes.host}:{c.sandboxes.payments_port}",
+                "NOTIFY_URL": f"http://{c.sandboxes.host}:{c.sandboxes.notify_port}/notifications",
+                "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET", c.webhook_secret),
+                "INCIDENTS_METRICS_PORT": str(c.worker.metrics_port),
+                "INCIDENTS_LOG_FORMAT": env.get("INCIDENTS_LOG_FORMAT", c.log_format),
+                "INCIDENTS_DEV_CONFIG": str(c.path) if c.path else env.get("INCIDENTS_DEV_CONFIG", ""),
+            }
+        )
+        env.setdefault("INCIDENTS_CODEC_KEYS_FILE", str(c.codec_keys_file))
+        env.setdefault("INCIDENTS_API_TOKENS_FILE", str(c.tokens_file))
+        return env
+
+    def prepare(self, env: dict[str, str]) -> None:
+        from starter.auth import TOKENS_FILE_ENV, write_dev_tokens
+        from starter.codec import write_new_keys
+
+        self.config.data_path.mkdir(parents=True, exist_ok=True)
+        keys = Path(env["INCIDENTS_CODEC_KEYS_FILE"])
+        if not keys.exists():  # the key must outlive restarts: every stored payload needs it
+            write_new_keys(keys)
+        if Path(env[TOKENS_FILE_ENV]) == self.config.tokens_file:
+            issued = write_dev_tokens(self.config.tokens_file)
+            self.tokens = {name: (role.value, token) for name, (role, token) in issued.items()}
+
+    def plan(self) -> list[Child]:
+        c, py = self.config, [sys.executable, "-m", "starter.cli"]
+        children: list[Child] = []
+        if self.external_temporal is None:
+            t = c.temporal
+            pragmas = [arg for k, v in t.sqlite_pragmas.items() for arg in ("--sqlite-pragma", f"{k}={v}")]
+            from workers.binaries import temporal_cli
+
+            children.append(
+                Child(
+                    "temporal",
+                    [
+                        temporal_cli(),
+                        "server",
+                        "start-dev",
+                        "--ip",
+                        t.host,
+                        "--port",
+                        str(t.port),
+                        "--ui-port",
+                        str(t.ui_port),
+                        "--db-filename",
+                        str(c.data_path / t.db_file),
+                        "--namespace",
+                        c.namespace,
+                        "--log-level",
+                        t.log_level,
+                        "--ui-codec-endpoint",
+                        self._codec_endpoint_for_ui(),
+                        *pragmas,
+                        *search_attributes.dev_server_flags(),
+                    ],
+                    lambda: _grpc_ready(t.host, t.port),
+                    f"Temporal {t.host}:{t.port}, web UI http://localhost:{t.ui_port} (log: {c.data_dir}/temporal.log)",
+                    log=c.data_path / "temporal.log",
+                )
+            )
+        s = c.sandboxes
+        children += [
+            Child(
+                "payments sandbox",
+                [
+                    *py,
+                    "sandbox",
+                    "payments",
+                    "--host",
+                    s.host,
+                    "--port",
+                    str(s.payments_port),
+                    "--ledger-file",
+                    str(c.data_path / "payments-ledger.json"),
+                ],
+                lambda: _http_ready(f"http://{s.host}:{s.payments_port}/healthz"),
+                f"payment sandbox http://{s.host}:{s.payments_port} (ledger: GET /refunds)",
+            ),
+            Child(
+                "notification sink",
+                [*py, "sandbox", "notify", "--host", s.host, "--port", str(s.notify_port)],
+                lambda: _http_ready(f"http://{s.host}:{s.notify_port}/healthz"),
+                f"notification sink http://{s.host}:{s.notify_port}/notifications",
+            ),
+            Child(
+                "codec server",
+                [
+                    *py,
+                    "codec-server",
+                    "--host",
+                    c.codec_server.host,
+                    "--port",
+                    str(c.codec_server.port),
+                    "--ui-origin",
+                    f"http://localhost:{c.temporal.ui_port}",
+                    "--ui-origin",
+                    f"http://127.0.0.1:{c.temporal.ui_port}",
+                ],
+                lambda: _port_open(c.codec_server.host, c.codec_server.port),
+                f"codec server http://{c.codec_server.host}:{c.codec_server.port} (SRE token required)",
+            ),
+            Child(
+                "worker",
+                [*py, "worker"],
+                lambda: _port_open("127.0.0.1", c.worker.metrics_port),
+                f"worker on task queue incidents, metrics http://127.0.0.1:{c.worker.metrics_port}/metrics",
+            ),
+            Child(
+                "HTTP API",
+                [*py, "api", "--host", c.api.host, "--port", str(c.api.port)],
+                lambda: _http_ready(f"http://{c.api.host}:{c.api.port}/healthz"),
+                f"HTTP API http://{c.api.host}:{c.api.port} (docs: /docs)",
+            ),
+        ]
+        return children
+
+    def _codec_endpoint_for_ui(self) -> str:
+        token = self.tokens.get("dev-sre", ("", ""))[1]
+        return f"http://127.0.0.1:{self.config.codec_server.port}/sre/{token}"
+
+    def ports_in_use(self) -> list[str]:
+        c = self.config
+        wanted = {
+            f"api.port {c.api.port}": (c.api.host, c.api.port),
+            f"sandboxes.payments_port {c.sandboxes.payments_port}": (c.sandboxes.host, c.sandboxes.payments_port),
+            f"sandboxes.notify_port {c.sandboxes.notify_port}": (c.sandboxes.host, c.sandboxes.notify_port),
+            f"worker.metrics_port {c.worker.metrics_port}": ("127.0.0.1", c.worker.metrics_port),
+            f"codec_server.port {c.codec_server.port}": (c.codec_server.host, c.codec_server.port),
+        }
+        if self.external_temporal is None:
+            wanted[f"temporal.port {c.temporal.port}"] = (c.temporal.host, c.temporal.port)
+            wanted[f"temporal.ui_port {c.temporal.ui_port}"] = (c.temporal.host, c.temporal.ui_port)
+        return [name for name, (host, port) in wanted.items() if _port_open(host, port)]
+
+    # --- running ---
+
+    def start(self) -> None:
+        env = self.environment()
+        self.prepare(env)
+        taken = self.ports_in_use()
+        if taken:
+            raise StackError(
+                f"port already in use: {', '.join(taken)} (change it in {self.config.path} or stop what holds it)"
+            )
+        for child in self.plan():
+            self.children.append(child)
+            child.start(env)
+            deadline = time.monotonic() + READY_SECONDS
+            while not child.ready():
+                if not child.alive():
+                    raise StackError(
+                        f"{child.name} exited with code {child.process.returncode if child.process else '?'}"
+                    )
+                if time.monotonic() > deadline:
+                    raise StackError(f"{child.name} did not become ready within {READY_SECONDS:.0f}s")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in reversed(self.children):
+            while child.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if child.alive():
+                child.signal(signal.SIGKILL)
+            if child.process is not None:
+                child.process.wait()
+        self.children.clear()
+
+    def watch(self, stopping: Callable[[], bool]) -> str | None:
+        """Block until asked to stop (None) or a child dies (its name)."""
+        while not stopping():
+            for child in self.children:
+                if not child.alive():
+                    return child.name
+            time.sleep(0.3)
+        return None
+
+    def banner(self) -> str:
+        lines = ["", "incidents dev stack is up:"]
+        lines += [f"  - {child.where}" for child in self.children]
+        if self.external_temporal:
+            lines.append(f"  - Temporal (configured, not started here): {self.external_temporal}")
+        lines.append(f"  data folder: {self.config.data_path}")
+        if self.tokens:
+            lines.append("API tokens for this run (Authorization: Bearer <token>):")
+            lines += [f"  {role:<8} {name:<12} {token}" for name, (role, token) in sorted(self.tokens.items())]
+            lines.append(f"  web UI codec endpoint (decrypts payloads for the SRE): {self._codec_endpoint_for_ui()}")
+        lines.append("Try: incidents open --customer 42 --category connection_lost --description 'No internet'")
+        lines.append("Ctrl-C stops everything.")
+        return "\n".join(lines)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _http_ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def _grpc_ready(host: str, port: int) -> bool:
+    if not _port_open(host, port):
+        return False
+    import asyncio
+
+    from temporalio.client import Client
+
+    async def check() -> bool:
+        try:
+            client = await Client.connect(f"{host}:{port}")
+            return bool(await client.service_client.check_health())
+        except Exception:
+            return False
+
+    return asyncio.run(check())
+
+
+def run_dev_stack(config_path: str | None = None) -> int:
+    from starter.connection import connect_config, temporal_configured
+
+    try:
+        config = load_dev_config(Path(config_path) if config_path else find_config_file())
+    except DevConfigError as error:
+        print(f"incidents dev: {error}", file=sys.stderr)
+        return 2
+    external = connect_config()["target_host"] if temporal_configured() else None
+    stack = DevStack(config, external_temporal=external)
+    stop_requested = False
+
+    def request_stop(signum: int, _: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack.start()
+        print(stack.banner(), flush=True)
+        died = stack.watch(lambda: stop_requested)
+        if died is not None:
+            print(f"incidents dev: {died} stopped unexpectedly; stopping the rest", file=sys.stderr)
+            return 1
+        print("\nstopping...", flush=True)
+        return 0
+    except StackError as error:
+        print(f"incidents dev: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+        print("stopped.", flush=True)

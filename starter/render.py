@@ -1,0 +1,116 @@
+"""Human output of the CLI: a ticket summary, a timeline, a table. `rich` decides on colour (only on
+a terminal, and never when NO_COLOR is set)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from starter.incidents import IncidentSummary
+from workflows.domain.models import IncidentEvent, IncidentState
+
+_SEVERITY_STYLE = {"critical": "bold red", "routine": "yellow", "convenience": "cyan"}
+_STATUS_STYLE = {"open": "bold", "resolved": "green", "closed": "dim"}
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+def show(console: Console, state: IncidentState) -> None:
+    severity = state.severity.value
+    console.print(
+        f"[bold]{state.ticket_id}[/]  [{_SEVERITY_STYLE.get(severity, '')}]{severity}[/]  "
+        f"[{_STATUS_STYLE.get(state.status.value, '')}]{state.status.value}[/]  line {state.line}"
+    )
+    rows = [
+        ("customer", f"{state.customer_id} via {state.channel.value}"),
+        ("category", state.category + (f"  ({state.triage_note})" if state.triage_note else "")),
+        ("description", state.description),
+        ("assignee", state.assignee or "nobody yet"),
+        ("opened", _when(state.opened_at)),
+        ("line deadline", _when(state.sla_deadline)),
+        ("next deadline", _when(state.next_deadline)),
+    ]
+    if state.sla_breaches:
+        rows.append(("SLA breached", ", ".join(state.sla_breaches)))
+    if state.refund is not None:
+        refund = state.refund
+        rows.append(
+            (
+                "refund",
+                f"{refund.amount:.2f} {refund.currency} {refund.status.value}"
+                + (f" ({refund.failure})" if refund.failure else ""),
+            )
+        )
+    if state.compensation is not None:
+        rows.append(
+            (
+                "compensation",
+                f"{state.compensation.amount:.2f} {state.compensation.currency} {state.compensation.status}",
+            )
+        )
+    if state.resolution:
+        rows.append(("resolution", state.resolution))
+    if state.awaiting:
+        rows.append(("waiting for", state.awaiting))
+    if state.feedback is not None:
+        rows.append(("feedback", f"{state.feedback.score}/5 {state.feedback.comment or ''}".strip()))
+    rows.append(("activity", f"{state.notes} notes, {state.recontacts} recontacts, {state.reopen_count} reopens"))
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
+def _describe(event: IncidentEvent) -> str:
+    data = dict(event.data)
+    if event.type == "escalated":
+        text = f"line {data.pop('from_line')} -> {data.pop('to_line')} ({data.pop('reason')})"
+    elif event.type in ("customer_notified", "line_notified"):
+        whom = "customer" if event.type == "customer_notified" else f"line {data.pop('line', '?')}"
+        text = f"{whom}: {str(data.pop('kind', '')).replace('_', ' ')}"
+    elif event.type == "action_rejected":
+        text = f"{data.pop('action')} refused: {data.pop('reason')}"
+    else:
+        text = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("idempotency_key",))
+        data = {}
+    rest = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("idempotency_key", "deadline", "label"))
+    return text + (f"  [dim]{rest}[/]" if rest else "")
+
+
+def timeline(console: Console, events: Sequence[IncidentEvent], compacted: int = 0) -> None:
+    if compacted:
+        console.print(f"[dim]({compacted} older events summarised)[/]")
+    for event in events:
+        style = "red" if event.type in ("action_rejected", "sla_breached", "refund_failed") else ""
+        by = f" [dim]by {event.by}[/]" if event.by else ""
+        console.print(
+            f"{event.seq:>4}  {_when(event.at)}  [{style or 'bold'}]{event.type.value:<22}[/]{by}  {_describe(event)}"
+        )
+
+
+def table(console: Console, rows: Sequence[IncidentSummary]) -> None:
+    if not rows:
+        console.print("no incidents match")
+        return
+    grid = Table(show_edge=False, header_style="bold")
+    for title in ("ticket", "severity", "status", "line", "category", "customer", "assignee", "SLA deadline"):
+        grid.add_column(title)
+    for row in rows:
+        grid.add_row(
+            row.ticket_id,
+            f"[{_SEVERITY_STYLE.get(row.severity or '', '')}]{row.severity or '-'}[/]",
+            row.status or row.execution_status,
+            str(row.line or "-"),
+            row.category or "-",
+            row.customer_id or "-",
+            row.assignee or "-",
+            _when(row.sla_deadline),
+        )
+    console.print(grid)
