@@ -1,0 +1,135 @@
+"""Start `incidents dev` (or `make run`) as a user would, on free ports, and stop it with Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.sandbox_servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_config(folder: Path) -> Path:
+    config = {
+        "namespace": "default",
+        "data_dir": str(folder / "data"),
+        "temporal": {"port": free_port(), "ui_port": free_port()},
+        "api": {"port": free_port()},
+        "sandboxes": {"payments_port": free_port(), "notify_port": free_port()},
+        "worker": {"metrics_port": free_port()},
+        "codec_server": {"port": free_port()},
+        "log_format": "json",
+    }
+    path = folder / "temporal-dev.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def stack_env(config: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "INCIDENTS_", "SANDBOX_"))}
+    env["INCIDENTS_DEV_CONFIG"] = str(config)
+    return env
+
+
+@dataclass
+class RunningStack:
+    config: Path
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return stack_env(self.config)
+
+    @property
+    def settings(self) -> dict:
+        return dict(yaml.safe_load(self.config.read_text()))
+
+    def token(self, role: str) -> str:
+        for line in self.lines:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == role and parts[1] == f"dev-{role}":
+                return parts[2]
+        raise AssertionError(f"no {role} token in the banner:\n{self.output}")
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def children(self) -> list[int]:
+        """The processes `incidents dev` started (each leads its own process group)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    found.append(int(entry.name))
+        return found
+
+    def interrupt(self, within: float = 40) -> int:
+        """Ctrl-C, as a terminal sends it: SIGINT to the foreground process group."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(within)
+
+
+def start(config: Path, argv: list[str] | None = None, within: float = 90) -> RunningStack:
+    process = subprocess.Popen(
+        argv or [sys.executable, "-m", "starter.cli", "dev"],
+        cwd=ROOT,
+        env=stack_env(config),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    stack = RunningStack(config, process)
+    up = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            stack.lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                up.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + within
+    while not up.wait(0.2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError(f"the stack did not come up:\n{stack.output}")
+    return stack
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def cli(stack_or_config: RunningStack | Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    config = stack_or_config.config if isinstance(stack_or_config, RunningStack) else stack_or_config
+    return subprocess.run(
+        [sys.executable, "-m", "starter.cli", *args],
+        cwd=ROOT,
+        env=stack_env(config),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
