@@ -56,3 +56,8 @@ class NotificationActivities:
                 type=NOTIFICATION_REJECTED,
                 non_retryable=True,
             )
+        if activity.in_activity():
+            activity.logger.info(
+                "notification delivered",
+                extra={"notification": notification.id, "recipient": notification.recipient, "kind": notification.kind},
+            )

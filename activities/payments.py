@@ -41,6 +41,15 @@ class PaymentActivities:
         if response.status_code >= 400:
             raise ApplicationError(f"payment provider answered {response.status_code}: {response.text[:200]}")
         payload = response.json()
+        activity.logger.info(
+            "payment made",
+            extra={
+                "kind": request.kind,
+                "idempotency_key": request.idempotency_key,
+                "payment": payload["id"],
+                "replayed": response.headers.get("Idempotent-Replayed") == "true",
+            },
+        )
         return PaymentReceipt(
             payment_id=payload["id"],
             status=payload.get("status", "succeeded"),

@@ -23,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starter.auth import Principal, Role, TokenStore
 from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
-from workers.telemetry import instrument_fastapi
+from workers.telemetry import configure_tracing, instrument_fastapi
 from workflows.domain.errors import field_path
 from workflows.domain.models import (
     Acknowledge,
@@ -70,7 +70,7 @@ def _detail_of(error: RequestValidationError) -> str:
     return "; ".join(problems)
 
 
-def create_app(service: IncidentService, tokens: TokenStore) -> FastAPI:
+def create_app(service: IncidentService, tokens: TokenStore, tracer_provider: Any = None) -> FastAPI:
     app = FastAPI(
         title="Incidents API",
         version="1",
@@ -219,7 +219,7 @@ def create_app(service: IncidentService, tokens: TokenStore) -> FastAPI:
     async def settle_refund(ticket: TicketPath, body: SettleRefund, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
-    instrument_fastapi(app)
+    instrument_fastapi(app, tracer_provider)
     return app
 
 
@@ -234,6 +234,7 @@ async def build_from_env() -> FastAPI:
     from starter.connection import connect
     from workflows.domain.policy import load_policy
 
+    configure_tracing("incidents-api")
     tokens = load_tokens_from_env()
     policy = load_policy()
     client = await _connect_with_retry(connect)
@@ -255,7 +256,9 @@ async def serve(host: str, port: int) -> None:
     import uvicorn
 
     app = await build_from_env()
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", log_config=None)
+    )
     await server.serve()
 
 

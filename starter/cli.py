@@ -230,7 +230,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         app = payments.create_app(ledger_file=args.ledger_file)
     else:
         app = notifications.create_app(WorkerSettings().webhook_secret.get_secret_value().encode())
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None)
     return 0
 
 
@@ -375,8 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Long-running processes log structured lines; the interactive commands stay quiet but for warnings.
+_PROCESSES = frozenset({"dev", "worker", "api", "codec-server", "sandbox"})
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    from workers.logging_setup import configure_logging
+
     args = build_parser().parse_args(argv)
+    configure_logging(level=None if args.command in _PROCESSES else "WARNING")
     try:
         code = args.handler(args)
     except SystemExit as exit_:

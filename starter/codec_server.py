@@ -119,4 +119,4 @@ def run(host: str, port: int, ui_origins: Sequence[str] = ()) -> None:
     if codec is None:
         raise SystemExit(f"incidents codec-server: {KEYS_FILE_ENV} is not set; there is nothing to decode")
     app = create_codec_app(codec, RoleTokens(load_tokens_from_env()), ui_origins)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)

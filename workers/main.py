@@ -10,7 +10,7 @@ from pathlib import Path
 
 from starter.connection import connect
 from workers.settings import WorkerSettings
-from workers.telemetry import metrics_runtime
+from workers.telemetry import configure_tracing, metrics_runtime
 from workers.worker import build_worker, http_client
 
 
@@ -24,6 +24,7 @@ def _cache_bytecode() -> None:
 async def run_worker(settings: WorkerSettings | None = None, stop: asyncio.Event | None = None) -> None:
     settings = settings or WorkerSettings()
     _cache_bytecode()
+    configure_tracing("incidents-worker")
     client = await connect(runtime=metrics_runtime(settings.metrics_port))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

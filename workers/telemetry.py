@@ -1,29 +1,73 @@
-"""Tracing and metrics wiring shared by every process (issue 4 fills these in).
+"""Tracing and metrics wiring shared by every process.
 
-Contract used elsewhere: `client_interceptors()` goes on every Temporal client
-(see starter.connection.connect), `worker_interceptors()` on every worker, and
-`instrument_fastapi(app)` on the HTTP API.
+Traces: OpenTelemetry through temporalio's TracingInterceptor on every client
+(workers built from a client inherit it), so one trace runs from the HTTP
+request that opened an incident through the workflow to its activities, and
+the activities' outbound HTTP calls are child spans (httpx instrumentation).
+The exporter comes from the standard OTEL_* variables: OTLP over HTTP when
+OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set, nothing otherwise.
+
+Metrics: the Temporal runtime serves the SDK's metrics and the workflows'
+domain metrics (workflows/metrics.py) on a Prometheus endpoint.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import httpx
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from temporalio.client import Interceptor as ClientInterceptor
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Interceptor as WorkerInterceptor
 
+_configured = False
 
-def client_interceptors() -> list[ClientInterceptor]:
-    return []
+
+def configure_tracing(service_name: str = "incidents") -> None:
+    """Install the process's tracer provider once; export only when an OTLP endpoint is configured."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    if not (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        return
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
+    )
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+
+def client_interceptors(tracer: trace.Tracer | None = None) -> list[ClientInterceptor]:
+    return [TracingInterceptor(tracer)]
 
 
 def worker_interceptors() -> list[WorkerInterceptor]:
+    # The client's TracingInterceptor is a worker interceptor too, and workers inherit it.
     return []
 
 
-def instrument_fastapi(app: Any) -> None:
-    """Make each HTTP request a span that the workflow's spans hang under."""
+def instrument_fastapi(app: Any, tracer_provider: Any = None) -> None:
+    """Each HTTP request becomes the root span the workflow's spans hang under."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider, excluded_urls="healthz")
+
+
+def instrument_http_client(client: httpx.AsyncClient, tracer_provider: Any = None) -> httpx.AsyncClient:
+    """Outbound calls (webhooks, payments) as child spans of the activity that makes them."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor.instrument_client(client, tracer_provider=tracer_provider)
+    return client
 
 
 def metrics_runtime(port: int | None, host: str = "0.0.0.0") -> Runtime | None:

@@ -13,7 +13,7 @@ from activities.audit import AuditActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from workers.settings import WorkerSettings
-from workers.telemetry import worker_interceptors
+from workers.telemetry import instrument_http_client, worker_interceptors
 from workflows.audit_workflow import IncidentAuditWorkflow
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
@@ -45,4 +45,4 @@ def build_worker(
 
 
 def http_client(settings: WorkerSettings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=settings.http_timeout_seconds)
+    return instrument_http_client(httpx.AsyncClient(timeout=settings.http_timeout_seconds))

@@ -55,6 +55,26 @@ NOTIFY_GIVE_UP_AFTER = timedelta(days=7)
 NOTIFY_LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
 NOTIFY_ATTEMPT_TIMEOUT = timedelta(seconds=5)
 PAYMENT_ATTEMPT_TIMEOUT = timedelta(seconds=10)
+# Domain events worth a log line (customer contact data is never in an event's data).
+LOGGED_EVENTS = frozenset(
+    {
+        "opened",
+        "escalated",
+        "sla_breached",
+        "acknowledged",
+        "resolved",
+        "reopened",
+        "closed",
+        "action_rejected",
+        "refund_requested",
+        "refund_succeeded",
+        "refund_failed",
+        "compensation_granted",
+        "compensation_failed",
+        "notification_failed",
+        "customer_recontacted",
+    }
+)
 # The domain event log a run carries into the next; older events become counts by type.
 KEEP_DOMAIN_EVENTS = 500
 
@@ -395,6 +415,13 @@ class IncidentWorkflow:
         if fresh:
             self._observed_seq = fresh[-1].seq
             metrics.record(workflow.metric_meter(), state, fresh)
+            for event in fresh:
+                if event.type.value in LOGGED_EVENTS:
+                    # workflow.logger stays silent during replay, so no line is written twice.
+                    workflow.logger.info(
+                        event.type.value,
+                        extra={"ticket_id": state.ticket_id, "line": state.line, "by": event.by, **event.data},
+                    )
         current = search_attributes.values_of(state)
         changes = search_attributes.updates(self._published, current)
         if changes:

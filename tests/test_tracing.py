@@ -1,0 +1,95 @@
+"""One trace from the HTTP request that opened an incident, through the workflows, to the activities
+and their outbound HTTP calls (OpenTelemetry SDK with an in-memory exporter)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import httpx
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from starter.api import create_app
+from starter.auth import Role, load_tokens, write_dev_tokens
+from starter.connection import data_converter
+from starter.incidents import IncidentService
+from tests.conftest import Sandboxes, worker_settings
+from tests.policies import fast_policy
+from tests.sandbox_servers import serve
+from workers.telemetry import client_interceptors, instrument_http_client
+from workers.worker import build_worker
+
+
+def parent_chain(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[str]:
+    names = []
+    while span.parent is not None and span.parent.span_id in by_id:
+        span = by_id[span.parent.span_id]
+        names.append(span.name)
+    return names
+
+
+async def test_one_trace_from_the_http_request_to_the_webhook(
+    dev_env: WorkflowEnvironment, sandboxes: Sandboxes, tmp_path: Path
+):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    client = await Client.connect(
+        dev_env.client.service_client.config.target_host,
+        data_converter=data_converter(),
+        interceptors=client_interceptors(provider.get_tracer("incidents")),
+    )
+    issued = write_dev_tokens(tmp_path / "tokens.yml")
+    token = next(token for role, token in issued.values() if role == Role.service)
+    task_queue = f"traced-{uuid.uuid4().hex[:6]}"
+    service = IncidentService(client, policy=fast_policy(), task_queue=task_queue)
+    async with instrument_http_client(httpx.AsyncClient(timeout=10), provider) as http:
+        worker = build_worker(client, http, worker_settings(sandboxes), task_queue=task_queue)
+        async with worker, serve(create_app(service, load_tokens(tmp_path / "tokens.yml"), provider)) as api:
+            response = await sandboxes.http.post(
+                f"{api.url}/incidents",
+                json={"customer_id": "traced", "category": "connection_lost", "description": "d", "channel": "app"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert response.status_code == 201
+            ticket = response.json()["ticket_id"]
+            for _ in range(100):
+                if len(await sandboxes.notifications(ticket_id=ticket)) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            await client.get_workflow_handle(ticket).terminate(reason="test finished")
+
+    spans = exporter.get_finished_spans()
+    request = next(s for s in spans if s.kind == SpanKind.SERVER and s.name.startswith("POST /incidents"))
+    trace = [s for s in spans if s.context.trace_id == request.context.trace_id]
+    by_id = {s.context.span_id: s for s in trace}
+    names = {s.name for s in trace}
+    assert any(n.startswith("RunActivity:send_notifications") for n in names), names
+    webhooks = [
+        s
+        for s in trace
+        if s.kind == SpanKind.CLIENT
+        and s.name.startswith("POST")
+        and str(s.attributes.get("url.full", s.attributes.get("http.url", ""))).endswith("/notifications")
+    ]
+    assert webhooks, names
+    # webhook POST <- the activity <- scheduled by the incident workflow <- started by the intake <- the request
+    assert parent_chain(webhooks[0], by_id) == [
+        "RunActivity:send_notifications",
+        "StartActivity:send_notifications",
+        "StartChildWorkflow:IncidentWorkflow",
+        "StartUpdateWithStartWorkflow:IncidentIntake",
+        request.name,
+    ]
+
+
+def _url(span: ReadableSpan) -> str:
+    attributes = span.attributes or {}
+    return str(attributes.get("url.full", attributes.get("http.url", "")))
