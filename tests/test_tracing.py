@@ -75,9 +75,7 @@ async def test_one_trace_from_the_http_request_to_the_webhook(
     webhooks = [
         s
         for s in trace
-        if s.kind == SpanKind.CLIENT
-        and s.name.startswith("POST")
-        and str(s.attributes.get("url.full", s.attributes.get("http.url", ""))).endswith("/notifications")
+        if s.kind == SpanKind.CLIENT and s.name.startswith("POST") and _url(s).endswith("/notifications")
     ]
     assert webhooks, names
     # webhook POST <- the activity <- scheduled by the incident workflow <- started by the intake <- the request
