@@ -121,8 +121,10 @@ class RunningWorker:
 
 
 @asynccontextmanager
-async def running_worker(client: Client, boxes: Sandboxes, **options: Any) -> AsyncIterator[RunningWorker]:
-    task_queue = f"incidents-test-{uuid.uuid4().hex[:8]}"
+async def running_worker(
+    client: Client, boxes: Sandboxes, task_queue: str | None = None, **options: Any
+) -> AsyncIterator[RunningWorker]:
+    task_queue = task_queue or f"incidents-test-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(timeout=10) as http:
         worker = build_worker(client, http, worker_settings(boxes), task_queue=task_queue, **options)
         running = RunningWorker(client, task_queue, worker)

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentReceipt,
         PaymentRequest,
     )
-    from workflows import metrics, search_attributes
+    from workflows import search_attributes
     from workflows.domain.errors import describe_validation_error
     from workflows.domain.incident import (
         ANNOUNCE_ACKNOWLEDGEMENT,
@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
     from workflows.domain.models import ACTION_MODELS, ActionResult, IncidentState, Money
     from workflows.domain.sla import Deadline
+    from workflows.metrics import IncidentMetrics
     from workflows.presentation import current_details, notification_summary
 
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
@@ -99,6 +100,7 @@ class IncidentWorkflow:
         self._published: dict[str, object] = search_attributes.from_typed(workflow.info().typed_search_attributes)
         self._broken: BaseException | None = None
         self._observed_seq = input.carried.event_seq if input.carried is not None else 0
+        self._metrics: IncidentMetrics | None = None
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
@@ -414,7 +416,9 @@ class IncidentWorkflow:
         fresh = [e for e in state.events if e.seq > self._observed_seq]
         if fresh:
             self._observed_seq = fresh[-1].seq
-            metrics.record(workflow.metric_meter(), state, fresh)
+            if self._metrics is None:
+                self._metrics = IncidentMetrics(workflow.metric_meter())
+            self._metrics.record(state, fresh)
             for event in fresh:
                 if event.type.value in LOGGED_EVENTS:
                     # workflow.logger stays silent during replay, so no line is written twice.
