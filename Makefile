@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install browser run test lint typecheck unit bench clean
 
 install: $(STAMP)
 
@@ -24,7 +24,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy .
 
-test: install lint typecheck
+# The web UI test drives Debian's chromium (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: install browser lint typecheck
 	$(BIN)/pytest
 
 clean:

@@ -25,8 +25,8 @@ class Served:
 
 
 @asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[Served]:
-    port = free_port()
+async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[Served]:
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
