@@ -24,7 +24,6 @@ from pathlib import Path
 import httpx
 
 from starter.devconfig import DevConfig, DevConfigError, find_config_file, load_dev_config
-from workflows import search_attributes
 
 STOP_GRACE_SECONDS = 10.0
 READY_SECONDS = 60.0
@@ -105,33 +104,21 @@ class DevStack:
         children: list[Child] = []
         if self.external_temporal is None:
             t = c.temporal
-            pragmas = [arg for k, v in t.sqlite_pragmas.items() for arg in ("--sqlite-pragma", f"{k}={v}")]
-            from workers.binaries import temporal_cli
+            from workers.binaries import dev_server_argv
 
             children.append(
                 Child(
                     "temporal",
-                    [
-                        temporal_cli(),
-                        "server",
-                        "start-dev",
-                        "--ip",
-                        t.host,
-                        "--port",
-                        str(t.port),
-                        "--ui-port",
-                        str(t.ui_port),
-                        "--db-filename",
+                    dev_server_argv(
                         str(c.data_path / t.db_file),
-                        "--namespace",
-                        c.namespace,
-                        "--log-level",
-                        t.log_level,
-                        "--ui-codec-endpoint",
-                        self._codec_endpoint_for_ui(),
-                        *pragmas,
-                        *search_attributes.dev_server_flags(),
-                    ],
+                        t.port,
+                        host=t.host,
+                        ui_port=t.ui_port,
+                        namespace=c.namespace,
+                        log_level=t.log_level,
+                        sqlite_pragmas=dict(t.sqlite_pragmas),
+                        extra=["--ui-codec-endpoint", self._codec_endpoint_for_ui()],
+                    ),
                     lambda: _grpc_ready(t.host, t.port),
                     f"Temporal {t.host}:{t.port}, web UI http://localhost:{t.ui_port} (log: {c.data_dir}/temporal.log)",
                     log=c.data_path / "temporal.log",

@@ -20,8 +20,7 @@ from temporalio.service import RPCError
 
 from starter.connection import data_converter
 from tests.sandbox_servers import free_port
-from workers.binaries import temporal_cli
-from workflows import search_attributes
+from workers.binaries import dev_server_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,29 +52,9 @@ class DevServerProcess:
     def _spawn(self) -> None:
         log = open(self.db.with_suffix(".log"), "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
-            [
-                temporal_cli(),
-                "server",
-                "start-dev",
-                "--headless",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--http-port",
-                str(free_port()),
-                "--metrics-port",
-                str(free_port()),
-                "--db-filename",
-                str(self.db),
-                "--log-level",
-                "warn",
-                "--sqlite-pragma",
-                "journal_mode=wal",
-                "--sqlite-pragma",
-                "synchronous=normal",
-                *search_attributes.dev_server_flags(),
-            ],
+            dev_server_argv(
+                str(self.db), self.port, extra=["--http-port", str(free_port()), "--metrics-port", str(free_port())]
+            ),
             stdout=log,
             stderr=log,
             start_new_session=True,

