@@ -1,30 +1,49 @@
 """The HTTP API for services and agents: a thin layer over IncidentService.
 
-Opening is idempotent (201 for a new incident, 200 with the existing one for a
-repeated request id or a recontact, told apart by the `Incident-Outcome`
-header), actions go through the incident's `act` Update so the verdict is
-synchronous (409 with the incident's reason when it refuses), and every error
-says what was wrong in `detail`.
+- **Opening** (`POST /incidents`, role `service`) is idempotent: 201 with the
+  incident's state when this request created it; 200 with the existing
+  incident for a repeated `request_id`, or when the customer already has an
+  open incident in that category (the contact is joined to it, unless
+  `new_incident` is true). The `Incident-Outcome` response header says which:
+  `created`, `existing` or `joined`; `Location` names the incident.
+- **Actions** (`POST /incidents/{ticket}/...`, role `agent`; `feedback` and
+  `customer-contacts` also `service`) go through the incident's `act` Update,
+  so the verdict is synchronous: 200 with the new state, or 409 with the
+  incident's reason when it refuses (also for a closed incident).
+- **Reading** (`GET`, every role): the state, the domain event log, and a
+  search over Temporal visibility (status, severity, line, customer, category).
+
+Every error body has a readable `detail`: 401 (no valid bearer token), 403
+(the token's role may not), 404 (`no incident INC-...`), 409 (the incident's
+reason), 413 (body too large), 422 (names the field, e.g. `description: String
+should have at least 1 character`), 503 (Temporal unreachable), 504 (no
+worker answered in time).
 """
 
 # No `from __future__ import annotations` here: the role dependencies are aliases local to create_app,
 # and FastAPI must see their annotations as objects, not as names to look up in the module.
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter.auth import Principal, Role, TokenStore
 from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
 from workers.telemetry import configure_tracing, instrument_fastapi
 from workflows.domain.errors import field_path
+from workflows.domain.inputs import TASK_QUEUE
 from workflows.domain.models import (
     Acknowledge,
     Action,
@@ -45,10 +64,14 @@ from workflows.domain.models import (
     Severity,
     Status,
 )
+from workflows.domain.tickets import is_ticket_id
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 MAX_BODY_BYTES = 64 * 1024
+DEFAULT_ANSWER_SECONDS = 15.0
+ANSWER_TIMEOUT_ENV = "INCIDENTS_API_ANSWER_TIMEOUT"
 OUTCOME_HEADER = "Incident-Outcome"
 READERS = frozenset(Role)
 TicketPath = Annotated[str, Path(description="the ticket number, e.g. INC-7F3K2Q", max_length=64)]
@@ -57,8 +80,119 @@ _bearer = HTTPBearer(auto_error=False, description="a token from INCIDENTS_API_T
 
 class ActionResponse(BaseModel):
     accepted: bool
-    event_seq: int
+    event_seq: int = Field(description="sequence number of the event the action produced")
     state: IncidentState
+
+
+class Problem(BaseModel):
+    detail: str = Field(description="what was wrong, in words: the field, the ticket, or the incident's reason")
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidInput(Problem):
+    errors: list[FieldProblem] = Field(description="each problem with its location, as pydantic reports it")
+
+
+class Refusal(Problem):
+    action: str
+    event_seq: int | None = Field(default=None, description="the `action_rejected` event, when one was recorded")
+
+
+def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    known: dict[int, dict[str, Any]] = {
+        401: {"model": Problem, "description": "no valid bearer token"},
+        403: {"model": Problem, "description": "the token's role may not do this"},
+        404: {"model": Problem, "description": "no incident with this ticket number"},
+        409: {"model": Refusal, "description": "the incident refused the action (the reason is in `detail`)"},
+        413: {"model": Problem, "description": f"the body is larger than {MAX_BODY_BYTES} bytes"},
+        422: {"model": InvalidInput, "description": "invalid input; `detail` names each field"},
+        503: {"model": Problem, "description": "Temporal is unreachable"},
+        504: {"model": Problem, "description": "no worker answered in time"},
+    }
+    return {status: known[status] for status in statuses}
+
+
+_READ = _documented(401, 403, 422, 503, 504)
+_READ_ONE = _documented(401, 403, 404, 422, 503, 504)
+_ACT = _documented(401, 403, 404, 409, 413, 422, 503, 504)
+_OPEN = {
+    **_documented(401, 403, 413, 422, 503, 504),
+    200: {
+        "model": IncidentState,
+        "description": "a repeated request id (`Incident-Outcome: existing`), or a recontact joined to the "
+        "customer's open incident in this category (`Incident-Outcome: joined`)",
+        "headers": {OUTCOME_HEADER: {"description": "existing | joined", "schema": {"type": "string"}}},
+    },
+    201: {
+        "description": "a new incident (`Incident-Outcome: created`)",
+        "headers": {
+            OUTCOME_HEADER: {"description": "created", "schema": {"type": "string"}},
+            "Location": {"description": "/incidents/{ticket}", "schema": {"type": "string"}},
+        },
+    },
+}
+
+
+class NoAnswer(Exception):
+    """Temporal took the call but nothing answered in time: usually no worker polls the task queue."""
+
+    def __init__(self, what: str, hint: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.hint = hint
+
+
+class BodyLimit:
+    """Refuse large bodies before anything parses them, also when they come chunked without a Content-Length."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)  # the server holds the client to its declared length
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse({"detail": f"body: larger than {self.limit} bytes"}, status_code=413)
+        await response(scope, receive, send)
 
 
 def _detail_of(error: RequestValidationError) -> str:
@@ -66,18 +200,30 @@ def _detail_of(error: RequestValidationError) -> str:
     for item in error.errors():
         location = tuple(part for part in item["loc"] if part != "body") or ("body",)
         message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "json_invalid":
+            # FastAPI puts the character position where a field name would be.
+            position = f" at character {location[0]}" if isinstance(location[0], int) else ""
+            reason = item.get("ctx", {}).get("error")
+            location, message = ("body",), f"{message}{position}{f' ({reason})' if reason else ''}"
         problems.append(f"{field_path(location)}: {message}")
     return "; ".join(problems)
 
 
-def create_app(service: IncidentService, tokens: TokenStore, tracer_provider: Any = None) -> FastAPI:
-    app = FastAPI(
-        title="Incidents API",
-        version="1",
-        description=__doc__,
-        responses={401: {"description": "no valid bearer token"}, 403: {"description": "the token's role may not"}},
-    )
+def _plain(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors as plain JSON (pydantic may put exceptions in `ctx`)."""
+    return [{"loc": list(e["loc"]), "msg": str(e["msg"]), "type": e["type"]} for e in errors]
+
+
+def create_app(
+    service: IncidentService,
+    tokens: TokenStore,
+    tracer_provider: Any = None,
+    answer_within: float = DEFAULT_ANSWER_SECONDS,
+) -> FastAPI:
+    """The API over `service`. A call that gets no answer within `answer_within` seconds is a 503 or 504."""
+    app = FastAPI(title="Incidents API", version="1", description=__doc__)
     app.state.service = service
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     def caller(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         async def check(
@@ -98,12 +244,36 @@ def create_app(service: IncidentService, tokens: TokenStore, tracer_provider: An
     Agent = Annotated[Principal, Depends(caller(Role.agent))]
     CustomerVoice = Annotated[Principal, Depends(caller(Role.service, Role.agent))]
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse({"detail": f"body: larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
-        return await call_next(request)
+    async def answered(call: Awaitable[T], what: str, hint: str = "") -> T:
+        # Without a worker on the task queue an Update or a query waits (up to the server's own 30 s and
+        # more); the caller deserves a bounded answer that says so.
+        try:
+            return await asyncio.wait_for(call, answer_within)
+        except (TimeoutError, RPCTimeoutOrCancelledError):
+            # An Update cancelled by the timeout surfaces as the SDK's own error, not as a TimeoutError.
+            raise NoAnswer(what, hint) from None
+
+    def known(ticket: str) -> str:
+        # Nothing that is not a ticket number reaches Temporal as a workflow id.
+        if not is_ticket_id(ticket):
+            raise IncidentNotFound(ticket)
+        return ticket
+
+    async def temporal_reachable() -> bool:
+        try:
+            await asyncio.wait_for(service.client.service_client.check_health(), 2)
+        except Exception:
+            return False
+        return True
+
+    async def unreachable_or_slow(what: str, hint: str = "") -> JSONResponse:
+        if not await temporal_reachable():
+            return JSONResponse({"detail": "Temporal is unreachable; try again shortly"}, status_code=503)
+        detail = (
+            f"{what} did not answer within {answer_within:g}s: is a worker polling task queue "
+            f"'{service.task_queue}'?{' ' + hint if hint else ''}"
+        )
+        return JSONResponse({"detail": detail}, status_code=504)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -118,18 +288,34 @@ def create_app(service: IncidentService, tokens: TokenStore, tracer_provider: An
         body = {"detail": error.reason, "action": error.action, "event_seq": error.event_seq}
         return JSONResponse(body, status_code=409)
 
+    @app.exception_handler(NoAnswer)
+    async def no_answer(_: Request, error: NoAnswer) -> JSONResponse:
+        return await unreachable_or_slow(error.what, error.hint)
+
+    @app.exception_handler(RPCTimeoutOrCancelledError)
+    async def update_unanswered(_: Request, error: RPCTimeoutOrCancelledError) -> JSONResponse:
+        return await unreachable_or_slow("the incident")
+
     @app.exception_handler(RPCError)
     async def temporal_trouble(_: Request, error: RPCError) -> JSONResponse:
-        if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        if error.status == RPCStatusCode.UNAVAILABLE:
             return JSONResponse({"detail": "Temporal is unreachable; try again shortly"}, status_code=503)
-        log.warning("temporal call failed: %s", error.status)
+        if error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            return await unreachable_or_slow("the incident")
+        log.warning("temporal call failed: %s", error.status.name)
         return JSONResponse({"detail": f"Temporal refused the call ({error.status.name})"}, status_code=502)
 
-    @app.get("/healthz", summary="Is the API up, and can it reach Temporal?")
+    @app.exception_handler(WorkflowUpdateFailedError)
+    @app.exception_handler(WorkflowAlreadyStartedError)
+    async def open_raced(_: Request, error: Exception) -> JSONResponse:
+        # Opening lost every race it retries (an intake closing under it, a ticket number drawn twice).
+        log.warning("opening failed: %s", type(error).__name__)
+        detail = "could not open the incident just now; repeat the request (with the same request_id)"
+        return JSONResponse({"detail": detail}, status_code=503)
+
+    @app.get("/healthz", summary="Is the API up, and can it reach Temporal? (no token needed)")
     async def healthz() -> JSONResponse:
-        try:
-            await asyncio.wait_for(service.client.service_client.check_health(), 2)
-        except Exception:
+        if not await temporal_reachable():
             return JSONResponse({"ok": False, "temporal": "unreachable"}, status_code=503)
         return JSONResponse({"ok": True, "temporal": "reachable"})
 
@@ -137,17 +323,21 @@ def create_app(service: IncidentService, tokens: TokenStore, tracer_provider: An
         "/incidents",
         status_code=201,
         summary="Open an incident (or get the one this request already opened or joins)",
-        responses={200: {"description": "a repeated request id, or a recontact joined to the open incident"}},
+        responses=_OPEN,
     )
     async def open_incident(request: OpenIncident, response: Response, _: Opener) -> IncidentState:
-        opened = await service.open(request)
+        opened = await answered(
+            service.open(request),
+            "the intake",
+            "The incident may still open: repeat the request with the same request_id to get its ticket.",
+        )
         response.headers[OUTCOME_HEADER] = opened.outcome
         response.headers["Location"] = f"/incidents/{opened.ticket_id}"
         if not opened.created:
             response.status_code = 200
         return opened.state
 
-    @app.get("/incidents", summary="Find incidents by status, severity, line, customer or category")
+    @app.get("/incidents", summary="Find incidents by status, severity, line, customer or category", responses=_READ)
     async def list_incidents(
         _: Reader,
         status: Status | None = None,
@@ -157,65 +347,84 @@ def create_app(service: IncidentService, tokens: TokenStore, tracer_provider: An
         category: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[IncidentSummary]:
-        return await service.search(status, severity, line, customer_id, category, limit)
+        return await answered(service.search(status, severity, line, customer_id, category, limit), "the search")
 
-    @app.get("/incidents/{ticket}", summary="The whole incident, as the workflow's `state` query returns it")
+    @app.get(
+        "/incidents/{ticket}",
+        summary="The whole incident, as the workflow's `state` query returns it",
+        responses=_READ_ONE,
+    )
     async def get_incident(ticket: TicketPath, _: Reader) -> IncidentState:
-        return await service.state(ticket)
+        return await answered(service.state(known(ticket)), f"incident {ticket}")
 
-    @app.get("/incidents/{ticket}/history", summary="The incident's domain event log")
+    @app.get("/incidents/{ticket}/history", summary="The incident's domain event log", responses=_READ_ONE)
     async def get_history(ticket: TicketPath, _: Reader) -> list[IncidentEvent]:
-        return await service.history(ticket)
+        return await answered(service.history(known(ticket)), f"incident {ticket}")
 
     async def act(ticket: str, action: Action) -> ActionResponse:
-        result = await service.act(ticket, action)
-        return ActionResponse(accepted=result.accepted, event_seq=result.event_seq, state=await service.state(ticket))
+        result = await answered(
+            service.act(known(ticket), action),
+            f"incident {ticket}",
+            "The action may still be applied when a worker picks it up: read the incident before repeating it.",
+        )
+        state = await answered(service.state(ticket), f"incident {ticket}")
+        return ActionResponse(accepted=result.accepted, event_seq=result.event_seq, state=state)
 
-    @app.post("/incidents/{ticket}/acknowledge", summary="An agent takes ownership")
+    @app.post("/incidents/{ticket}/acknowledge", summary="An agent takes ownership", responses=_ACT)
     async def acknowledge(ticket: TicketPath, body: Acknowledge, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
-    @app.post("/incidents/{ticket}/notes", summary="Add a note to the incident's history")
+    @app.post("/incidents/{ticket}/notes", summary="Add a note to the incident's history", responses=_ACT)
     async def add_note(ticket: TicketPath, body: AddNote, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
-    @app.post("/incidents/{ticket}/escalate", summary="Hand the incident to the next line")
+    @app.post("/incidents/{ticket}/escalate", summary="Hand the incident to the next line", responses=_ACT)
     async def escalate(ticket: TicketPath, body: Escalate, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
-    @app.post("/incidents/{ticket}/resolve", summary="Record the fix; the customer is told")
+    @app.post("/incidents/{ticket}/resolve", summary="Record the fix; the customer is told", responses=_ACT)
     async def resolve(ticket: TicketPath, body: Resolve, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
-    @app.post("/incidents/{ticket}/reopen", summary="Reopen a resolved incident on line 2")
+    @app.post("/incidents/{ticket}/reopen", summary="Reopen a resolved incident on line 2", responses=_ACT)
     async def reopen(ticket: TicketPath, body: Reopen, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
-    @app.post("/incidents/{ticket}/reclassify", summary="Change the severity (the SLA clocks follow)")
+    @app.post("/incidents/{ticket}/reclassify", summary="Change the severity (the SLA clocks follow)", responses=_ACT)
     async def reclassify(ticket: TicketPath, body: Reclassify, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
-    @app.post("/incidents/{ticket}/feedback", summary="The customer's satisfaction score (1-2 reopens)")
+    @app.post(
+        "/incidents/{ticket}/feedback",
+        summary="The customer's satisfaction score (1-2 reopens); service or agent",
+        responses=_ACT,
+    )
     async def feedback(ticket: TicketPath, body: Feedback, _: CustomerVoice) -> ActionResponse:
         return await act(ticket, body)
 
-    @app.post("/incidents/{ticket}/customer-contacts", summary="The customer got in touch again about it")
+    @app.post(
+        "/incidents/{ticket}/customer-contacts",
+        summary="The customer got in touch again about it; service or agent",
+        responses=_ACT,
+    )
     async def customer_contact(ticket: TicketPath, body: CustomerContact, _: CustomerVoice) -> ActionResponse:
         return await act(ticket, body)
 
-    @app.post("/incidents/{ticket}/refund", summary="Line 2 adds a refund owed to the customer")
+    @app.post("/incidents/{ticket}/refund", summary="Line 2 adds a refund owed to the customer", responses=_ACT)
     async def add_refund(ticket: TicketPath, body: AddRefund, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
-    @app.post("/incidents/{ticket}/refund/approve", summary="Approve a refund above the line-1 limit")
+    @app.post("/incidents/{ticket}/refund/approve", summary="Approve a refund above the line-1 limit", responses=_ACT)
     async def approve_refund(ticket: TicketPath, body: ApproveRefund, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
-    @app.post("/incidents/{ticket}/refund/retry", summary="Retry a failed refund (same idempotency key)")
+    @app.post(
+        "/incidents/{ticket}/refund/retry", summary="Retry a failed refund (same idempotency key)", responses=_ACT
+    )
     async def retry_refund(ticket: TicketPath, body: RetryRefund, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
-    @app.post("/incidents/{ticket}/refund/settle", summary="Record a refund paid outside the provider")
+    @app.post("/incidents/{ticket}/refund/settle", summary="Record a refund paid outside the provider", responses=_ACT)
     async def settle_refund(ticket: TicketPath, body: SettleRefund, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
@@ -223,22 +432,33 @@ def create_app(service: IncidentService, tokens: TokenStore, tracer_provider: An
     return app
 
 
-def _plain(errors: Any) -> list[dict[str, Any]]:
-    """Validation errors as plain JSON (pydantic may put exceptions in `ctx`)."""
-    return [{"loc": list(e["loc"]), "msg": str(e["msg"]), "type": e["type"]} for e in errors]
-
-
 async def build_from_env() -> FastAPI:
-    """The API as `incidents api` serves it: Temporal, policy and tokens all from the environment."""
+    """The API as `incidents api` serves it: tokens, policy, task queue and Temporal all from the environment."""
     from starter.auth import load_tokens_from_env
     from starter.connection import connect
     from workflows.domain.policy import load_policy
 
-    configure_tracing("incidents-api")
+    # Configuration mistakes first, each naming its file and entry, before anything connects.
     tokens = load_tokens_from_env()
     policy = load_policy()
+    answer_within = _seconds_from_env(ANSWER_TIMEOUT_ENV, DEFAULT_ANSWER_SECONDS)
+    configure_tracing("incidents-api")
     client = await _connect_with_retry(connect)
-    return create_app(IncidentService(client, policy), tokens)
+    task_queue = os.environ.get("INCIDENTS_TASK_QUEUE") or TASK_QUEUE
+    return create_app(IncidentService(client, policy, task_queue=task_queue), tokens, answer_within=answer_within)
+
+
+def _seconds_from_env(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 3600:
+        raise ValueError(f"{name}: expected a number of seconds between 0 and 3600, got {text!r}")
+    return seconds
 
 
 async def _connect_with_retry(connect: Callable[[], Awaitable[Any]], within: float = 30.0) -> Any:
@@ -263,4 +483,5 @@ async def serve(host: str, port: int) -> None:
 
 
 def run(host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve the API until interrupted (`incidents api --host --port`)."""
     asyncio.run(serve(host, port))

@@ -87,12 +87,17 @@ def load_tokens(path: str | Path) -> TokenStore:
         raise TokenConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict) or not data:
         raise TokenConfigError(f"{path}: expected a mapping of token names to {{role, sha256}}")
-    entries = {}
+    entries: dict[str, TokenEntry] = {}
+    owners: dict[str, str] = {}
     for name, entry in data.items():
         try:
-            entries[str(name)] = TokenEntry.model_validate(entry)
+            entries[str(name)] = parsed = TokenEntry.model_validate(entry)
         except ValidationError as error:
             raise TokenConfigError(f"{path}: {describe_validation_error(error, prefix=str(name))}") from None
+        # One token under two names would make the caller's identity (and maybe role) a guess.
+        first = owners.setdefault(parsed.sha256.lower(), str(name))
+        if first != str(name):
+            raise TokenConfigError(f"{path}: {name}.sha256: the same token as {first}; give each caller its own")
     return TokenStore(entries)
 
 
