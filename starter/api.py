@@ -25,6 +25,7 @@ worker answered in time).
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -432,19 +433,31 @@ def create_app(
     return app
 
 
+class ApiConfigError(ValueError):
+    """A setting of the API process that cannot be used; the message names it."""
+
+
+class TemporalUnreachable(RuntimeError):
+    """The API process could not connect to Temporal at start."""
+
+
 async def build_from_env() -> FastAPI:
     """The API as `incidents api` serves it: tokens, policy, task queue and Temporal all from the environment."""
     from starter.auth import load_tokens_from_env
-    from starter.connection import connect
+    from starter.connection import connect, connect_config
     from workflows.domain.policy import load_policy
 
     # Configuration mistakes first, each naming its file and entry, before anything connects.
     tokens = load_tokens_from_env()
     policy = load_policy()
     answer_within = _seconds_from_env(ANSWER_TIMEOUT_ENV, DEFAULT_ANSWER_SECONDS)
-    configure_tracing("incidents-api")
-    client = await _connect_with_retry(connect)
     task_queue = os.environ.get("INCIDENTS_TASK_QUEUE") or TASK_QUEUE
+    configure_tracing("incidents-api")
+    try:
+        client = await _connect_with_retry(connect)
+    except RuntimeError as error:
+        target = connect_config().get("target_host")
+        raise TemporalUnreachable(f"cannot reach Temporal at {target} ({error})") from None
     return create_app(IncidentService(client, policy, task_queue=task_queue), tokens, answer_within=answer_within)
 
 
@@ -457,11 +470,12 @@ def _seconds_from_env(name: str, default: float) -> float:
     except ValueError:
         seconds = -1.0
     if not 0 < seconds < 3600:
-        raise ValueError(f"{name}: expected a number of seconds between 0 and 3600, got {text!r}")
+        raise ApiConfigError(f"{name}: expected a number of seconds between 0 and 3600, got {text!r}")
     return seconds
 
 
 async def _connect_with_retry(connect: Callable[[], Awaitable[Any]], within: float = 30.0) -> Any:
+    # The dev stack starts the API next to the server; give the server a moment to listen.
     deadline = asyncio.get_running_loop().time() + within
     while True:
         try:
@@ -483,5 +497,20 @@ async def serve(host: str, port: int) -> None:
 
 
 def run(host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve the API until interrupted (`incidents api --host --port`)."""
-    asyncio.run(serve(host, port))
+    """Serve the API until interrupted (`incidents api --host --port`).
+
+    A bad setting exits with code 2 and one line naming it; Temporal out of reach at start, code 1.
+    """
+    from starter.auth import TokenConfigError
+    from workflows.domain.policy import PolicyError
+
+    try:
+        asyncio.run(serve(host, port))
+    except (TokenConfigError, PolicyError, ApiConfigError) as error:
+        print(f"incidents api: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except TemporalUnreachable as error:
+        print(f"incidents api: {error}", file=sys.stderr, flush=True)
+        # After failed connects the Temporal runtime's threads can race interpreter shutdown and abort
+        # the process (PyGILState_Release); nothing is left to clean up, so leave with the promised code.
+        os._exit(1)

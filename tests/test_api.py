@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -22,7 +24,8 @@ from starter.connection import data_converter
 from starter.incidents import IncidentService
 from tests.conftest import Sandboxes, running_worker
 from tests.policies import fast_policy
-from tests.sandbox_servers import serve
+from tests.sandbox_servers import free_port, serve
+from tests.stack import stack_env, write_config
 from workers.binaries import temporal_cli
 from workflows import search_attributes
 from workflows.domain.inputs import intake_workflow_id
@@ -370,7 +373,7 @@ async def test_temporal_down_is_a_503_and_health_says_so(tmp_path: Path):
         search_attributes=list(search_attributes.ALL_KEYS),
     )
     client: Client = env.client
-    async with served_api(IncidentService(client, policy=fast_policy()), tmp_path, answer_within=3.0) as api:
+    async with served_api(IncidentService(client, policy=fast_policy()), tmp_path, answer_within=1.5) as api:
         assert (await api.http.get(f"{api.url}/healthz")).status_code == 200
         await env.shutdown()
         health = await api.http.get(f"{api.url}/healthz")
@@ -428,13 +431,32 @@ def test_dev_tokens_are_fresh_and_stored_only_as_digests(tmp_path: Path):
     assert load_tokens(path).authenticate(next(iter(issued.values()))[1]) is None, "old tokens stop working"
 
 
-async def test_the_api_refuses_to_start_with_a_bad_token_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from starter.api import build_from_env
-
-    path = tmp_path / "tokens.yml"
-    path.write_text("ops-bot: {role: service, sha256: 9f86d0}\n")
-    monkeypatch.setenv(TOKENS_FILE_ENV, str(path))
-    # Points at nothing: the token file must be refused before any connection is tried.
-    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
-    with pytest.raises(TokenConfigError, match=r"ops-bot\.sha256"):
-        await asyncio.wait_for(build_from_env(), 5)
+def test_the_api_process_refuses_bad_settings_with_one_line_naming_them(tmp_path: Path):
+    tokens = tmp_path / "tokens.yml"
+    tokens.write_text("ops-bot: {role: service, sha256: 9f86d0}\n")
+    policy = tmp_path / "policy.yml"
+    policy.write_text("severities: {critical: {line_timeouts: soon}}\n")
+    good_tokens = tmp_path / "good.yml"
+    write_dev_tokens(good_tokens)
+    # TEMPORAL_ADDRESS points at nothing: each setting must be refused before any connection is tried.
+    base = {**stack_env(write_config(tmp_path)), "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    for settings, message in [
+        ({}, f"{TOKENS_FILE_ENV} is not set"),
+        ({TOKENS_FILE_ENV: str(tokens)}, "tokens.yml: ops-bot.sha256: String should match pattern"),
+        ({TOKENS_FILE_ENV: str(good_tokens), "INCIDENT_POLICY": str(policy)}, "policy.yml"),
+        (
+            {TOKENS_FILE_ENV: str(good_tokens), "INCIDENTS_API_ANSWER_TIMEOUT": "soon"},
+            "INCIDENTS_API_ANSWER_TIMEOUT: expected a number of seconds",
+        ),
+    ]:
+        finished = subprocess.run(
+            [sys.executable, "-m", "starter.cli", "api", "--port", str(free_port())],
+            env={**base, **settings},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert finished.returncode == 2, finished.stderr
+        assert finished.stderr.startswith("incidents api: ") and message in finished.stderr, finished.stderr
+        assert "Traceback" not in finished.stderr and len(finished.stderr.strip().splitlines()) == 1
