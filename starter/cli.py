@@ -56,9 +56,10 @@ def _use_dev_stack_defaults() -> None:
         config = load_dev_config(path)
     except DevConfigError as error:
         _fail(str(error), EXIT_INVALID)
-    if not temporal_configured():
-        os.environ["TEMPORAL_ADDRESS"] = config.temporal_address
-        os.environ.setdefault("TEMPORAL_NAMESPACE", config.namespace)
+    if temporal_configured():
+        return  # another server is named: the dev stack's address and keys are not this one's
+    os.environ["TEMPORAL_ADDRESS"] = config.temporal_address
+    os.environ.setdefault("TEMPORAL_NAMESPACE", config.namespace)
     if "INCIDENTS_CODEC_KEYS_FILE" not in os.environ and config.codec_keys_file.exists():
         os.environ["INCIDENTS_CODEC_KEYS_FILE"] = str(config.codec_keys_file)
 

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
 from activities.notifications import NotificationActivities
@@ -17,6 +18,8 @@ from workers.telemetry import instrument_http_client, worker_interceptors
 from workflows.audit_workflow import IncidentAuditWorkflow
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
+
+PASSED_THROUGH = ("workflows", "activities.contracts", "pydantic", "pydantic_core", "pydantic_extra_types", "yaml")
 
 
 def build_worker(
@@ -36,12 +39,24 @@ def build_worker(
     audit = AuditActivities(client, notifications)
     return Worker(
         client,
+        workflow_runner=workflow_runner(),
         task_queue=task_queue or settings.task_queue,
         workflows=[IncidentWorkflow, IncidentIntakeWorkflow, IncidentAuditWorkflow],
         activities=[notifications.send_notifications, payments.make_payment, audit.audit_incidents],
         interceptors=[*worker_interceptors(), *interceptors],
         **{"max_cached_workflows": settings.max_cached_workflows, **options},
     )
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox, with this project's workflow code passed through: imported once per process.
+
+    Without this the sandbox re-imports the workflow modules for every workflow run and keeps
+    that copy while the run is cached: most of a cached incident's memory. The passed-through
+    modules are deterministic and free of import-time side effects and global mutable state;
+    the replay tests hold them to it.
+    """
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH))
 
 
 def http_client(settings: WorkerSettings) -> httpx.AsyncClient:

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
     from workflows.domain.models import ACTION_MODELS, ActionResult, IncidentState, Money
+    from workflows.domain.policy import shared
     from workflows.domain.sla import Deadline
     from workflows.metrics import IncidentMetrics
     from workflows.presentation import current_details, notification_summary
@@ -84,6 +85,7 @@ KEEP_DOMAIN_EVENTS = 500
 class IncidentWorkflow:
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
+        input.policy = shared(input.policy)
         self._input = input
         effects: list[Effect] = []
         if input.carried is not None:

@@ -135,3 +135,22 @@ def load_policy(environ: dict[str, str] | None = None) -> Policy:
     env = os.environ if environ is None else environ
     path = env.get(POLICY_ENV)
     return load_policy_file(path) if path else default_policy()
+
+
+_SHARED: dict[str, Policy] = {}
+_SHARED_LIMIT = 64
+
+
+def shared(policy: Policy) -> Policy:
+    """One Policy object per distinct policy in a worker: thousands of open incidents carry the same one.
+
+    Policies are frozen, so sharing them is invisible to the incidents; the memo only saves memory
+    (about 9 KB per cached incident) and cannot change what any incident does.
+    """
+    key = policy.model_dump_json()
+    found = _SHARED.get(key)
+    if found is None:
+        if len(_SHARED) >= _SHARED_LIMIT:
+            _SHARED.pop(next(iter(_SHARED)))
+        _SHARED[key] = found = policy
+    return found
