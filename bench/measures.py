@@ -1,0 +1,443 @@
+"""What the benchmark measures, each incident figure next to the raw-Temporal figure of the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client, WorkflowHandle
+
+from bench.bare import TASK_QUEUE as BARE_QUEUE
+from bench.stack import (
+    Processes,
+    bounded,
+    free_port,
+    http_ready,
+    rss_kb,
+    start_dev_server,
+    until,
+    wait_polling,
+)
+from starter.auth import write_dev_tokens
+from starter.connection import data_converter
+from starter.incidents import IncidentService
+from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
+from workflows.domain.models import Acknowledge, Feedback, IncidentState, OpenIncident, Resolve
+from workflows.domain.policy import Policy, default_policy, parse_policy
+from workflows.domain.tickets import new_ticket_id
+from workflows.incident_start import start_options
+
+INCIDENT_QUEUE = "bench-incidents"
+WEBHOOK_SECRET = "bench-webhook-secret"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    throughput: int  # (1) and (2): workflows in flight at once, and the SQLite pragma comparison
+    open_for_latency: int  # (3): open incidents (and open bare workflows) while actions are timed
+    latency_samples: int
+    timers_many: int  # (4): deadlines in the same second
+    timers_few: int
+    memory_open: int  # (5): open incidents cached in the worker
+
+
+FULL = Sizes(
+    throughput=200, open_for_latency=500, latency_samples=200, timers_many=2000, timers_few=50, memory_open=5000
+)
+QUICK = Sizes(throughput=30, open_for_latency=30, latency_samples=20, timers_many=60, timers_few=20, memory_open=200)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile: p99 of 50 values is the worst one, never an interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def lifecycle_policy() -> Policy:
+    """The shipped rules with a critical lifecycle in seconds; routine keeps no callback (the default)."""
+    data = default_policy().model_dump(mode="json")
+    data["name"] = "bench"
+    data["severities"]["critical"].update(
+        {
+            "acknowledge_within": "1s",
+            "line_timeouts": {"1": "2s", "2": "1h"},
+            "customer_updates_every": "1h",
+            "callback_after": "2s",
+            "feedback_window": "1h",
+        }
+    )
+    return parse_policy(data, "bench policy")
+
+
+_timer_policies: dict[int, Policy] = {}
+
+
+def timer_policy(line_one_seconds: int) -> Policy:
+    """Routine incidents whose line 1 may hold them `line_one_seconds`; line 2 a day (no second escalation)."""
+    if line_one_seconds not in _timer_policies:
+        data = default_policy().model_dump(mode="json")
+        data["name"] = f"bench-timer-{line_one_seconds}s"
+        data["severities"]["routine"]["line_timeouts"] = {"1": f"{line_one_seconds}s", "2": "1d"}
+        _timer_policies[line_one_seconds] = parse_policy(data, "bench timer policy")
+    return _timer_policies[line_one_seconds]
+
+
+def request(customer: str, category: str = "tariff_change", **more: Any) -> OpenIncident:
+    return OpenIncident.model_validate(
+        {"customer_id": customer, "category": category, "description": "bench", "channel": "app", **more}
+    )
+
+
+def payload_bytes(message: Message) -> int:
+    """Bytes of every Payload's data inside a history event (inputs, results, markers, search attributes)."""
+    if isinstance(message, Payload):
+        return len(message.data)
+    total = 0
+    for _, value in message.ListFields():
+        if isinstance(value, Message):
+            values: list[Any] = [value]
+        elif hasattr(value, "values"):  # a map field
+            values = list(value.values())
+        elif isinstance(value, str | bytes | int | float | bool):
+            continue
+        else:  # a repeated field
+            values = list(value)
+        total += sum(payload_bytes(v) for v in values if isinstance(v, Message))
+    return total
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, sizes: Sizes, folder: Path) -> None:
+        self.sizes = sizes
+        self.folder = folder
+        self.processes = Processes(folder)
+        self.figures: dict[str, Any] = {}
+        self.run_id = uuid.uuid4().hex[:6]
+
+    # --- the stack ---
+
+    async def start(self) -> None:
+        (self.address, _), (self.defaults_address, self.defaults_server) = await asyncio.gather(
+            start_dev_server(self.processes, "temporal-wal", None),
+            start_dev_server(self.processes, "temporal-default-pragmas", {}),
+        )
+        self.client = await Client.connect(self.address, data_converter=data_converter())
+        payments_port, notify_port, api_port = free_port(), free_port(), free_port()
+        common = {"TEMPORAL_ADDRESS": self.address, "WEBHOOK_SECRET": WEBHOOK_SECRET, "INCIDENTS_LOG_LEVEL": "WARNING"}
+        payments = self.processes.python("payments", "starter.cli", "sandbox", "payments", "--port", str(payments_port))
+        notify = self.processes.python(
+            "notify", "starter.cli", "sandbox", "notify", "--port", str(notify_port), env=common
+        )
+        self.worker = self.processes.python(
+            "incident-worker",
+            "workers.main",
+            env={
+                **common,
+                "PAYMENTS_URL": f"http://127.0.0.1:{payments_port}",
+                "NOTIFY_URL": f"http://127.0.0.1:{notify_port}/notifications",
+                "INCIDENTS_TASK_QUEUE": INCIDENT_QUEUE,
+            },
+        )
+        self.bare = self.processes.python("bare-worker", "bench.bare", env={"TEMPORAL_ADDRESS": self.address})
+        self.defaults_bare = self.processes.python(
+            "bare-worker-default-pragmas", "bench.bare", env={"TEMPORAL_ADDRESS": self.defaults_address}
+        )
+        tokens = write_dev_tokens(self.folder / "tokens.yml")
+        self.agent_token = next(token for role, token in tokens.values() if role.value == "agent")
+        api = self.processes.python(
+            "api",
+            "starter.cli",
+            "api",
+            "--port",
+            str(api_port),
+            env={
+                **common,
+                "INCIDENTS_API_TOKENS_FILE": str(self.folder / "tokens.yml"),
+                "INCIDENTS_TASK_QUEUE": INCIDENT_QUEUE,
+            },
+        )
+        self.api = f"http://127.0.0.1:{api_port}"
+        self.defaults_client = await Client.connect(self.defaults_address)
+        await asyncio.gather(
+            http_ready(f"http://127.0.0.1:{payments_port}/healthz", payments, "payment sandbox"),
+            http_ready(f"http://127.0.0.1:{notify_port}/healthz", notify, "notification sink"),
+            wait_polling(self.client, INCIDENT_QUEUE, self.worker, "incident worker"),
+            wait_polling(self.client, BARE_QUEUE, self.bare, "bare worker"),
+            wait_polling(self.defaults_client, BARE_QUEUE, self.defaults_bare, "bare worker (default pragmas)"),
+            http_ready(f"{self.api}/healthz", api, "HTTP API"),
+        )
+        self.service = IncidentService(self.client, policy=lifecycle_policy(), task_queue=INCIDENT_QUEUE)
+
+    # --- (1) the bare shape, and SQLite's pragmas ---
+
+    async def bare_shape(self, client: Client, workflow_id: str) -> None:
+        handle = await client.start_workflow("BareShape", id=workflow_id, task_queue=BARE_QUEUE)
+        await handle.signal("go")
+        await handle.result()
+
+    async def bare_shape_rate(self, client: Client, count: int, tag: str) -> float:
+        await bounded(10, (self.bare_shape(client, f"warm-{tag}-{self.run_id}-{i}") for i in range(10)))
+        started = time.monotonic()
+        await bounded(count, (self.bare_shape(client, f"shape-{tag}-{self.run_id}-{i}") for i in range(count)))
+        return count / (time.monotonic() - started)
+
+    async def pragmas(self) -> None:
+        """The same bare workload on a fresh server with SQLite's default pragmas; then that server goes."""
+        rate = await self.bare_shape_rate(self.defaults_client, self.sizes.throughput, "defaults")
+        self.figures["sqlite_default_pragmas_per_s"] = rate
+        self.processes.stop_one(self.defaults_bare)
+        self.processes.stop_one(self.defaults_server)
+
+    async def baseline(self) -> None:
+        rate = await self.bare_shape_rate(self.client, self.sizes.throughput, "baseline")
+        self.figures["baseline_per_s"] = rate
+        self.figures["sqlite_wal_normal_per_s"] = rate
+        self.figures["sqlite_wal_speedup"] = rate / self.figures["sqlite_default_pragmas_per_s"]
+
+    # --- (2) incident lifecycles through the project's client ---
+
+    async def lifecycle(self, customer: str) -> None:
+        opened = await self.service.open(request(customer))
+        assert opened.created, f"{customer} joined {opened.ticket_id} instead of opening"
+        await self.service.act(opened.ticket_id, Acknowledge(agent="ann"))
+        await self.service.act(opened.ticket_id, Resolve(agent="ann", resolution="done"))
+        await self.client.get_workflow_handle(opened.ticket_id).result()
+
+    async def lifecycles(self) -> None:
+        await bounded(10, (self.lifecycle(f"warm-{self.run_id}-{i}") for i in range(10)))
+        count = self.sizes.throughput
+        started = time.monotonic()
+        await bounded(count, (self.lifecycle(f"life-{self.run_id}-{i}") for i in range(count)))
+        rate = count / (time.monotonic() - started)
+        self.figures["lifecycle_per_s"] = rate
+        self.figures["lifecycle_ratio"] = rate / self.figures["baseline_per_s"]
+
+    # --- (3) an agent's action through the HTTP API, against a raw signal then query ---
+
+    async def latency(self) -> None:
+        count = self.sizes.open_for_latency
+        started = time.monotonic()
+        opened = await bounded(
+            50, (self.service.open(request(f"lat-{self.run_id}-{i}", new_incident=True)) for i in range(count))
+        )
+        self.incident_start_rate = count / (time.monotonic() - started)
+        tickets = [o.ticket_id for o in opened]
+        started = time.monotonic()
+        waiters: list[WorkflowHandle[Any, Any]] = await bounded(
+            50,
+            (
+                self.client.start_workflow("BareWaiter", id=f"wait-{self.run_id}-{i}", task_queue=BARE_QUEUE)
+                for i in range(count)
+            ),
+        )
+        self.bare_start_rate = count / (time.monotonic() - started)
+        await bounded(50, (w.query("count") for w in waiters))  # each has run its first task
+        headers = {"Authorization": f"Bearer {self.agent_token}"}
+        action_ms: list[float] = []
+        raw_ms: list[float] = []
+        async with httpx.AsyncClient(base_url=self.api, headers=headers, timeout=30) as http:
+
+            async def notes(ticket: str) -> int:
+                answer = await http.get(f"/incidents/{ticket}")
+                answer.raise_for_status()
+                return int(answer.json()["notes"])
+
+            # Interleaved, so both see the same moments of this shared machine.
+            for i in range(self.sizes.latency_samples):
+                ticket, waiter = tickets[i % count], waiters[i % count]
+                before = await notes(ticket)
+                started = time.perf_counter()
+                posted = await http.post(f"/incidents/{ticket}/notes", json={"agent": "ann", "text": f"note {i}"})
+                posted.raise_for_status()
+                while await notes(ticket) <= before:
+                    pass
+                action_ms.append((time.perf_counter() - started) * 1000)
+
+                before = await waiter.query("count")
+                started = time.perf_counter()
+                await waiter.signal("bump")
+                while await waiter.query("count") <= before:
+                    pass
+                raw_ms.append((time.perf_counter() - started) * 1000)
+        self.figures["latency_open_incidents"] = count
+        for name, values in (("action", action_ms), ("raw_signal_query", raw_ms)):
+            for q in (50, 95, 99):
+                self.figures[f"{name}_p{q}_ms"] = percentile(values, q)
+
+    # --- (4) SLA timers due in the same second ---
+
+    async def incident_timers(self, count: int) -> tuple[list[float], float]:
+        """Lag of each escalation behind its line-1 deadline, and how far apart the deadlines were."""
+        lead = 3 + 1.3 * count / self.incident_start_rate
+        due = datetime.now(UTC) + timedelta(seconds=lead)
+
+        async def open_one(i: int) -> str:
+            ticket = new_ticket_id()
+            seconds = max(1, round((due - datetime.now(UTC)).total_seconds()))
+            input = IncidentInput(
+                ticket_id=ticket, request=request(f"tmr-{self.run_id}-{count}-{i}"), policy=timer_policy(seconds)
+            )
+            await self.client.start_workflow(WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input))
+            return ticket
+
+        tickets = await bounded(50, (open_one(i) for i in range(count)))
+        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+
+        async def escalation(ticket: str) -> tuple[float, datetime]:
+            for _ in range(600):
+                state = await self.service.state(ticket)
+                breached = [e for e in state.events if e.type == "sla_breached"]
+                escalated = [e for e in state.events if e.type == "escalated"]
+                if breached and escalated:
+                    deadline = datetime.fromisoformat(breached[0].data["deadline"])
+                    return (escalated[0].at - deadline).total_seconds() * 1000, deadline
+                await asyncio.sleep(0.2)
+            raise RuntimeError(f"{ticket} never escalated")
+
+        found = await bounded(20, (escalation(t) for t in tickets))
+        deadlines = [deadline for _, deadline in found]
+        return [lag for lag, _ in found], (max(deadlines) - min(deadlines)).total_seconds() * 1000
+
+    async def bare_timers(self, count: int) -> list[float]:
+        due = datetime.now(UTC) + timedelta(seconds=3 + 1.3 * count / self.bare_start_rate)
+        handles = await bounded(
+            50,
+            (
+                self.client.start_workflow(
+                    "BareTimer", due.isoformat(), id=f"timer-{self.run_id}-{count}-{i}", task_queue=BARE_QUEUE
+                )
+                for i in range(count)
+            ),
+        )
+        woke = await bounded(count, (h.result() for h in handles))
+        return [(datetime.fromisoformat(w) - due).total_seconds() * 1000 for w in woke]
+
+    async def timers(self) -> None:
+        for label, count in (("many", self.sizes.timers_many), ("few", self.sizes.timers_few)):
+            incident, spread = await self.incident_timers(count)
+            bare = await self.bare_timers(count)
+            self.figures[f"timers_{label}_count"] = count
+            self.figures[f"timers_{label}_incident_deadline_spread_ms"] = spread
+            for q in (50, 99):
+                self.figures[f"escalation_lag_{label}_p{q}_ms"] = percentile(incident, q)
+                self.figures[f"bare_timer_lag_{label}_p{q}_ms"] = percentile(bare, q)
+
+    # --- (5) memory per cached open workflow ---
+
+    async def settled(self, handles: list[WorkflowHandle[Any, Any]], events: int) -> None:
+        """Until the last started workflows have completed their first task (the queue is served in order)."""
+
+        async def done(handle: WorkflowHandle[Any, Any]) -> bool:
+            return (await handle.describe()).raw_description.workflow_execution_info.history_length >= events
+
+        async def all_done() -> bool:
+            return all(await asyncio.gather(*(done(h) for h in handles[-20:])))
+
+        await until(all_done, 120, "first workflow tasks", every=0.5)
+        await asyncio.sleep(2)  # let the last activations and their garbage settle
+
+    async def memory(self) -> None:
+        """RSS growth per workflow while the count of open, cached ones rises to the target."""
+        query = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '{INCIDENT_QUEUE}'"
+        already = (await self.client.count_workflows(query)).count
+        more = max(0, self.sizes.memory_open - already)
+        before = rss_kb(self.worker.pid)
+
+        async def open_one(i: int) -> WorkflowHandle[Any, Any]:
+            input = IncidentInput(
+                ticket_id=new_ticket_id(), request=request(f"mem-{self.run_id}-{i}"), policy=default_policy()
+            )
+            return await self.client.start_workflow(
+                WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input)
+            )
+
+        opened = await bounded(50, (open_one(i) for i in range(more)))
+        await self.settled(opened, 4)
+        after = rss_kb(self.worker.pid)
+        self.figures["memory_open_incidents"] = already + more
+        self.figures["memory_worker_rss_mb"] = after / 1024
+        self.figures["memory_kb_per_incident"] = (after - before) / max(more, 1)
+
+        bare_before = rss_kb(self.bare.pid)
+        bare_more = self.sizes.memory_open - self.sizes.open_for_latency
+        waiters = await bounded(
+            50,
+            (
+                self.client.start_workflow("BareWaiter", id=f"mem-wait-{self.run_id}-{i}", task_queue=BARE_QUEUE)
+                for i in range(bare_more)
+            ),
+        )
+        await self.settled(waiters, 4)
+        bare_after = rss_kb(self.bare.pid)
+        self.figures["memory_bare_rss_mb"] = bare_after / 1024
+        self.figures["memory_kb_per_bare_workflow"] = (bare_after - bare_before) / max(bare_more, 1)
+
+    # --- (6) the history of a full critical lifecycle ---
+
+    async def history(self) -> None:
+        """full_critical of tests/lifecycles.py in seconds: timeout escalation, refund, compensation, callback."""
+        service = self.service
+        opened = await service.open(
+            request(f"hist-{self.run_id}", "payment_not_refunded", refund={"amount": "1500.00", "currency": "RUB"})
+        )
+        ticket = opened.ticket_id
+
+        async def reached(check: Callable[[IncidentState], bool], what: str) -> None:
+            async def seen() -> bool:
+                return check(await service.state(ticket))
+
+            await until(seen, 60, what)
+
+        await reached(lambda s: s.line == 2 and s.refund is not None and s.refund.status == "paid", "escalated, paid")
+        await service.act(ticket, Acknowledge(agent="boris"))
+        await service.act(ticket, Resolve(agent="boris", resolution="refund confirmed by the bank"))
+        await reached(lambda s: s.compensation is not None and s.compensation.status == "granted", "compensation")
+        await reached(lambda s: s.awaiting == "feedback", "the callback")
+        await service.act(ticket, Feedback(score=5, comment="thank you"))
+        await self.client.get_workflow_handle(ticket).result()
+        kinds = {e.type.value for e in (await service.state(ticket)).events}
+        expected = {"escalated", "refund_succeeded", "compensation_granted", "feedback_received", "closed"}
+        assert expected <= kinds, f"the lifecycle missed {expected - kinds}"
+        history = await self.client.get_workflow_handle(ticket).fetch_history()
+        self.figures["history_events"] = len(history.events)
+        self.figures["history_bytes"] = sum(e.ByteSize() for e in history.events)
+        self.figures["history_payload_bytes"] = sum(payload_bytes(e) for e in history.events)
+        names = Counter(e.WhichOneof("attributes") or "?" for e in history.events)
+        self.figures["history_event_kinds"] = {
+            name.removesuffix("_event_attributes"): n for name, n in names.most_common()
+        }
+
+    async def measure(self) -> None:
+        phases: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("sqlite pragmas", self.pragmas),
+            ("baseline", self.baseline),
+            ("lifecycles", self.lifecycles),
+            ("latency", self.latency),
+            ("timers", self.timers),
+            ("memory", self.memory),
+            ("history", self.history),
+        ]
+        for name, phase in phases:
+            started = time.monotonic()
+            await phase()
+            seconds = round(time.monotonic() - started, 1)
+            self.figures.setdefault("phase_seconds", {})[name] = seconds
+            progress(f"  {name}: {seconds}s")
