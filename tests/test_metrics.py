@@ -76,5 +76,11 @@ async def test_a_lifecycle_is_counted_once_on_the_prometheus_endpoint(
     assert sample(text, "incidents_closed", severity="critical") == 1
     assert sample(text, "incidents_rejected_actions", action="add_note") == 1
     assert sample(text, "incidents_time_to_resolve_count", severity="critical") == 1
+    # Buckets sized for SLAs (seconds to a week), not the SDK's default ones that stop at 10 s.
+    resolved_within = {
+        le: sample(text, "incidents_time_to_resolve_bucket", severity="critical", le=le)
+        for le in ("1000", "60000", "3600000", "604800000")
+    }
+    assert resolved_within == {"1000": 0, "60000": 1, "3600000": 1, "604800000": 1}, "resolved after the 2s line-1 SLA"
     assert sample(text, "incidents_time_to_acknowledge_count", severity="routine") == 1
     assert "temporal_workflow_completed" in text or "temporal_request" in text, "the SDK's own metrics are there too"

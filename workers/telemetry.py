@@ -26,6 +26,8 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Interceptor as WorkerInterceptor
 
+from workflows.metrics import HISTOGRAM_BUCKETS
+
 _configured = False
 
 
@@ -74,4 +76,5 @@ def metrics_runtime(port: int | None, host: str = "0.0.0.0") -> Runtime | None:
     """A Temporal runtime serving the SDK's and the workflows' metrics on http://host:port/metrics."""
     if port is None:
         return None
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}")))
+    prometheus = PrometheusConfig(bind_address=f"{host}:{port}", histogram_bucket_overrides=HISTOGRAM_BUCKETS)
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))

@@ -33,6 +33,27 @@ NAMES = {
     "rejected_actions": f"{PREFIX}rejected_actions",
     "notifications_failed": f"{PREFIX}notifications_failed",
 }
+# An SLA is minutes to days; the SDK's default buckets stop at 10 s and would put every incident in +Inf.
+_SECOND_MS = 1000.0
+DURATION_BUCKETS_MS = tuple(
+    _SECOND_MS * seconds
+    for seconds in (
+        1,
+        10,
+        60,
+        5 * 60,
+        15 * 60,
+        30 * 60,
+        3600,
+        2 * 3600,
+        4 * 3600,
+        8 * 3600,
+        86400,
+        3 * 86400,
+        7 * 86400,
+    )
+)
+HISTOGRAM_BUCKETS = {NAMES["time_to_acknowledge"]: DURATION_BUCKETS_MS, NAMES["time_to_resolve"]: DURATION_BUCKETS_MS}
 _REFUND_OUTCOMES = {
     EventType.refund_requested: "requested",
     EventType.refund_succeeded: "succeeded",
