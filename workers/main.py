@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from starter.connection import connect
+from workers.logging_setup import configure_logging
 from workers.settings import WorkerSettings
 from workers.telemetry import configure_tracing, metrics_runtime
 from workers.worker import build_worker, http_client
@@ -40,6 +41,7 @@ async def run_worker(settings: WorkerSettings | None = None, stop: asyncio.Event
 
 
 def main() -> None:
+    configure_logging()  # `python -m workers.main` logs like `incidents worker` does
     asyncio.run(run_worker())
 
 
