@@ -4,6 +4,7 @@ running stack (dev server, worker, sandboxes): valid and invalid inputs alike, n
 
 from __future__ import annotations
 
+import importlib
 import time
 import uuid
 from pathlib import Path
@@ -16,7 +17,55 @@ from hypothesis.errors import Unsatisfiable
 
 from tests.stack import start, write_config
 
-EXAMPLES_PER_OPERATION = 20
+EXAMPLES_PER_OPERATION = 15
+
+
+def _import_what_fuzzing_needs_now() -> None:
+    """Run schemathesis once on a tiny spec while the test module is collected.
+
+    pytest rewrites (parses) every module of a plugin's package when it is first imported, and
+    schemathesis imports most of its modules lazily. Parsed during the test, next to the stack's
+    threads, CPython 3.11.7 sometimes fails with "AST constructor recursion depth mismatch"
+    (python/cpython#106905); at collection time nothing else runs.
+    """
+    spec = {
+        "openapi": "3.1.0",
+        "info": {"title": "warm-up", "version": "1"},
+        "paths": {
+            "/things/{id}": {
+                "post": {
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object", "required": ["a"]}}},
+                    },
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+    }
+    for result in schemathesis.openapi.from_dict(spec).get_all_operations():
+        operation = result.ok()  # type: ignore[union-attr]
+        for mode in schemathesis.GenerationMode:
+
+            @settings(max_examples=2, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def generate(case: schemathesis.Case) -> None:
+                case.as_transport_kwargs(base_url="http://127.0.0.1:1")
+
+            generate()
+    for name in (
+        "schemathesis.transport.requests",
+        "hypothesis.strategies._internal.regex",
+        "hypothesis.internal.conjecture.optimiser",
+    ):
+        importlib.import_module(name)
+
+
+_import_what_fuzzing_needs_now()
 
 
 def test_no_input_gets_a_5xx_and_every_4xx_names_the_problem(tmp_path: Path):
