@@ -9,10 +9,11 @@ import dataclasses
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Page, async_playwright
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -20,6 +21,7 @@ from starter.codec import EncryptionCodec, write_new_keys
 from starter.codec_server import SreTokens, create_codec_app
 from tests.conftest import Sandboxes, running_worker
 from tests.helpers import event_types, send, start_incident, until
+from tests.policies import fast_policy
 from tests.sandbox_servers import free_port, serve
 from workers.binaries import temporal_cli
 from workflows import search_attributes
@@ -82,6 +84,16 @@ async def text_of(page: Page, url: str | None, expected: str, shot: Path) -> str
         print(f"screenshot: {shot}")
 
 
+async def metadata_texts(client: Client, handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """Every summary and details text in the history, decoded (they travel through the payload codec)."""
+    texts: list[str] = []
+    async for event in handle.fetch_history_events():
+        for payload in (event.user_metadata.summary, event.user_metadata.details):
+            if payload.data:
+                texts.extend(str(text) for text in await client.data_converter.decode([payload]))
+    return texts
+
+
 async def test_an_sre_finds_and_reads_an_incident_in_the_web_ui(
     ui: tuple[WorkflowEnvironment, str, int], sandboxes: Sandboxes, tmp_path: Path
 ):
@@ -98,8 +110,20 @@ async def test_an_sre_finds_and_reads_an_incident_in_the_web_ui(
     )
     async with serve(app, codec_port), running_worker(client, sandboxes) as running:
         handle = await start_incident(running, customer_id=customer, contact=PHONE)
+        # The same customer's second problem ran out of its line-1 time and is on line 2 now.
+        line_two_policy = fast_policy(
+            acknowledge_within="1h", line_timeouts={"1": "2s", "2": "4h"}, customer_updates_every="8h"
+        )
+        on_line_two = await start_incident(
+            running, policy=line_two_policy, customer_id=customer, category="speed_drop", contact=PHONE
+        )
         await send(handle, "acknowledge", agent="ann")
         state = await until(handle, lambda s: "acknowledged" in event_types(s))
+        await until(on_line_two, lambda s: s.line == 2, within=30)
+        summaries = await metadata_texts(client, handle)
+        assert f"critical · connection_lost · customer {customer}" in summaries
+        assert {"line-1 SLA 1h", "notify customer: ticket opened; line 1: new incident"} <= set(summaries)
+        assert not [text for text in summaries if PHONE in text], "no summary or details carries the contact"
         run_id = (
             (await handle.fetch_history())
             .events[0]
@@ -115,7 +139,7 @@ async def test_an_sre_finds_and_reads_an_incident_in_the_web_ui(
             listing = await text_of(
                 page, f"{base}/namespaces/default/workflows?query={query}", handle.id, ARTIFACTS / "ui-list.png"
             )
-            assert handle.id in listing and "IncidentWorkflow" in listing
+            assert handle.id in listing and on_line_two.id in listing and "IncidentWorkflow" in listing
 
             history = await text_of(
                 page,
@@ -133,5 +157,19 @@ async def test_an_sre_finds_and_reads_an_incident_in_the_web_ui(
             assert f"{state.ticket_id} · critical · open · line 1" in details, "current details read like a ticket"
             assert "next deadline: line-1 SLA 1h" in details
             assert PHONE not in details.split("Input")[0], "the summaries and details never show the contact"
+
+            # Why is it on line 2, and what is due next: the history and its details say it without the code.
+            escalated = await text_of(
+                page,
+                f"{base}/namespaces/default/workflows/{on_line_two.id}/{on_line_two.result_run_id}/history",
+                "notify line 2: escalated",
+                ARTIFACTS / "ui-line2-history.png",
+            )
+            assert "line-1 SLA 2s" in escalated, "the line-1 timer that fired"
+            await page.click("text=User Metadata")
+            details = await text_of(page, None, "SLA breached: line_1", ARTIFACTS / "ui-line2-details.png")
+            assert f"{on_line_two.id} · critical · open · line 2" in details
+            assert "next deadline: line-2 SLA 4h, due " in details
             await browser.close()
         await handle.terminate(reason="test finished")
+        await on_line_two.terminate(reason="test finished")
