@@ -2,31 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from starter.api import create_app
+from starter.auth import Role, load_tokens, write_dev_tokens
 from starter.connection import data_converter
+from starter.incidents import IncidentService
 from tests.conftest import WEBHOOK_SECRET, Sandboxes, running_worker
 from tests.helpers import send, start_incident
+from tests.policies import fast_policy
+from tests.sandbox_servers import serve
 from workers.logging_setup import configure_logging
 from workflows.incident_workflow import IncidentWorkflow
 
 
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
+@contextlib.contextmanager
+def captured_logs(level: str) -> Iterator[io.StringIO]:
+    """The process's logging, configured as production does (JSON lines), into a string."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     stream = io.StringIO()
-    configure_logging("json", "INFO", stream)
-    yield stream
-    root.handlers = saved[0]
-    root.setLevel(saved[1])
+    configure_logging("json", level, stream)
+    try:
+        yield stream
+    finally:
+        root.handlers = saved[0]
+        root.setLevel(saved[1])
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    with captured_logs("INFO") as stream:
+        yield stream
 
 
 def parsed(stream: io.StringIO) -> list[dict]:
@@ -75,3 +92,44 @@ def test_secrets_never_reach_the_log(log_lines: io.StringIO):
     line = parsed(log_lines)[-1]
     assert line["api_token"] == line["webhook_secret"] == line["authorization"] == "[redacted]"
     assert line["ticket_id"] == "INC-1"
+
+
+async def test_api_tokens_and_the_webhook_secret_stay_out_of_every_line_even_at_debug(
+    dev_env: WorkflowEnvironment, sandboxes: Sandboxes, tmp_path: Path
+):
+    with captured_logs("DEBUG") as stream:
+        issued = {role: token for role, token in write_dev_tokens(tmp_path / "tokens.yml").values()}
+        async with running_worker(dev_env.client, sandboxes) as running:
+            service = IncidentService(running.client, policy=fast_policy(), task_queue=running.task_queue)
+            async with serve(create_app(service, load_tokens(tmp_path / "tokens.yml"))) as api:
+                opened = await sandboxes.http.post(
+                    f"{api.url}/incidents",
+                    json={
+                        "customer_id": f"logs-{uuid.uuid4().hex[:6]}",
+                        "category": "tariff_change",
+                        "description": "d",
+                        "channel": "app",
+                        "contact": "bob@example.com",
+                    },
+                    headers={"Authorization": f"Bearer {issued[Role.service]}"},
+                )
+                assert opened.status_code == 201, opened.text
+                ticket = opened.json()["ticket_id"]
+                acknowledged = await sandboxes.http.post(
+                    f"{api.url}/incidents/{ticket}/acknowledge",
+                    json={"agent": "ann"},
+                    headers={"Authorization": f"Bearer {issued[Role.agent]}"},
+                )
+                assert acknowledged.status_code == 200, acknowledged.text
+                refused = await sandboxes.http.post(
+                    f"{api.url}/incidents/{ticket}/acknowledge",
+                    json={"agent": "ann"},
+                    headers={"Authorization": f"Bearer {issued[Role.viewer]}"},
+                )
+                assert refused.status_code == 403, refused.text
+    text = stream.getvalue()
+    assert any(line["level"] == "debug" for line in parsed(stream)), "debug lines were captured too"
+    assert any(line.get("ticket_id") == ticket and line["event"] == "acknowledged" for line in parsed(stream))
+    for secret in [*issued.values(), WEBHOOK_SECRET]:
+        assert secret not in text, "a token or the webhook secret reached the log"
+    assert "bob@example.com" not in text, "no customer contact in the logs"
