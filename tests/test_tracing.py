@@ -54,13 +54,20 @@ async def test_one_trace_from_the_http_request_to_the_webhook(
         async with worker, serve(create_app(service, load_tokens(tmp_path / "tokens.yml"), provider)) as api:
             response = await sandboxes.http.post(
                 f"{api.url}/incidents",
-                json={"customer_id": "traced", "category": "connection_lost", "description": "d", "channel": "app"},
+                json={
+                    "customer_id": "traced",
+                    "category": "payment_not_refunded",
+                    "description": "charged twice",
+                    "channel": "app",
+                    "refund": {"amount": "99.00", "currency": "RUB"},
+                },
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert response.status_code == 201
             ticket = response.json()["ticket_id"]
-            for _ in range(100):
-                if len(await sandboxes.notifications(ticket_id=ticket)) >= 2:
+            for _ in range(200):
+                refund = (await service.state(ticket)).refund
+                if len(await sandboxes.notifications(ticket_id=ticket)) >= 2 and refund and refund.status == "paid":
                     break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
@@ -72,20 +79,29 @@ async def test_one_trace_from_the_http_request_to_the_webhook(
     by_id = {s.context.span_id: s for s in trace}
     names = {s.name for s in trace}
     assert any(n.startswith("RunActivity:send_notifications") for n in names), names
-    webhooks = [
-        s
-        for s in trace
-        if s.kind == SpanKind.CLIENT and s.name.startswith("POST") and _url(s).endswith("/notifications")
-    ]
-    assert webhooks, names
+    opened_by_the_request = ["StartChildWorkflow:IncidentWorkflow", "StartUpdateWithStartWorkflow:IncidentIntake"]
+    run = next(s for s in trace if s.name == "RunWorkflow:IncidentWorkflow")
+    assert parent_chain(run, by_id) == [*opened_by_the_request, request.name]
     # webhook POST <- the activity <- scheduled by the incident workflow <- started by the intake <- the request
-    assert parent_chain(webhooks[0], by_id) == [
+    assert parent_chain(outbound(trace, "/notifications"), by_id) == [
         "RunActivity:send_notifications",
         "StartActivity:send_notifications",
-        "StartChildWorkflow:IncidentWorkflow",
-        "StartUpdateWithStartWorkflow:IncidentIntake",
+        *opened_by_the_request,
         request.name,
     ]
+    # the refund's call to the payment provider hangs under the same request
+    assert parent_chain(outbound(trace, "/refunds"), by_id) == [
+        "RunActivity:make_payment",
+        "StartActivity:make_payment",
+        *opened_by_the_request,
+        request.name,
+    ]
+
+
+def outbound(trace: list[ReadableSpan], path: str) -> ReadableSpan:
+    calls = [s for s in trace if s.kind == SpanKind.CLIENT and s.name.startswith("POST") and _url(s).endswith(path)]
+    assert calls, f"no outbound POST {path} in {sorted(s.name for s in trace)}"
+    return calls[0]
 
 
 def _url(span: ReadableSpan) -> str:
