@@ -1,13 +1,18 @@
 """One trace from the HTTP request that opened an incident, through the workflows, to the activities
-and their outbound HTTP calls (OpenTelemetry SDK with an in-memory exporter)."""
+and their outbound HTTP calls (OpenTelemetry SDK with an in-memory exporter); and the exporter chosen
+by the standard OTEL_* variables, received by a real OTLP/HTTP endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI, Request, Response
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -107,3 +112,46 @@ def outbound(trace: list[ReadableSpan], path: str) -> ReadableSpan:
 def _url(span: ReadableSpan) -> str:
     attributes = span.attributes or {}
     return str(attributes.get("url.full", attributes.get("http.url", "")))
+
+
+EMIT_ONE_SPAN = """
+from opentelemetry import trace
+from workers.telemetry import configure_tracing
+configure_tracing("incidents-worker")
+with trace.get_tracer("incidents").start_as_current_span("one incident"):
+    pass
+provider = trace.get_tracer_provider()
+print(type(provider).__name__)
+getattr(provider, "shutdown", lambda: None)()
+"""
+
+
+async def test_spans_go_over_otlp_http_only_when_the_standard_variable_names_an_endpoint():
+    received: list[ExportTraceServiceRequest] = []
+    collector = FastAPI()
+
+    @collector.post("/v1/traces")
+    async def traces(request: Request) -> Response:
+        received.append(ExportTraceServiceRequest.FromString(await request.body()))
+        return Response(status_code=200)
+
+    async def emit(**env: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            EMIT_ONE_SPAN,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, **env},
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0
+        return out.decode().strip()
+
+    async with serve(collector) as otlp:
+        assert await emit() == "ProxyTracerProvider", "no endpoint: no SDK provider, nothing exported"
+        assert await emit(OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url, OTEL_SERVICE_NAME="worker-a") == "TracerProvider"
+    assert len(received) == 1
+    (resource_spans,) = received[0].resource_spans
+    attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert attributes["service.name"] == "worker-a"
+    assert [span.name for scope in resource_spans.scope_spans for span in scope.spans] == ["one incident"]
