@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -64,25 +65,38 @@ def _use_dev_stack_defaults() -> None:
         os.environ["INCIDENTS_CODEC_KEYS_FILE"] = str(config.codec_keys_file)
 
 
-async def _service() -> Any:
+def _connection_reason(error: Exception) -> str:
+    """The OS's words ("Connection refused") rather than the transport's whole error chain."""
+    found = re.search(r'message: "([^"]+)"', str(error))
+    return found.group(1) if found else str(error)
+
+
+async def _service(policy: Any = None) -> Any:
     from starter.connection import connect, connect_config
     from starter.incidents import IncidentService
+    from workflows.domain.policy import PolicyError, load_policy
 
     _use_dev_stack_defaults()
+    try:
+        policy = policy if policy is not None else load_policy()
+    except PolicyError as error:
+        raise CliError(f"INCIDENT_POLICY: {error}", EXIT_INVALID) from None
     try:
         client = await connect()
     except RuntimeError as error:
         target = connect_config().get("target_host")
-        raise CliError(f"cannot reach Temporal at {target} ({error}); is `make run` running?") from None
-    return IncidentService(client)
+        raise CliError(
+            f"cannot reach Temporal at {target} ({_connection_reason(error)}); is `make run` running?"
+        ) from None
+    return IncidentService(client, policy=policy)
 
 
-def _run(work: Callable[[Any], Any]) -> int:
+def _run(work: Callable[[Any], Any], policy: Any = None) -> int:
     from starter.incidents import ActionRejected, IncidentNotFound
 
     async def main() -> int:
         try:
-            service = await _service()
+            service = await _service(policy)
             await work(service)
         except IncidentNotFound as error:
             raise CliError(str(error)) from None
@@ -122,10 +136,13 @@ def _open(args: argparse.Namespace) -> int:
 
     async def work(service: Any) -> None:
         opened = await service.open(request)
-        if args.json:
-            print(json.dumps({"outcome": opened.outcome, **opened.state.model_dump(mode="json")}, indent=2))
-            return
         verb = {"created": "opened", "joined": "joined the open incident", "existing": "already opened as"}
+        if args.json:
+            # stdout is exactly the workflow's `state` query, as `show --json` prints it; what happened
+            # (a new incident, a recontact joined, a repeated request id) goes to stderr.
+            print(json.dumps(opened.state.model_dump(mode="json"), indent=2))
+            print(f"{verb[opened.outcome]} {opened.ticket_id}", file=sys.stderr)
+            return
         _console().print(f"{verb[opened.outcome]} [bold]{opened.ticket_id}[/]")
 
     return _run(work)
@@ -243,10 +260,15 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from starter.demo import run_demo
+    from starter.demo import DemoError, demo_policy, play
 
-    _use_dev_stack_defaults()
-    return run_demo(args)
+    async def work(service: Any) -> None:
+        try:
+            await play(service, _console(), args.speed)
+        except DemoError as error:
+            raise CliError(str(error)) from None
+
+    return _run(work, policy=demo_policy())
 
 
 # --- the parser ---

@@ -10,23 +10,26 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import time
 import uuid
 from collections.abc import Callable
 from importlib import resources
+from urllib.parse import quote
 
 import httpx
 import yaml
 from rich.console import Console
 
-from starter.connection import connect
 from starter.devconfig import load_dev_config
 from starter.incidents import IncidentService
 from workflows.domain.models import Acknowledge, Feedback, IncidentState, OpenIncident, Resolve
 from workflows.domain.policy import Policy, parse_policy
+
+
+class DemoError(RuntimeError):
+    """The stack did not do what the story needs (no worker, a sandbox down): the message says what."""
 
 
 def demo_policy() -> Policy:
@@ -35,22 +38,39 @@ def demo_policy() -> Policy:
 
 
 async def _wait(
-    service: IncidentService, ticket: str, predicate: Callable[[IncidentState], bool], within: float, speed: float
+    service: IncidentService,
+    ticket: str,
+    predicate: Callable[[IncidentState], bool],
+    what: str,
+    within: float,
+    speed: float,
 ) -> IncidentState:
     deadline = time.monotonic() + within / speed
     while True:
         state = await service.state(ticket)
-        if predicate(state) or time.monotonic() > deadline:
+        if predicate(state):
             return state
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f"{ticket}: waited {within / speed:.0f}s for {what}, but it is {state.status.value} on line "
+                f"{state.line}; is a worker running (`make run`)?"
+            )
         await asyncio.sleep(0.5)
 
 
-async def _play(console: Console, speed: float) -> int:
+async def play(service: IncidentService, console: Console, speed: float = 1.0) -> None:
+    """The three stories, one after the other; `service` must carry the demo policy."""
     config = load_dev_config()
     payments_url = os.environ.get("PAYMENTS_URL", f"http://{config.sandboxes.host}:{config.sandboxes.payments_port}")
     ui = f"http://localhost:{config.temporal.ui_port}/namespaces/{config.namespace}/workflows"
-    service = IncidentService(await connect(), policy=demo_policy())
     run = uuid.uuid4().hex[:4]
+    try:  # story 2 needs the sandbox: find out before any incident is opened
+        async with httpx.AsyncClient(timeout=5) as http:
+            (await http.get(f"{payments_url}/healthz")).raise_for_status()
+    except httpx.HTTPError as error:
+        raise DemoError(
+            f"cannot reach the payment sandbox at {payments_url} ({error}); is `make run` running?"
+        ) from None
 
     console.rule("[bold]1. The line is cut (seeds 000, 004)")
     outage = await service.open(
@@ -64,23 +84,30 @@ async def _play(console: Console, speed: float) -> int:
     )
     ticket = outage.ticket_id
     console.print(f"ticket [bold]{ticket}[/] told to the customer at once, with an apology and an expected time")
-    state = await _wait(service, ticket, lambda s: s.line >= 2, 30, speed)
+    state = await _wait(service, ticket, lambda s: s.line >= 2, "the line-1 SLA to escalate it", 30, speed)
     console.print(f"line 1 did not make it in time: now on line {state.line}, breaches {state.sla_breaches}")
     await service.act(ticket, Acknowledge(agent="boris"))
     await service.act(ticket, Resolve(agent="boris", resolution="spliced the cable at the cabinet"))
     state = await _wait(
-        service, ticket, lambda s: s.compensation is not None and s.compensation.status == "granted", 30, speed
+        service,
+        ticket,
+        lambda s: s.compensation is not None and s.compensation.status == "granted",
+        "the compensation",
+        30,
+        speed,
     )
     if state.compensation is not None:
         console.print(f"resolved late, so {state.compensation.amount:.2f} {state.compensation.currency} credited")
-    state = await _wait(service, ticket, lambda s: s.awaiting == "feedback", 30, speed)
+    state = await _wait(service, ticket, lambda s: s.awaiting == "feedback", "the satisfaction callback", 30, speed)
     console.print("the satisfaction callback asks: is everything fine now?")
     await service.act(ticket, Feedback(score=5, comment="works again, thank you"))
     console.print(f"score 5: closed.  {ui}/{ticket}")
 
     console.rule("[bold]2. Charged while binding a card, never refunded (seed 002)")
+    faults = f"{payments_url}/_sandbox/faults"
     async with httpx.AsyncClient(timeout=10) as http:
-        await http.put(f"{payments_url}/_sandbox/faults", json={"fail_first": 3})
+        before = (await http.get(faults)).json()  # SANDBOX_* settings of this run, put back afterwards
+        await http.put(faults, json={**before, "fail_first": 3})
         try:
             card = await service.open(
                 OpenIncident(
@@ -93,12 +120,17 @@ async def _play(console: Console, speed: float) -> int:
             )
             console.print(f"ticket [bold]{card.ticket_id}[/]; the provider fails the first 3 attempts")
             state = await _wait(
-                service, card.ticket_id, lambda s: s.refund is not None and s.refund.status == "paid", 60, speed
+                service,
+                card.ticket_id,
+                lambda s: s.refund is not None and s.refund.status == "paid",
+                "the refund to be paid",
+                60,
+                speed,
             )
             attempts = (await http.get(f"{payments_url}/_sandbox/attempts")).json()
             ledger = (await http.get(f"{payments_url}/refunds", params={"reference": card.ticket_id})).json()
         finally:
-            await http.put(f"{payments_url}/_sandbox/faults", json={})
+            await http.put(faults, json=before)
     key = state.refund.idempotency_key if state.refund else ""
     console.print(
         f"refund {state.refund.status.value if state.refund else '?'} after {attempts.get(key, 0)} "
@@ -123,9 +155,6 @@ async def _play(console: Console, speed: float) -> int:
     state = await service.state(tickets[0])
     console.print(f"one ticket for all three calls, {state.recontacts} recontacts on record.  {ui}/{tickets[0]}")
     console.rule()
-    console.print(f"In the web UI: {ui}?query=CustomerId%3D%27isp-{run}%27 and the incidents above.")
-    return 0
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    return asyncio.run(_play(Console(highlight=False), args.speed))
+    query = f"CustomerId IN ('isp-{run}', 'carshare-{run}', 'shop-{run}')"
+    console.print(f"All three in the web UI (query: {query}):")
+    console.print(f"  {ui}?query={quote(query)}")

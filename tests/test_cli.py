@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.stack import RunningStack, cli, start, write_config
@@ -20,9 +22,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 
 def opened(stack: RunningStack, *args: str) -> dict:
+    """The state `open --json` prints, with what happened (said on stderr) as "outcome"."""
     result = cli(stack, "open", "--json", *args)
     assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
+    state = dict(json.loads(result.stdout))
+    said = {"opened": "created", "joined the open incident": "joined", "already opened as": "existing"}
+    outcome = next(kind for words, kind in said.items() if result.stderr.startswith(f"{words} {state['ticket_id']}"))
+    return {**state, "outcome": outcome}
 
 
 def test_open_show_act_and_history(stack: RunningStack):
@@ -43,7 +49,9 @@ def test_open_show_act_and_history(stack: RunningStack):
     assert plain.returncode == 0 and plain.stdout.startswith("opened INC-")
     show = cli(stack, "show", ticket)
     assert show.returncode == 0 and ticket in show.stdout and "critical" in show.stdout and "nobody yet" in show.stdout
-    assert json.loads(cli(stack, "show", ticket, "--json").stdout)["ticket_id"] == ticket
+    shown = json.loads(cli(stack, "show", ticket, "--json").stdout)
+    assert shown["ticket_id"] == ticket
+    assert set(shown) == set(state) - {"outcome"}, "open --json prints the same state query as show --json"
     for args in (
         ("ack", ticket, "--agent", "ann"),
         ("note", ticket, "--agent", "ann", "--text", "checking the port"),
@@ -147,3 +155,23 @@ def test_a_bad_dev_config_names_the_field(tmp_path: Path):
     config.write_text("api: {port: not-a-port}\n")
     result = cli(config, "dev")
     assert result.returncode == 2 and "api.port" in result.stderr
+
+
+def test_demo_plays_the_three_stories(stack: RunningStack):
+    result = cli(stack, "demo", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "now on line 2" in out and "RUB credited" in out and "score 5: closed" in out
+    assert "refund paid after 4 attempts" in out and "ledger holds 1 payment" in out
+    calls = re.findall(r"call \d: (\w+) (INC-\w+)", out)
+    assert [outcome for outcome, _ in calls] == ["created", "joined", "joined"]
+    assert len({ticket for _, ticket in calls}) == 1
+    ui_port = stack.settings["temporal"]["ui_port"]
+    assert f"http://localhost:{ui_port}/namespaces/default/workflows/{calls[0][1]}" in out
+    faults = httpx.get(f"http://127.0.0.1:{stack.settings['sandboxes']['payments_port']}/_sandbox/faults", timeout=5)
+    assert faults.json()["fail_first"] == 0, "the demo lifts the faults it injected"
+
+
+def test_demo_without_a_stack_says_so(tmp_path: Path):
+    result = cli(write_config(tmp_path), "demo")
+    assert result.returncode == 1 and "cannot reach Temporal" in result.stderr and "Traceback" not in result.stderr
