@@ -31,5 +31,10 @@ browser:
 test: install browser lint typecheck
 	$(BIN)/pytest
 
+# Raw Temporal beside the incident system on this machine (own servers and workers on free ports).
+# `make bench` runs the full one (under 5 minutes); `make bench ARGS=--quick` a smoke run (under 1 minute).
+bench: install
+	$(BIN)/python -m bench.run $(ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data
