@@ -60,12 +60,12 @@ def _use_dev_stack_defaults() -> None:
     if temporal_configured():
         return  # another server is named: the dev stack's address and keys are not this one's
     os.environ["TEMPORAL_ADDRESS"] = config.temporal_address
-    os.environ.setdefault("TEMPORAL_NAMESPACE", config.namespace)
+    os.environ["TEMPORAL_NAMESPACE"] = config.namespace  # the only one the dev stack's server serves
     if "INCIDENTS_CODEC_KEYS_FILE" not in os.environ and config.codec_keys_file.exists():
         os.environ["INCIDENTS_CODEC_KEYS_FILE"] = str(config.codec_keys_file)
 
 
-def _connection_reason(error: Exception) -> str:
+def connection_reason(error: Exception) -> str:
     """The OS's words ("Connection refused") rather than the transport's whole error chain."""
     found = re.search(r'message: "([^"]+)"', str(error))
     return found.group(1) if found else str(error)
@@ -86,12 +86,14 @@ async def _service(policy: Any = None) -> Any:
     except RuntimeError as error:
         target = connect_config().get("target_host")
         raise CliError(
-            f"cannot reach Temporal at {target} ({_connection_reason(error)}); is `make run` running?"
+            f"cannot reach Temporal at {target} ({connection_reason(error)}); is `make run` running?"
         ) from None
     return IncidentService(client, policy=policy)
 
 
 def _run(work: Callable[[Any], Any], policy: Any = None) -> int:
+    from temporalio.service import RPCError
+
     from starter.incidents import ActionRejected, IncidentNotFound
 
     async def main() -> int:
@@ -102,6 +104,15 @@ def _run(work: Callable[[Any], Any], policy: Any = None) -> int:
             raise CliError(str(error)) from None
         except ActionRejected as error:
             raise CliError(f"{error.ticket_id} refused {error.action}: {error.reason}") from None
+        except RPCError as error:
+            raise CliError(f"Temporal refused the call: {error.message}") from None
+        except KeyError as error:
+            if "binary/encrypted" not in str(error):
+                raise
+            raise CliError(
+                "the incident's payloads are encrypted and this shell has no key for them: set "
+                "INCIDENTS_CODEC_KEYS_FILE to the key file the workers use"
+            ) from None
         return 0
 
     try:

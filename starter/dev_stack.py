@@ -65,14 +65,20 @@ class DevStack:
     children: list[Child] = field(default_factory=list)
     tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
     external_temporal: str | None = None
+    keys_file: Path | None = None  # payloads are encrypted with these keys (None: not encrypted)
 
     # --- preparing ---
 
     def environment(self) -> dict[str, str]:
         c = self.config
         env = dict(os.environ)
-        env.setdefault("TEMPORAL_ADDRESS", self.external_temporal or c.temporal_address)
-        env.setdefault("TEMPORAL_NAMESPACE", c.namespace)
+        if self.external_temporal is None:
+            # Our own server serves exactly the configured namespace; a stray TEMPORAL_NAMESPACE would
+            # point every child at one that does not exist there.
+            env["TEMPORAL_ADDRESS"] = c.temporal_address
+            env["TEMPORAL_NAMESPACE"] = c.namespace
+        # else: the configured server's address, namespace, TLS and API key reach the children as they
+        # reached us (environment or temporal.toml profile, read by temporalio.envconfig).
         env.update(
             {
                 "PAYMENTS_URL": f"http://{c.sandboxes.host}:{c.sandboxes.payments_port}",
@@ -83,7 +89,12 @@ class DevStack:
                 "INCIDENTS_DEV_CONFIG": str(c.path) if c.path else env.get("INCIDENTS_DEV_CONFIG", ""),
             }
         )
-        env.setdefault("INCIDENTS_CODEC_KEYS_FILE", str(c.codec_keys_file))
+        if self.external_temporal is None:
+            env.setdefault("INCIDENTS_CODEC_KEYS_FILE", str(c.codec_keys_file))
+        # A configured server is shared: its payloads need the keys every worker and client of the
+        # namespace shares, never a key made up on this laptop. Only an INCIDENTS_CODEC_KEYS_FILE from
+        # the environment applies there.
+        self.keys_file = Path(env["INCIDENTS_CODEC_KEYS_FILE"]) if env.get("INCIDENTS_CODEC_KEYS_FILE") else None
         env.setdefault("INCIDENTS_API_TOKENS_FILE", str(c.tokens_file))
         return env
 
@@ -92,9 +103,10 @@ class DevStack:
         from starter.codec import write_new_keys
 
         self.config.data_path.mkdir(parents=True, exist_ok=True)
-        keys = Path(env["INCIDENTS_CODEC_KEYS_FILE"])
-        if not keys.exists():  # the key must outlive restarts: every stored payload needs it
-            write_new_keys(keys)
+        if self.keys_file == self.config.codec_keys_file and not self.keys_file.exists():
+            write_new_keys(self.keys_file)  # once: the key must outlive restarts, every stored payload needs it
+        elif self.keys_file is not None and not self.keys_file.exists():
+            raise StackError(f"INCIDENTS_CODEC_KEYS_FILE: {self.keys_file} does not exist")
         if Path(env[TOKENS_FILE_ENV]) == self.config.tokens_file:
             issued = write_dev_tokens(self.config.tokens_file)
             self.tokens = {name: (role.value, token) for name, (role, token) in issued.items()}
@@ -149,23 +161,6 @@ class DevStack:
                 f"notification sink http://{s.host}:{s.notify_port}/notifications",
             ),
             Child(
-                "codec server",
-                [
-                    *py,
-                    "codec-server",
-                    "--host",
-                    c.codec_server.host,
-                    "--port",
-                    str(c.codec_server.port),
-                    "--ui-origin",
-                    f"http://localhost:{c.temporal.ui_port}",
-                    "--ui-origin",
-                    f"http://127.0.0.1:{c.temporal.ui_port}",
-                ],
-                lambda: _port_open(c.codec_server.host, c.codec_server.port),
-                f"codec server http://{c.codec_server.host}:{c.codec_server.port} (SRE token required)",
-            ),
-            Child(
                 "worker",
                 [*py, "worker"],
                 lambda: _port_open("127.0.0.1", c.worker.metrics_port),
@@ -178,7 +173,29 @@ class DevStack:
                 f"HTTP API http://{c.api.host}:{c.api.port} (docs: /docs)",
             ),
         ]
+        if self.keys_file is not None:
+            children.insert(-2, self._codec_server())
         return children
+
+    def _codec_server(self) -> Child:
+        c, py = self.config, [sys.executable, "-m", "starter.cli"]
+        return Child(
+            "codec server",
+            [
+                *py,
+                "codec-server",
+                "--host",
+                c.codec_server.host,
+                "--port",
+                str(c.codec_server.port),
+                "--ui-origin",
+                f"http://localhost:{c.temporal.ui_port}",
+                "--ui-origin",
+                f"http://127.0.0.1:{c.temporal.ui_port}",
+            ],
+            lambda: _port_open(c.codec_server.host, c.codec_server.port),
+            f"codec server http://{c.codec_server.host}:{c.codec_server.port} (SRE token required)",
+        )
 
     def _codec_endpoint_for_ui(self) -> str:
         token = self.tokens.get("dev-sre", ("", ""))[1]
@@ -191,12 +208,24 @@ class DevStack:
             f"sandboxes.payments_port {c.sandboxes.payments_port}": (c.sandboxes.host, c.sandboxes.payments_port),
             f"sandboxes.notify_port {c.sandboxes.notify_port}": (c.sandboxes.host, c.sandboxes.notify_port),
             f"worker.metrics_port {c.worker.metrics_port}": ("127.0.0.1", c.worker.metrics_port),
-            f"codec_server.port {c.codec_server.port}": (c.codec_server.host, c.codec_server.port),
         }
+        if self.keys_file is not None:
+            wanted[f"codec_server.port {c.codec_server.port}"] = (c.codec_server.host, c.codec_server.port)
         if self.external_temporal is None:
             wanted[f"temporal.port {c.temporal.port}"] = (c.temporal.host, c.temporal.port)
             wanted[f"temporal.ui_port {c.temporal.ui_port}"] = (c.temporal.host, c.temporal.ui_port)
         return [name for name, (host, port) in wanted.items() if _port_open(host, port)]
+
+    def check_external_temporal(self) -> None:
+        """The configured server must answer and know the incidents' search attributes.
+
+        An attribute the namespace does not know makes every incident's workflow task fail and retry
+        forever, so add what is missing (allowed on a self-hosted or dev server); where that is refused
+        (Temporal Cloud manages them in its console or `tcld`), stop with the list of what to add.
+        """
+        import asyncio
+
+        asyncio.run(_ensure_search_attributes(self.external_temporal or "?"))
 
     # --- running ---
 
@@ -208,6 +237,8 @@ class DevStack:
             raise StackError(
                 f"port already in use: {', '.join(taken)} (change it in {self.config.path} or stop what holds it)"
             )
+        if self.external_temporal is not None:
+            self.check_external_temporal()
         for child in self.plan():
             self.children.append(child)
             child.start(env)
@@ -252,7 +283,14 @@ class DevStack:
         if self.tokens:
             lines.append("API tokens for this run (Authorization: Bearer <token>):")
             lines += [f"  {role:<8} {name:<12} {token}" for name, (role, token) in sorted(self.tokens.items())]
-            lines.append(f"  web UI codec endpoint (decrypts payloads for the SRE): {self._codec_endpoint_for_ui()}")
+            if self.external_temporal is None:
+                endpoint = self._codec_endpoint_for_ui()
+                lines.append(f"  web UI codec endpoint (decrypts payloads for the SRE): {endpoint}")
+        if self.keys_file is None:
+            lines.append(
+                "Payloads are NOT encrypted: set INCIDENTS_CODEC_KEYS_FILE to the key file that every worker and "
+                "client of this namespace shares."
+            )
         lines.append("Try: incidents open --customer 42 --category connection_lost --description 'No internet'")
         lines.append("Ctrl-C stops everything.")
         return "\n".join(lines)
@@ -288,6 +326,55 @@ def _grpc_ready(host: str, port: int) -> bool:
     return asyncio.run(check())
 
 
+async def _ensure_search_attributes(address: str) -> None:
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+    from temporalio.service import RPCError
+
+    from starter.connection import connect
+    from workflows.search_attributes import ALL_KEYS
+
+    try:
+        client = await connect()
+    except RuntimeError as error:
+        from starter.cli import connection_reason
+
+        raise StackError(f"cannot reach the configured Temporal at {address} ({connection_reason(error)})") from None
+    namespace = client.namespace
+    try:
+        known = (
+            await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+        ).custom_attributes
+    except RPCError as error:
+        raise StackError(f"Temporal at {address}, namespace {namespace}: {error.message}") from None
+    wanted = {key.name: IndexedValueType.ValueType(key.indexed_value_type.value) for key in ALL_KEYS}
+    wrong = [
+        f"{name} is {IndexedValueType.Name(known[name])}, needs {IndexedValueType.Name(kind)}"
+        for name, kind in wanted.items()
+        if name in known and known[name] != kind
+    ]
+    if wrong:
+        raise StackError(f"namespace {namespace} at {address}: search attribute {'; '.join(wrong)}")
+    missing = {name: kind for name, kind in wanted.items() if name not in known}
+    if not missing:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+    except RPCError as error:
+        commands = "; ".join(
+            f"temporal operator search-attribute create --name {name} --type "
+            f"{IndexedValueType.Name(kind).removeprefix('INDEXED_VALUE_TYPE_').title()}"
+            for name, kind in missing.items()
+        )
+        raise StackError(
+            f"namespace {namespace} at {address} lacks the search attributes {', '.join(missing)} and refused to "
+            f"add them ({error.message}); add them first: {commands}"
+        ) from None
+    print(f"registered the search attributes {', '.join(missing)} in namespace {namespace}", flush=True)
+
+
 def run_dev_stack(config_path: str | None = None) -> int:
     from starter.connection import connect_config, temporal_configured
 
@@ -304,8 +391,9 @@ def run_dev_stack(config_path: str | None = None) -> int:
         nonlocal stop_requested
         stop_requested = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    # SIGHUP too: closing the terminal must not leave the children (each in its own session) running.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     try:
         stack.start()
         print(stack.banner(), flush=True)

@@ -34,10 +34,10 @@ def write_config(folder: Path) -> Path:
     return path
 
 
-def stack_env(config: Path) -> dict[str, str]:
+def stack_env(config: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "INCIDENTS_", "SANDBOX_"))}
     env["INCIDENTS_DEV_CONFIG"] = str(config)
-    return env
+    return {**env, **(extra or {})}
 
 
 @dataclass
@@ -45,10 +45,11 @@ class RunningStack:
     config: Path
     process: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
-        return stack_env(self.config)
+        return stack_env(self.config, self.extra_env)
 
     @property
     def settings(self) -> dict:
@@ -84,17 +85,19 @@ class RunningStack:
         return self.process.wait(within)
 
 
-def start(config: Path, argv: list[str] | None = None, within: float = 90) -> RunningStack:
+def start(
+    config: Path, argv: list[str] | None = None, within: float = 90, extra_env: dict[str, str] | None = None
+) -> RunningStack:
     process = subprocess.Popen(
         argv or [sys.executable, "-m", "starter.cli", "dev"],
         cwd=ROOT,
-        env=stack_env(config),
+        env=stack_env(config, extra_env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
-    stack = RunningStack(config, process)
+    stack = RunningStack(config, process, extra_env=dict(extra_env or {}))
     up = threading.Event()
 
     def read() -> None:
@@ -122,12 +125,13 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def cli(stack_or_config: RunningStack | Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    config = stack_or_config.config if isinstance(stack_or_config, RunningStack) else stack_or_config
+def cli(
+    stack_or_config: RunningStack | Path, *args: str, timeout: float = 60, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "starter.cli", *args],
         cwd=ROOT,
-        env=stack_env(config),
+        env=stack_or_config.env if isinstance(stack_or_config, RunningStack) else stack_env(stack_or_config, extra_env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -4,14 +4,18 @@ second start finds the incidents of the first."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import yaml
 
+from tests.sandbox_servers import free_port
 from tests.stack import alive, cli, start, write_config
+from workers.binaries import temporal_cli
 
 
 def test_the_stack_starts_serves_stops_cleanly_and_keeps_incidents(tmp_path: Path):
@@ -66,3 +70,49 @@ def test_a_taken_port_is_named(tmp_path: Path):
         result = cli(config, "dev")
     assert result.returncode == 1
     assert f"api.port {api_port}" in result.stderr and "already in use" in result.stderr
+
+
+def test_a_configured_temporal_is_used_and_given_the_search_attributes(tmp_path: Path):
+    """TEMPORAL_ADDRESS names a server (as a team's shared one or Temporal Cloud would be): no server is
+    started, and the namespace learns the incidents' search attributes it lacked."""
+    port = free_port()
+    server = subprocess.Popen(
+        [temporal_cli(), "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert time.monotonic() < deadline and server.poll() is None, "the plain dev server did not start"
+            time.sleep(0.2)
+        stack = start(write_config(tmp_path), extra_env={"TEMPORAL_ADDRESS": f"127.0.0.1:{port}"})
+        try:
+            assert f"Temporal (configured, not started here): 127.0.0.1:{port}" in stack.output
+            assert "registered the search attributes IncidentSeverity" in stack.output
+            commands = [(Path("/proc") / str(pid) / "cmdline").read_bytes() for pid in stack.children()]
+            # no server, and no codec server: a laptop's key has no business on a shared server
+            assert len(commands) == 4 and not [c for c in commands if b"start-dev" in c or b"codec" in c], commands
+            assert "Payloads are NOT encrypted: set INCIDENTS_CODEC_KEYS_FILE" in stack.output
+            opened = cli(stack, "open", "--customer", "ext-1", "--category", "ui_typo", "--description", "typo")
+            assert opened.returncode == 0, opened.stderr
+            rows: list = []
+            for _ in range(50):
+                rows = json.loads(cli(stack, "list", "--customer", "ext-1", "--json").stdout)
+                if rows:
+                    break
+                time.sleep(0.2)
+            assert [r["severity"] for r in rows] == ["convenience"], "found through the registered attributes"
+        finally:
+            assert stack.interrupt() == 0, stack.output
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)
+
+
+def test_an_unreachable_configured_temporal_is_named(tmp_path: Path):
+    address = f"127.0.0.1:{free_port()}"
+    result = cli(write_config(tmp_path), "dev", extra_env={"TEMPORAL_ADDRESS": address})
+    assert result.returncode == 1
+    assert f"cannot reach the configured Temporal at {address} (Connection refused)" in result.stderr
