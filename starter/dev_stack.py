@@ -33,6 +33,10 @@ class StackError(RuntimeError):
     pass
 
 
+class Interrupted(Exception):
+    """Ctrl-C while the stack was still starting."""
+
+
 @dataclass
 class Child:
     name: str
@@ -229,7 +233,7 @@ class DevStack:
 
     # --- running ---
 
-    def start(self) -> None:
+    def start(self, stopping: Callable[[], bool] = lambda: False) -> None:
         env = self.environment()
         self.prepare(env)
         taken = self.ports_in_use()
@@ -244,9 +248,12 @@ class DevStack:
             child.start(env)
             deadline = time.monotonic() + READY_SECONDS
             while not child.ready():
+                if stopping():
+                    raise Interrupted
                 if not child.alive():
+                    code = child.process.returncode if child.process else "?"
                     raise StackError(
-                        f"{child.name} exited with code {child.process.returncode if child.process else '?'}"
+                        f"{child.name} exited with code {code}" + (f" (see {child.log})" if child.log else "")
                     )
                 if time.monotonic() > deadline:
                     raise StackError(f"{child.name} did not become ready within {READY_SECONDS:.0f}s")
@@ -395,7 +402,7 @@ def run_dev_stack(config_path: str | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, request_stop)
     try:
-        stack.start()
+        stack.start(lambda: stop_requested)
         print(stack.banner(), flush=True)
         died = stack.watch(lambda: stop_requested)
         if died is not None:
@@ -406,6 +413,9 @@ def run_dev_stack(config_path: str | None = None) -> int:
     except StackError as error:
         print(f"incidents dev: {error}", file=sys.stderr)
         return 1
+    except Interrupted:
+        print("\ninterrupted while starting; stopping...", flush=True)
+        return 0
     finally:
         stack.stop()
         print("stopped.", flush=True)

@@ -4,9 +4,11 @@ second start finds the incidents of the first."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import httpx
 import yaml
 
 from tests.sandbox_servers import free_port
-from tests.stack import alive, cli, start, write_config
+from tests.stack import ROOT, RunningStack, alive, cli, stack_env, start, write_config
 from workers.binaries import temporal_cli
 
 
@@ -116,3 +118,27 @@ def test_an_unreachable_configured_temporal_is_named(tmp_path: Path):
     result = cli(write_config(tmp_path), "dev", extra_env={"TEMPORAL_ADDRESS": address})
     assert result.returncode == 1
     assert f"cannot reach the configured Temporal at {address} (Connection refused)" in result.stderr
+
+
+def test_ctrl_c_while_starting_stops_at_once(tmp_path: Path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "starter.cli", "dev"],
+        cwd=ROOT,
+        env=stack_env(write_config(tmp_path)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    started: list[int] = []
+    deadline = time.monotonic() + 30
+    while not started and time.monotonic() < deadline:  # the first child (the Temporal server) is up
+        started = RunningStack(tmp_path, process).children()
+        time.sleep(0.05)
+    assert started, "incidents dev started nothing"
+    os.killpg(process.pid, signal.SIGINT)
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, out
+    assert "interrupted while starting" in out and "stopped." in out and "stack is up" not in out
+    assert not [pid for pid in started if alive(pid)], "no process is left behind"
