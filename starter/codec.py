@@ -1,9 +1,10 @@
 """Payload encryption at rest: AES-256-GCM with a key id on every payload, so keys can rotate.
 
-Every payload the workflow, its activities and its clients exchange (the
-customer's contact, descriptions, notes) is encrypted before it reaches the
-Temporal server. The active key encrypts; every listed key still decrypts, so
-rotating is: add a new key, make it active, keep the old one until no history
+Every payload the workflow, its activities and its clients exchange that can
+carry customer data (the contact, descriptions, notes: always JSON objects) is
+encrypted before it reaches the Temporal server; bare JSON strings (summaries,
+current details, action names) stay readable for the web UI. The active key
+encrypts; every listed key still decrypts, so rotating is: add a new key, make it active, keep the old one until no history
 needs it. Search attributes are not payloads and stay readable: nothing
 personal goes into them.
 
@@ -84,6 +85,8 @@ class EncryptionCodec(PayloadCodec):
         return [self._decrypt(p) for p in payloads]
 
     def _encrypt(self, payload: Payload) -> Payload:
+        if _is_label(payload):
+            return payload
         nonce = secrets.token_bytes(NONCE_BYTES)
         key_id = self._active.encode()
         sealed = self._ciphers[self._active].encrypt(nonce, payload.SerializeToString(), key_id)
@@ -101,6 +104,16 @@ class EncryptionCodec(PayloadCodec):
         except InvalidTag:
             raise ValueError(f"payload under key {key_id!r} failed authentication (tampered or wrong key)") from None
         return Payload.FromString(plain)
+
+
+def _is_label(payload: Payload) -> bool:
+    """A payload that is one JSON string: a summary, the UI's current details, an action's name.
+
+    These stay readable so the web UI shows what a timer or activity is for without the codec
+    server. Every contract that carries customer data (inputs, actions, state, notifications) is a
+    JSON object, and the summaries are built to hold no contact data, so nothing personal is exposed.
+    """
+    return payload.metadata.get("encoding") == b"json/plain" and payload.data[:1] == b'"'
 
 
 def load_keys(path: str | Path) -> CodecKeys:

@@ -47,6 +47,14 @@ async def test_round_trip_and_rotation(tmp_path: Path):
     assert (await rotated.decode([payload("plain")]))[0] == payload("plain")
 
 
+async def test_labels_stay_readable_and_objects_are_sealed(tmp_path: Path):
+    codec = EncryptionCodec(write_new_keys(tmp_path / "keys.yml"))
+    label = Payload(metadata={"encoding": b"json/plain"}, data=b'"critical \u00b7 connection_lost \u00b7 customer 42"')
+    sealed_object, kept_label = await codec.encode([payload(PHONE), label])
+    assert kept_label == label, "summaries and details stay readable in the web UI"
+    assert sealed_object.metadata["encoding"] == b"binary/encrypted"
+
+
 async def test_tampering_and_unknown_keys_are_refused(tmp_path: Path):
     codec = EncryptionCodec(write_new_keys(tmp_path / "a.yml", "a"))
     sealed = (await codec.encode([payload(PHONE)]))[0]
