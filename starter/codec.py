@@ -4,9 +4,9 @@ Every payload the workflow, its activities and its clients exchange that can
 carry customer data (the contact, descriptions, notes: always JSON objects) is
 encrypted before it reaches the Temporal server; bare JSON strings (summaries,
 current details, action names) stay readable for the web UI. The active key
-encrypts; every listed key still decrypts, so rotating is: add a new key, make it active, keep the old one until no history
-needs it. Search attributes are not payloads and stay readable: nothing
-personal goes into them.
+encrypts; every listed key still decrypts, so rotating is: add a new key, make
+it active, keep the old one until no history needs it. Search attributes are
+not payloads and stay readable: nothing personal goes into them.
 
 Keys live in a YAML file named by INCIDENTS_CODEC_KEYS_FILE:
 

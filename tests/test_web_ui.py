@@ -117,6 +117,8 @@ async def test_an_sre_finds_and_reads_an_incident_in_the_web_ui(
         on_line_two = await start_incident(
             running, policy=line_two_policy, customer_id=customer, category="speed_drop", contact=PHONE
         )
+        # Acknowledge only after the opening's workflow task: else both land in one notification batch.
+        await until(handle, lambda s: "line_notified" in event_types(s))
         await send(handle, "acknowledge", agent="ann")
         state = await until(handle, lambda s: "acknowledged" in event_types(s))
         await until(on_line_two, lambda s: s.line == 2, within=30)
