@@ -90,6 +90,7 @@ class DevStack:
                 "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET", c.webhook_secret),
                 "INCIDENTS_METRICS_PORT": str(c.worker.metrics_port),
                 "INCIDENTS_LOG_FORMAT": env.get("INCIDENTS_LOG_FORMAT", c.log_format),
+                "INCIDENTS_LOG_LEVEL": env.get("INCIDENTS_LOG_LEVEL", c.log_level.upper()),
                 "INCIDENTS_DEV_CONFIG": str(c.path) if c.path else env.get("INCIDENTS_DEV_CONFIG", ""),
             }
         )
@@ -132,7 +133,7 @@ class DevStack:
                         ui_port=t.ui_port,
                         namespace=c.namespace,
                         log_level=t.log_level,
-                        sqlite_pragmas=dict(t.sqlite_pragmas),
+                        sqlite_pragmas=t.sqlite_pragmas.as_flags(),
                         extra=["--ui-codec-endpoint", self._codec_endpoint_for_ui()],
                     ),
                     lambda: _grpc_ready(t.host, t.port),

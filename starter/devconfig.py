@@ -20,13 +20,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SqlitePragmas(_Strict):
+    """The pragmas the dev server passes to SQLite. It accepts any name silently, so a typo is caught here.
+    Null leaves SQLite's own default (journal_mode=delete, synchronous=full)."""
+
+    journal_mode: Literal["delete", "truncate", "persist", "memory", "wal", "off"] | None = "wal"
+    synchronous: Literal["off", "normal", "full", "extra"] | None = "normal"
+
+    def as_flags(self) -> dict[str, str]:
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+
 class TemporalSettings(_Strict):
     host: str = "127.0.0.1"
     port: Port = Field(default=7233, ge=1, le=65535)
     ui_port: Port = Field(default=8233, ge=1, le=65535)
     db_file: str = "temporal.sqlite"
     log_level: Literal["debug", "info", "warn", "error"] = "warn"
-    sqlite_pragmas: dict[str, str] = Field(default_factory=lambda: {"journal_mode": "wal", "synchronous": "normal"})
+    sqlite_pragmas: SqlitePragmas = SqlitePragmas()
 
 
 class ApiSettings(_Strict):
@@ -59,6 +70,7 @@ class DevConfig(_Strict):
     codec_server: CodecServerSettings = CodecServerSettings()
     webhook_secret: str = Field(default="dev-only-webhook-secret", min_length=8)
     log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     path: Path | None = Field(default=None, exclude=True)
 

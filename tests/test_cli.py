@@ -150,11 +150,23 @@ def test_refund_commands(stack: RunningStack):
     assert refund["status"] == "paid"
 
 
-def test_a_bad_dev_config_names_the_field(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("api: {port: not-a-port}\n", "api.port"),
+        ("temporal: {sqlite_pragmas: {journal_mod: wal}}\n", "temporal.sqlite_pragmas.journal_mod"),
+        ("temporal: {sqlite_pragmas: {synchronous: sometimes}}\n", "temporal.sqlite_pragmas.synchronous"),
+        ("log_level: loud\n", "log_level"),
+        ("webhook_secret: short\n", "webhook_secret"),
+        ("- a list\n", "mapping at the top level"),
+    ],
+)
+def test_a_bad_dev_config_names_the_field(tmp_path: Path, text: str, field: str):
     config = tmp_path / "temporal-dev.yml"
-    config.write_text("api: {port: not-a-port}\n")
-    result = cli(config, "dev")
-    assert result.returncode == 2 and "api.port" in result.stderr
+    config.write_text(text)
+    for command in ("dev", "list"):  # the stack refuses to start; the CLI refuses to guess where it is
+        result = cli(config, command)
+        assert result.returncode == 2 and field in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_demo_plays_the_three_stories(stack: RunningStack):
