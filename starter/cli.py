@@ -142,7 +142,8 @@ def _open(args: argparse.Namespace) -> int:
         "new_incident": args.new,
     }
     if args.refund is not None or args.currency is not None:
-        fields["refund"] = {"amount": args.refund, "currency": args.currency}
+        given = {"amount": args.refund, "currency": args.currency}
+        fields["refund"] = {name: value for name, value in given.items() if value is not None}
     request = _validated(lambda: OpenIncident.model_validate(fields))
 
     async def work(service: Any) -> None:
@@ -285,6 +286,16 @@ def _demo(args: argparse.Namespace) -> int:
 # --- the parser ---
 
 
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 1000, got {text!r}")
+    return value
+
+
 def _ticket(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ticket", help="ticket number, e.g. INC-7F3K2Q")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -335,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--line", type=int, choices=[1, 2, 3])
     listing.add_argument("--customer")
     listing.add_argument("--category")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=_limit, default=50, help="at most this many (1-1000, default 50)")
     listing.add_argument("--json", action="store_true")
 
     def agent_command(name: str, kind: str, help: str, **extra: str) -> None:

@@ -77,6 +77,9 @@ def _describe(event: IncidentEvent) -> str:
         text = f"{whom}: {str(data.pop('kind', '')).replace('_', ' ')}"
     elif event.type == "action_rejected":
         text = f"{data.pop('action')} refused: {data.pop('reason')}"
+    elif event.type == "sla_breached" and "label" in data:
+        text = str(data.pop("label"))
+        data.pop("clock", None)
     else:
         text = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("idempotency_key",))
         data = {}
@@ -87,12 +90,20 @@ def _describe(event: IncidentEvent) -> str:
 def timeline(console: Console, events: Sequence[IncidentEvent], compacted: int = 0) -> None:
     if compacted:
         console.print(f"[dim]({compacted} older events summarised)[/]")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(justify="right")
+    for _ in range(4):
+        grid.add_column()
     for event in events:
-        style = "red" if event.type in ("action_rejected", "sla_breached", "refund_failed") else ""
-        by = f" [dim]by {event.by}[/]" if event.by else ""
-        console.print(
-            f"{event.seq:>4}  {_when(event.at)}  [{style or 'bold'}]{event.type.value:<22}[/]{by}  {_describe(event)}"
+        style = "red" if event.type in ("action_rejected", "sla_breached", "refund_failed") else "bold"
+        grid.add_row(
+            str(event.seq),
+            _when(event.at),
+            f"[{style}]{event.type.value}[/]",
+            f"[dim]{event.by}[/]" if event.by else "",
+            _describe(event),
         )
+    console.print(grid)
 
 
 def table(console: Console, rows: Sequence[IncidentSummary]) -> None:
