@@ -302,7 +302,13 @@ def _ticket(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="incidents", description="Customer incidents that never silently vanish.")
+    parser = argparse.ArgumentParser(
+        prog="incidents",
+        description="Customer incidents that never silently vanish.",
+        epilog="Exit codes: 0 done; 1 no such incident, the incident refused the action (the message says why) or "
+        "Temporal unreachable; 2 invalid input (the message names the field). In this checkout the commands find "
+        "the `make run` stack through temporal-dev.yml; TEMPORAL_ADDRESS or a temporal.toml profile names another.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
