@@ -33,6 +33,7 @@ from bench.stack import (
 from starter.auth import write_dev_tokens
 from starter.connection import data_converter
 from starter.incidents import IncidentService
+from workflows import search_attributes as sa
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import Acknowledge, Feedback, IncidentState, OpenIncident, Resolve
 from workflows.domain.policy import Policy, default_policy, parse_policy
@@ -51,12 +52,28 @@ class Sizes:
     timers_many: int  # (4): deadlines in the same second
     timers_few: int
     memory_open: int  # (5): open incidents cached in the worker
+    memory_bare: int  # (5): open bare workflows cached in the bare worker, for comparison
 
 
 FULL = Sizes(
-    throughput=200, open_for_latency=500, latency_samples=200, timers_many=2000, timers_few=50, memory_open=5000
+    throughput=200,
+    open_for_latency=500,
+    latency_samples=200,
+    timers_many=2000,
+    timers_few=50,
+    memory_open=5000,
+    memory_bare=2000,
 )
-QUICK = Sizes(throughput=30, open_for_latency=30, latency_samples=20, timers_many=60, timers_few=20, memory_open=200)
+QUICK = Sizes(
+    throughput=20,
+    open_for_latency=20,
+    latency_samples=20,
+    timers_many=40,
+    timers_few=10,
+    memory_open=150,
+    memory_bare=100,
+)
+MEMORY_STEPS = 4
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -118,6 +135,15 @@ def payload_bytes(message: Message) -> int:
             values = list(value)
         total += sum(payload_bytes(v) for v in values if isinstance(v, Message))
     return total
+
+
+def slope(points: list[tuple[int, int]]) -> float:
+    """Least-squares slope of y over x."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else math.nan
 
 
 def progress(text: str) -> None:
@@ -234,21 +260,11 @@ class Bench:
 
     async def latency(self) -> None:
         count = self.sizes.open_for_latency
-        started = time.monotonic()
         opened = await bounded(
             50, (self.service.open(request(f"lat-{self.run_id}-{i}", new_incident=True)) for i in range(count))
         )
-        self.incident_start_rate = count / (time.monotonic() - started)
         tickets = [o.ticket_id for o in opened]
-        started = time.monotonic()
-        waiters: list[WorkflowHandle[Any, Any]] = await bounded(
-            50,
-            (
-                self.client.start_workflow("BareWaiter", id=f"wait-{self.run_id}-{i}", task_queue=BARE_QUEUE)
-                for i in range(count)
-            ),
-        )
-        self.bare_start_rate = count / (time.monotonic() - started)
+        waiters = await bounded(50, (self.start_waiter(f"wait-{self.run_id}-{i}") for i in range(count)))
         await bounded(50, (w.query("count") for w in waiters))  # each has run its first task
         headers = {"Authorization": f"Bearer {self.agent_token}"}
         action_ms: list[float] = []
@@ -284,40 +300,79 @@ class Bench:
 
     # --- (4) SLA timers due in the same second ---
 
-    async def incident_timers(self, count: int) -> tuple[list[float], float]:
-        """Lag of each escalation behind its line-1 deadline, and how far apart the deadlines were."""
-        lead = 3 + 1.3 * count / self.incident_start_rate
-        due = datetime.now(UTC) + timedelta(seconds=lead)
+    async def start_incident(self, customer: str, policy: Policy) -> WorkflowHandle[Any, Any]:
+        """Straight to the incident workflow (as `new_incident=True` opens one): the intake is not measured here."""
+        input = IncidentInput(ticket_id=new_ticket_id(), request=request(customer), policy=policy)
+        return await self.client.start_workflow(WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input))
+
+    async def start_waiter(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
+        return await self.client.start_workflow("BareWaiter", id=workflow_id, task_queue=BARE_QUEUE)
+
+    async def start_rates(self) -> tuple[float, float]:
+        """Workflows per second started and through their first task, right now: incidents, bare workflows.
+
+        Deadlines are set past the last start with this; the pilots stay open and count towards the
+        open workflows of the memory figure.
+        """
+        pilots = max(20, self.sizes.timers_many // 10)
+        started = time.monotonic()
+        handles = await bounded(
+            50, (self.start_incident(f"pilot-{self.run_id}-{i}", default_policy()) for i in range(pilots))
+        )
+        await self.settled(handles)
+        incidents = pilots / (time.monotonic() - started)
+        started = time.monotonic()
+        handles = await bounded(50, (self.start_waiter(f"pilot-{self.run_id}-{i}") for i in range(pilots)))
+        await self.settled(handles)
+        return incidents, pilots / (time.monotonic() - started)
+
+    async def incident_timers(self, count: int, start_rate: float) -> tuple[list[float], float]:
+        """Lag of each escalation behind its line-1 deadline, and how far apart the deadlines were.
+
+        A deadline counts from the incident's first workflow task, and a policy holds whole seconds, so
+        each incident gets the line-1 timeout that lands its deadline in the same second as the others.
+        """
+        due = datetime.now(UTC) + timedelta(seconds=2 + 1.3 * count / start_rate)
 
         async def open_one(i: int) -> str:
-            ticket = new_ticket_id()
             seconds = max(1, round((due - datetime.now(UTC)).total_seconds()))
-            input = IncidentInput(
-                ticket_id=ticket, request=request(f"tmr-{self.run_id}-{count}-{i}"), policy=timer_policy(seconds)
-            )
-            await self.client.start_workflow(WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input))
-            return ticket
+            handle = await self.start_incident(f"tmr-{self.run_id}-{count}-{i}", timer_policy(seconds))
+            return handle.id
 
+        since = datetime.now(UTC)
         tickets = await bounded(50, (open_one(i) for i in range(count)))
-        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+        late = (datetime.now(UTC) - due).total_seconds()
+        if late > 0:
+            progress(f"    opening {count} incidents ended {late:.1f}s after the planned deadline")
+        await asyncio.sleep(max(0.0, -late))
+        # Asking the incidents while they escalate would load the worker being measured: wait on
+        # visibility (the server alone) until every one is on line 2, then read each one's events.
+        await self.counted(
+            f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.LINE.name} = 2 AND StartTime >= '{since.isoformat()}'",
+            count,
+            f"{count} escalations",
+        )
 
         async def escalation(ticket: str) -> tuple[float, datetime]:
-            for _ in range(600):
-                state = await self.service.state(ticket)
-                breached = [e for e in state.events if e.type == "sla_breached"]
-                escalated = [e for e in state.events if e.type == "escalated"]
-                if breached and escalated:
-                    deadline = datetime.fromisoformat(breached[0].data["deadline"])
-                    return (escalated[0].at - deadline).total_seconds() * 1000, deadline
-                await asyncio.sleep(0.2)
-            raise RuntimeError(f"{ticket} never escalated")
+            state = await self.service.state(ticket)
+            breached = [e for e in state.events if e.type == "sla_breached"]
+            escalated = [e for e in state.events if e.type == "escalated"]
+            deadline = datetime.fromisoformat(breached[0].data["deadline"])
+            return (escalated[0].at - deadline).total_seconds() * 1000, deadline
 
         found = await bounded(20, (escalation(t) for t in tickets))
         deadlines = [deadline for _, deadline in found]
         return [lag for lag, _ in found], (max(deadlines) - min(deadlines)).total_seconds() * 1000
 
-    async def bare_timers(self, count: int) -> list[float]:
-        due = datetime.now(UTC) + timedelta(seconds=3 + 1.3 * count / self.bare_start_rate)
+    async def counted(self, query: str, expected: int, what: str) -> None:
+        async def all_there() -> bool:
+            return (await self.client.count_workflows(query)).count >= expected
+
+        await until(all_there, 120 + expected / 10, what, every=0.5)
+
+    async def bare_timers(self, count: int, start_rate: float) -> list[float]:
+        since = datetime.now(UTC)
+        due = since + timedelta(seconds=2 + 1.3 * count / start_rate)
         handles = await bounded(
             50,
             (
@@ -327,13 +382,25 @@ class Bench:
                 for i in range(count)
             ),
         )
-        woke = await bounded(count, (h.result() for h in handles))
+        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+        await self.counted(
+            f"WorkflowType = 'BareTimer' AND ExecutionStatus = 'Completed' AND StartTime >= '{since.isoformat()}'",
+            count,
+            f"{count} bare timers",
+        )
+        woke = await bounded(20, (h.result() for h in handles))
         return [(datetime.fromisoformat(w) - due).total_seconds() * 1000 for w in woke]
 
     async def timers(self) -> None:
+        incident_rate, bare_rate = await self.start_rates()
+        progress(f"    starts/s: incidents {incident_rate:.0f}, bare {bare_rate:.0f}")
         for label, count in (("many", self.sizes.timers_many), ("few", self.sizes.timers_few)):
-            incident, spread = await self.incident_timers(count)
-            bare = await self.bare_timers(count)
+            started = time.monotonic()
+            incident, spread = await self.incident_timers(count, incident_rate)
+            progress(f"    {count} incident deadlines: {time.monotonic() - started:.1f}s")
+            started = time.monotonic()
+            bare = await self.bare_timers(count, bare_rate)
+            progress(f"    {count} bare timers: {time.monotonic() - started:.1f}s")
             self.figures[f"timers_{label}_count"] = count
             self.figures[f"timers_{label}_incident_deadline_spread_ms"] = spread
             for q in (50, 99):
@@ -342,53 +409,59 @@ class Bench:
 
     # --- (5) memory per cached open workflow ---
 
-    async def settled(self, handles: list[WorkflowHandle[Any, Any]], events: int) -> None:
+    async def settled(self, handles: list[WorkflowHandle[Any, Any]]) -> None:
         """Until the last started workflows have completed their first task (the queue is served in order)."""
 
         async def done(handle: WorkflowHandle[Any, Any]) -> bool:
-            return (await handle.describe()).raw_description.workflow_execution_info.history_length >= events
+            history_length = (await handle.describe()).raw_description.workflow_execution_info.history_length
+            return history_length >= 4  # started, task scheduled, started, completed
 
         async def all_done() -> bool:
             return all(await asyncio.gather(*(done(h) for h in handles[-20:])))
 
-        await until(all_done, 120, "first workflow tasks", every=0.5)
-        await asyncio.sleep(2)  # let the last activations and their garbage settle
+        await until(all_done, 120 + len(handles) / 10, "first workflow tasks", every=0.25)
 
     async def memory(self) -> None:
-        """RSS growth per workflow while the count of open, cached ones rises to the target."""
-        query = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '{INCIDENT_QUEUE}'"
-        already = (await self.client.count_workflows(query)).count
-        more = max(0, self.sizes.memory_open - already)
-        before = rss_kb(self.worker.pid)
+        """Worker RSS against the number of open, cached workflows as it rises to the target, in steps.
 
-        async def open_one(i: int) -> WorkflowHandle[Any, Any]:
-            input = IncidentInput(
-                ticket_id=new_ticket_id(), request=request(f"mem-{self.run_id}-{i}"), policy=default_policy()
-            )
-            return await self.client.start_workflow(
-                WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input)
-            )
+        The figure is the slope of a least-squares line through the steps: what one more cached
+        workflow costs, without the worker's fixed memory or a step's passing garbage.
+        """
 
-        opened = await bounded(50, (open_one(i) for i in range(more)))
-        await self.settled(opened, 4)
-        after = rss_kb(self.worker.pid)
-        self.figures["memory_open_incidents"] = already + more
-        self.figures["memory_worker_rss_mb"] = after / 1024
-        self.figures["memory_kb_per_incident"] = (after - before) / max(more, 1)
+        async def running(workflow_type: str, task_queue: str) -> int:
+            query = f"WorkflowType = '{workflow_type}' AND ExecutionStatus = 'Running' AND TaskQueue = '{task_queue}'"
+            return (await self.client.count_workflows(query)).count
 
-        bare_before = rss_kb(self.bare.pid)
-        bare_more = self.sizes.memory_open - self.sizes.open_for_latency
-        waiters = await bounded(
-            50,
+        for name, workflow_type, queue, pid, start, target in (
             (
-                self.client.start_workflow("BareWaiter", id=f"mem-wait-{self.run_id}-{i}", task_queue=BARE_QUEUE)
-                for i in range(bare_more)
+                "incident",
+                WORKFLOW_TYPE,
+                INCIDENT_QUEUE,
+                self.worker.pid,
+                self.start_memory_incident,
+                self.sizes.memory_open,
             ),
-        )
-        await self.settled(waiters, 4)
-        bare_after = rss_kb(self.bare.pid)
-        self.figures["memory_bare_rss_mb"] = bare_after / 1024
-        self.figures["memory_kb_per_bare_workflow"] = (bare_after - bare_before) / max(bare_more, 1)
+            ("bare_workflow", "BareWaiter", BARE_QUEUE, self.bare.pid, self.start_waiter, self.sizes.memory_bare),
+        ):
+            started = time.monotonic()
+            open_now = await running(workflow_type, queue)
+            more = max(0, target - open_now)
+            steps = [(open_now, rss_kb(pid))]
+            for step in range(MEMORY_STEPS):
+                count = more // MEMORY_STEPS + (1 if step < more % MEMORY_STEPS else 0)
+                handles = await bounded(50, (start(f"mem-{self.run_id}-{step}-{i}") for i in range(count)))
+                await self.settled(handles)
+                await asyncio.sleep(1)  # the last activations finish and drop their garbage
+                open_now += count
+                steps.append((open_now, rss_kb(pid)))
+            progress(f"    {more} more {name.replace('_', ' ')}s: {time.monotonic() - started:.1f}s")
+            self.figures[f"memory_open_{name}s"] = open_now
+            self.figures[f"memory_{name}_worker_rss_mb"] = round(steps[-1][1] / 1024, 1)
+            self.figures[f"memory_{name}_steps"] = steps
+            self.figures[f"memory_kb_per_{name}"] = slope(steps)
+
+    async def start_memory_incident(self, customer: str) -> WorkflowHandle[Any, Any]:
+        return await self.start_incident(customer, default_policy())
 
     # --- (6) the history of a full critical lifecycle ---
 

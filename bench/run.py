@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -149,6 +150,10 @@ async def run(quick: bool) -> dict[str, Any]:
     bench = Bench(QUICK if quick else FULL, folder)
     started = time.monotonic()
     progress(f"bench ({'quick' if quick else 'full'}), logs in {folder}")
+    # Killed from outside (a CI timeout): cancel the run, so the children below are stopped too.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     try:
         await bench.start()
         progress(f"  stack up: {time.monotonic() - started:.1f}s")

@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 from workers.binaries import dev_server_argv
 
 ROOT = Path(__file__).resolve().parent.parent
+RUN_MARKER = "INCIDENTS_BENCH_RUN"
 
 
 def free_port() -> int:
@@ -69,7 +70,13 @@ class Processes:
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         with open(self.folder / f"{name}.log", "ab") as log:
             child = subprocess.Popen(
-                argv, env={**os.environ, **(env or {})}, stdout=log, stderr=log, cwd=ROOT, start_new_session=True
+                argv,
+                # The marker lets anyone find this run's processes (the smoke test checks none outlive it).
+                env={**os.environ, **(env or {}), RUN_MARKER: str(self.folder)},
+                stdout=log,
+                stderr=log,
+                cwd=ROOT,
+                start_new_session=True,
             )
         self.children.append(child)
         return child
