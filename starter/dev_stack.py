@@ -299,7 +299,10 @@ class DevStack:
                 "Payloads are NOT encrypted: set INCIDENTS_CODEC_KEYS_FILE to the key file that every worker and "
                 "client of this namespace shares."
             )
-        lines.append("Try: incidents open --customer 42 --category connection_lost --description 'No internet'")
+        lines.append(
+            "Try, in another terminal: .venv/bin/incidents open --customer 42 --category connection_lost "
+            "--description 'No internet'  (or .venv/bin/incidents demo; the README walks you through)"
+        )
         lines.append("Ctrl-C stops everything.")
         return "\n".join(lines)
 
