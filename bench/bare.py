@@ -1,18 +1,13 @@
 """Raw Temporal, for comparison: workflows of the incident's shape with no domain logic at all.
 
-Run as its own worker process: `python -m bench.bare` (TEMPORAL_ADDRESS, BENCH_TASK_QUEUE).
+Served by its own worker process: `python -m bench.bare_worker`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 from datetime import datetime, timedelta
 
 from temporalio import activity, workflow
-from temporalio.client import Client
-from temporalio.worker import Worker
 
 TASK_QUEUE = "bench-bare"
 
@@ -70,22 +65,3 @@ class BareWaiter:
     @workflow.query(name="count")
     def count(self) -> int:
         return self._count
-
-
-async def main() -> None:
-    client = await Client.connect(os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"))
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
-    async with Worker(
-        client,
-        task_queue=os.environ.get("BENCH_TASK_QUEUE", TASK_QUEUE),
-        workflows=[BareShape, BareTimer, BareWaiter],
-        activities=[noop],
-        max_cached_workflows=20_000,
-    ):
-        await stop.wait()
-
-
-if __name__ == "__main__":
-    asyncio.run(main())

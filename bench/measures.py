@@ -41,6 +41,9 @@ from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options
 
 INCIDENT_QUEUE = "bench-incidents"
+# A bare worker of its own for the memory figure: the other one's heap has room left by thousands of
+# finished workflows, which new ones fill without the process growing.
+BARE_MEMORY_QUEUE = "bench-bare-memory"
 WEBHOOK_SECRET = "bench-webhook-secret"
 
 
@@ -182,9 +185,14 @@ class Bench:
                 "INCIDENTS_TASK_QUEUE": INCIDENT_QUEUE,
             },
         )
-        self.bare = self.processes.python("bare-worker", "bench.bare", env={"TEMPORAL_ADDRESS": self.address})
+        self.bare = self.processes.python("bare-worker", "bench.bare_worker", env={"TEMPORAL_ADDRESS": self.address})
+        self.memory_bare = self.processes.python(
+            "bare-worker-memory",
+            "bench.bare_worker",
+            env={"TEMPORAL_ADDRESS": self.address, "BENCH_TASK_QUEUE": BARE_MEMORY_QUEUE},
+        )
         self.defaults_bare = self.processes.python(
-            "bare-worker-default-pragmas", "bench.bare", env={"TEMPORAL_ADDRESS": self.defaults_address}
+            "bare-worker-default-pragmas", "bench.bare_worker", env={"TEMPORAL_ADDRESS": self.defaults_address}
         )
         tokens = write_dev_tokens(self.folder / "tokens.yml")
         self.agent_token = next(token for role, token in tokens.values() if role.value == "agent")
@@ -207,6 +215,7 @@ class Bench:
             http_ready(f"http://127.0.0.1:{notify_port}/healthz", notify, "notification sink"),
             wait_polling(self.client, INCIDENT_QUEUE, self.worker, "incident worker"),
             wait_polling(self.client, BARE_QUEUE, self.bare, "bare worker"),
+            wait_polling(self.client, BARE_MEMORY_QUEUE, self.memory_bare, "bare worker (memory)"),
             wait_polling(self.defaults_client, BARE_QUEUE, self.defaults_bare, "bare worker (default pragmas)"),
             http_ready(f"{self.api}/healthz", api, "HTTP API"),
         )
@@ -305,8 +314,11 @@ class Bench:
         input = IncidentInput(ticket_id=new_ticket_id(), request=request(customer), policy=policy)
         return await self.client.start_workflow(WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input))
 
-    async def start_waiter(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
-        return await self.client.start_workflow("BareWaiter", id=workflow_id, task_queue=BARE_QUEUE)
+    async def start_waiter(self, workflow_id: str, task_queue: str = BARE_QUEUE) -> WorkflowHandle[Any, Any]:
+        return await self.client.start_workflow("BareWaiter", id=workflow_id, task_queue=task_queue)
+
+    async def start_memory_waiter(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
+        return await self.start_waiter(workflow_id, BARE_MEMORY_QUEUE)
 
     async def start_rates(self) -> tuple[float, float]:
         """Workflows per second started and through their first task, right now: incidents, bare workflows.
@@ -360,7 +372,7 @@ class Bench:
             deadline = datetime.fromisoformat(breached[0].data["deadline"])
             return (escalated[0].at - deadline).total_seconds() * 1000, deadline
 
-        found = await bounded(20, (escalation(t) for t in tickets))
+        found = await bounded(50, (escalation(t) for t in tickets))
         deadlines = [deadline for _, deadline in found]
         return [lag for lag, _ in found], (max(deadlines) - min(deadlines)).total_seconds() * 1000
 
@@ -432,24 +444,21 @@ class Bench:
             query = f"WorkflowType = '{workflow_type}' AND ExecutionStatus = 'Running' AND TaskQueue = '{task_queue}'"
             return (await self.client.count_workflows(query)).count
 
-        for name, workflow_type, queue, pid, start, target in (
-            (
-                "incident",
-                WORKFLOW_TYPE,
-                INCIDENT_QUEUE,
-                self.worker.pid,
-                self.start_memory_incident,
-                self.sizes.memory_open,
-            ),
-            ("bare_workflow", "BareWaiter", BARE_QUEUE, self.bare.pid, self.start_waiter, self.sizes.memory_bare),
-        ):
+        async def rise(
+            name: str,
+            workflow_type: str,
+            queue: str,
+            pid: int,
+            start: Callable[[str], Awaitable[WorkflowHandle[Any, Any]]],
+            target: int,
+        ) -> None:
             started = time.monotonic()
             open_now = await running(workflow_type, queue)
             more = max(0, target - open_now)
             steps = [(open_now, rss_kb(pid))]
             for step in range(MEMORY_STEPS):
                 count = more // MEMORY_STEPS + (1 if step < more % MEMORY_STEPS else 0)
-                handles = await bounded(50, (start(f"mem-{self.run_id}-{step}-{i}") for i in range(count)))
+                handles = await bounded(25, (start(f"mem-{self.run_id}-{step}-{i}") for i in range(count)))
                 await self.settled(handles)
                 await asyncio.sleep(1)  # the last activations finish and drop their garbage
                 open_now += count
@@ -459,6 +468,26 @@ class Bench:
             self.figures[f"memory_{name}_worker_rss_mb"] = round(steps[-1][1] / 1024, 1)
             self.figures[f"memory_{name}_steps"] = steps
             self.figures[f"memory_kb_per_{name}"] = slope(steps)
+
+        # Side by side: the two workers are separate processes, and a slope of RSS does not depend on speed.
+        await asyncio.gather(
+            rise(
+                "incident",
+                WORKFLOW_TYPE,
+                INCIDENT_QUEUE,
+                self.worker.pid,
+                self.start_memory_incident,
+                self.sizes.memory_open,
+            ),
+            rise(
+                "bare_workflow",
+                "BareWaiter",
+                BARE_MEMORY_QUEUE,
+                self.memory_bare.pid,
+                self.start_memory_waiter,
+                self.sizes.memory_bare,
+            ),
+        )
 
     async def start_memory_incident(self, customer: str) -> WorkflowHandle[Any, Any]:
         return await self.start_incident(customer, default_policy())

@@ -89,10 +89,16 @@ class IncidentWorkflow:
         self._input = input
         effects: list[Effect] = []
         if input.carried is not None:
-            self._incident = Incident(input.carried, input.policy)
-            effects = self._incident.resume_effects()
+            incident = Incident(input.carried, input.policy)
+            effects = incident.resume_effects()
+            self._observed_seq = input.carried.event_seq
+            input.carried = None  # the SDK keeps the input for the whole run; the state lives on below
         else:
-            self._incident, effects = Incident.open(input.ticket_id, input.request, input.policy, workflow.now())
+            incident, effects = Incident.open(input.ticket_id, input.request, input.policy, workflow.now())
+            self._observed_seq = 0
+        self._live: Incident | None = incident
+        self._frozen = b""
+        self._frozen_features: frozenset[str] = frozenset()
         self._pending: list[Effect] = effects
         self._changed = True
         self._background: set[asyncio.Task[None]] = set()
@@ -101,8 +107,29 @@ class IncidentWorkflow:
         self._timer_for: Deadline | None = None
         self._published: dict[str, object] = search_attributes.from_typed(workflow.info().typed_search_attributes)
         self._broken: BaseException | None = None
-        self._observed_seq = input.carried.event_seq if input.carried is not None else 0
-        self._metrics: IncidentMetrics | None = None
+
+    # --- the incident: live while it is being worked on, frozen to JSON while it waits ---
+
+    @property
+    def _incident(self) -> Incident:
+        if self._live is None:
+            self._live = Incident(self._thawed_state(), self._input.policy, self._frozen_features)
+        return self._live
+
+    def _thawed_state(self) -> IncidentState:
+        return IncidentState.model_validate_json(self._frozen)
+
+    def _freeze(self) -> None:
+        """Keep the waiting incident as one JSON string instead of a tree of models.
+
+        An open incident waits in the worker's cache for hours or days; as objects its state costs
+        several times its JSON. Serialising is deterministic, so a replay freezes and thaws at the
+        same points and sees the same state.
+        """
+        if self._live is not None:
+            self._frozen = self._live.state.__pydantic_serializer__.to_json(self._live.state)
+            self._frozen_features = frozenset(self._live.features)
+            self._live = None
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
@@ -116,6 +143,7 @@ class IncidentWorkflow:
             if self._history_is_long():
                 await self._continue_as_new()
             self._arm_timer()
+            self._freeze()
             await workflow.wait_condition(lambda: self._changed or self._timer_fired())
             if self._broken is not None:
                 # Not an ApplicationError on purpose: the workflow task fails and is retried (visible in
@@ -183,7 +211,8 @@ class IncidentWorkflow:
 
     @workflow.query(name="state")
     def state(self) -> IncidentState:
-        return self._incident.state
+        # A query must not leave a thawed copy behind: nothing would freeze it again until the next change.
+        return self._live.state if self._live is not None else self._thawed_state()
 
     def _receive(self, action_type: str, payload: RawValue) -> Outcome:
         """Parse and apply one action; whatever is wrong with it becomes an `action_rejected` event."""
@@ -285,9 +314,11 @@ class IncidentWorkflow:
     # --- side effects ---
 
     def _carry_out(self, effects: list[Effect]) -> None:
+        # What the side effects send is read from the state now, so the tasks that wait on them do
+        # not hold (or thaw) the incident while they wait.
         notifications = [e for e in effects if isinstance(e, Notify)]
         if notifications:
-            self._notifying.add(self._spawn(self._notify(notifications)))
+            self._notifying.add(self._spawn(self._notify(notifications, self._notification_batch(notifications))))
         for effect in effects:
             if isinstance(effect, PayRefund):
                 self._spawn(self._pay_refund(effect))
@@ -308,9 +339,9 @@ class IncidentWorkflow:
         if not task.cancelled() and task.exception() is not None:
             self._broken = task.exception()
 
-    async def _notify(self, effects: list[Notify]) -> None:
+    def _notification_batch(self, effects: list[Notify]) -> NotificationBatch:
         state = self._incident.state
-        batch = NotificationBatch(
+        return NotificationBatch(
             notifications=[
                 Notification(
                     id=f"{state.ticket_id}:{effect.event_seq}",
@@ -323,6 +354,8 @@ class IncidentWorkflow:
                 for effect in effects
             ]
         )
+
+    async def _notify(self, effects: list[Notify], batch: NotificationBatch) -> None:
         try:
             # A local activity: one marker event instead of six, and no server round trip. The receiver
             # drops repeats by notification id, so re-running it after a crash is harmless.
@@ -351,11 +384,11 @@ class IncidentWorkflow:
         live on the server (no history events per retry) until the policy's give-up time. Both
         send the same idempotency key, so the provider pays at most once.
         """
-        state = self._incident.state
+        # From the input, not the state: this task may wait for days and must not keep the incident thawed.
         request = PaymentRequest(
             kind=kind,
-            ticket_id=state.ticket_id,
-            customer_id=state.customer_id,
+            ticket_id=self._input.ticket_id,
+            customer_id=self._input.request.customer_id,
             idempotency_key=key,
             money=money,
         )
@@ -418,9 +451,7 @@ class IncidentWorkflow:
         fresh = [e for e in state.events if e.seq > self._observed_seq]
         if fresh:
             self._observed_seq = fresh[-1].seq
-            if self._metrics is None:
-                self._metrics = IncidentMetrics(workflow.metric_meter())
-            self._metrics.record(state, fresh)
+            IncidentMetrics(workflow.metric_meter()).record(state, fresh)
             for event in fresh:
                 if event.type.value in LOGGED_EVENTS:
                     # workflow.logger stays silent during replay, so no line is written twice.

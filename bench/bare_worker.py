@@ -1,0 +1,40 @@
+"""The raw-Temporal worker of the benchmark: `python -m bench.bare_worker` (TEMPORAL_ADDRESS, BENCH_TASK_QUEUE).
+
+Its workflows live in `bench.bare`, not here: a module run as `__main__` cannot be passed through
+the sandbox, and would be imported again for every workflow run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from bench.bare import TASK_QUEUE, BareShape, BareTimer, BareWaiter, noop
+
+
+async def main() -> None:
+    client = await Client.connect(os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"))
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+    async with Worker(
+        client,
+        task_queue=os.environ.get("BENCH_TASK_QUEUE", TASK_QUEUE),
+        workflows=[BareShape, BareTimer, BareWaiter],
+        activities=[noop],
+        max_cached_workflows=20_000,
+        # The incident worker's sandbox set-up: workflow code imported once per process, not once per run.
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
+        ),
+    ):
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
