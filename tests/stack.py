@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -137,3 +138,14 @@ def cli(
         timeout=timeout,
         check=False,
     )
+
+
+def listed(stack: RunningStack, customer: str) -> list[dict[str, object]]:
+    """`incidents list --customer CUSTOMER --json`, asked again until visibility has caught up (or 10 s)."""
+    rows: list[dict[str, object]] = []
+    for _ in range(50):
+        rows = json.loads(cli(stack, "list", "--customer", customer, "--json").stdout)
+        if rows:
+            break
+        time.sleep(0.2)
+    return rows

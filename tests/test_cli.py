@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import RunningStack, cli, start, write_config
+from tests.stack import RunningStack, cli, listed, start, write_config
 
 
 @pytest.fixture(scope="module")
@@ -110,12 +110,7 @@ def test_request_ids_and_recontacts_give_the_same_ticket(stack: RunningStack):
 
 def test_list_filters_through_visibility(stack: RunningStack):
     ticket = opened(stack, "--customer", "cli-4", "--category", "social_login", "--description", "login")["ticket_id"]
-    rows: list = []
-    for _ in range(50):
-        rows = json.loads(cli(stack, "list", "--customer", "cli-4", "--json").stdout)
-        if rows:
-            break
-        time.sleep(0.2)
+    rows = listed(stack, "cli-4")
     assert [(r["ticket_id"], r["severity"], r["line"]) for r in rows] == [(ticket, "convenience", 1)]
     table = cli(stack, "list", "--severity", "convenience")
     assert table.returncode == 0 and ticket in table.stdout

@@ -16,7 +16,7 @@ import httpx
 import yaml
 
 from tests.sandbox_servers import free_port
-from tests.stack import ROOT, RunningStack, alive, cli, stack_env, start, write_config
+from tests.stack import ROOT, RunningStack, alive, cli, listed, stack_env, start, write_config
 from workers.binaries import temporal_cli
 
 
@@ -99,12 +99,7 @@ def test_a_configured_temporal_is_used_and_given_the_search_attributes(tmp_path:
             assert "Payloads are NOT encrypted: set INCIDENTS_CODEC_KEYS_FILE" in stack.output
             opened = cli(stack, "open", "--customer", "ext-1", "--category", "ui_typo", "--description", "typo")
             assert opened.returncode == 0, opened.stderr
-            rows: list = []
-            for _ in range(50):
-                rows = json.loads(cli(stack, "list", "--customer", "ext-1", "--json").stdout)
-                if rows:
-                    break
-                time.sleep(0.2)
+            rows = listed(stack, "ext-1")
             assert [r["severity"] for r in rows] == ["convenience"], "found through the registered attributes"
         finally:
             assert stack.interrupt() == 0, stack.output
