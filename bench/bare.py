@@ -38,13 +38,25 @@ class BareShape:
 
 @workflow.defn(name="BareTimer")
 class BareTimer:
-    """Sleep until an absolute moment; return when the workflow woke."""
+    """Sleep until an absolute moment, note when it woke, then wait on, as an escalated incident does.
+
+    Staying open keeps the comparison like for like (completing a workflow costs the server more
+    than a timer does) and lets the same waiting workflows serve as the bare memory figure.
+    """
+
+    def __init__(self) -> None:
+        self._woke: str | None = None
 
     @workflow.run
-    async def run(self, due_iso: str) -> str:
+    async def run(self, due_iso: str) -> None:
         due = datetime.fromisoformat(due_iso)
         await workflow.sleep(max((due - workflow.now()).total_seconds(), 0.001))
-        return workflow.now().isoformat()
+        self._woke = workflow.now().isoformat()
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.query(name="woke")
+    def woke(self) -> str | None:
+        return self._woke
 
 
 @workflow.defn(name="BareWaiter")

@@ -41,8 +41,8 @@ from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options
 
 INCIDENT_QUEUE = "bench-incidents"
-# A bare worker of its own for the memory figure: the other one's heap has room left by thousands of
-# finished workflows, which new ones fill without the process growing.
+# A bare worker of its own for the timers and the bare memory figure: the other one's heap has room
+# left by thousands of finished workflows, which new ones fill without the process growing.
 BARE_MEMORY_QUEUE = "bench-bare-memory"
 WEBHOOK_SECRET = "bench-webhook-secret"
 
@@ -54,8 +54,7 @@ class Sizes:
     latency_samples: int
     timers_many: int  # (4): deadlines in the same second
     timers_few: int
-    memory_open: int  # (5): open incidents cached in the worker
-    memory_bare: int  # (5): open bare workflows cached in the bare worker, for comparison
+    memory_open: int  # (5): open incidents cached in the worker; the bare figure counts the `timers_many` bare timers
 
 
 FULL = Sizes(
@@ -65,18 +64,20 @@ FULL = Sizes(
     timers_many=2000,
     timers_few=50,
     memory_open=5000,
-    memory_bare=2000,
 )
 QUICK = Sizes(
     throughput=20,
     open_for_latency=20,
     latency_samples=20,
-    timers_many=40,
+    timers_many=100,  # also the bare memory figure's population: fewer leave RSS noise on its slope
     timers_few=10,
     memory_open=150,
-    memory_bare=100,
 )
 MEMORY_STEPS = 4
+# Deadlines are set this much past the time the starts should take at the rate just measured.
+START_MARGIN = 1.15
+# Woken bare timers have this many history events: started, a task, the timer fired, a second task.
+BARE_TIMER_WOKEN_EVENTS = 9
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -317,9 +318,6 @@ class Bench:
     async def start_waiter(self, workflow_id: str, task_queue: str = BARE_QUEUE) -> WorkflowHandle[Any, Any]:
         return await self.client.start_workflow("BareWaiter", id=workflow_id, task_queue=task_queue)
 
-    async def start_memory_waiter(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
-        return await self.start_waiter(workflow_id, BARE_MEMORY_QUEUE)
-
     async def start_rates(self) -> tuple[float, float]:
         """Workflows per second started and through their first task, right now: incidents, bare workflows.
 
@@ -344,11 +342,14 @@ class Bench:
         A deadline counts from the incident's first workflow task, and a policy holds whole seconds, so
         each incident gets the line-1 timeout that lands its deadline in the same second as the others.
         """
-        due = datetime.now(UTC) + timedelta(seconds=2 + 1.3 * count / start_rate)
+        due = datetime.now(UTC) + timedelta(seconds=2 + START_MARGIN * count / start_rate)
 
         async def open_one(i: int) -> str:
             seconds = max(1, round((due - datetime.now(UTC)).total_seconds()))
             handle = await self.start_incident(f"tmr-{self.run_id}-{count}-{i}", timer_policy(seconds))
+            # Until it has run its first task, where its deadline starts counting: without this
+            # back-pressure the worker falls behind the starts and the deadlines spread out.
+            await self.service.state(handle.id, wait_for_start=True)
             return handle.id
 
         since = datetime.now(UTC)
@@ -382,26 +383,65 @@ class Bench:
 
         await until(all_there, 120 + expected / 10, what, every=0.5)
 
-    async def bare_timers(self, count: int, start_rate: float) -> list[float]:
+    async def bare_timers(self, count: int, start_rate: float, memory: str | None = None) -> list[float]:
+        """Lag of each bare timer behind the deadline they share, on the fresh bare worker.
+
+        With `memory`, the timers start in steps with the worker's RSS read after each: they wait
+        on once woken, so they are that worker's cached open workflows, and the memory figure.
+        """
         since = datetime.now(UTC)
-        due = since + timedelta(seconds=2 + 1.3 * count / start_rate)
-        handles = await bounded(
-            50,
-            (
-                self.client.start_workflow(
-                    "BareTimer", due.isoformat(), id=f"timer-{self.run_id}-{count}-{i}", task_queue=BARE_QUEUE
-                )
-                for i in range(count)
-            ),
-        )
-        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
-        await self.counted(
-            f"WorkflowType = 'BareTimer' AND ExecutionStatus = 'Completed' AND StartTime >= '{since.isoformat()}'",
-            count,
-            f"{count} bare timers",
-        )
-        woke = await bounded(20, (h.result() for h in handles))
-        return [(datetime.fromisoformat(w) - due).total_seconds() * 1000 for w in woke]
+        steps_allowance = MEMORY_STEPS * 2 if memory else 0
+        due = since + timedelta(seconds=2 + START_MARGIN * count / start_rate + steps_allowance)
+        pid = self.memory_bare.pid
+        steps = [(0, rss_kb(pid))]
+        handles: list[WorkflowHandle[Any, Any]] = []
+        for step in range(MEMORY_STEPS if memory else 1):
+            batch = range(step * count // MEMORY_STEPS, (step + 1) * count // MEMORY_STEPS) if memory else range(count)
+            handles += await bounded(
+                50,
+                (
+                    self.client.start_workflow(
+                        "BareTimer",
+                        due.isoformat(),
+                        id=f"timer-{self.run_id}-{count}-{i}",
+                        task_queue=BARE_MEMORY_QUEUE,
+                    )
+                    for i in batch
+                ),
+            )
+            if memory:
+                await self.settled(handles)
+                await asyncio.sleep(1)  # the last activations finish and drop their garbage
+                steps.append((len(handles), rss_kb(pid)))
+        if memory:
+            self.record_memory(memory, steps)
+        late = (datetime.now(UTC) - due).total_seconds()
+        if late > 0:
+            progress(f"    starting {count} bare timers ended {late:.1f}s after their deadline")
+        await asyncio.sleep(max(0.0, -late))
+
+        # Wait on the server alone (a sample's histories) until they woke, then ask each one when.
+        sample = handles[:: max(1, count // 100)]
+
+        async def woken() -> bool:
+            described = await bounded(50, (h.describe() for h in sample))
+            return all(
+                d.raw_description.workflow_execution_info.history_length >= BARE_TIMER_WOKEN_EVENTS for d in described
+            )
+
+        await until(woken, 120 + count / 10, f"{count} bare timers", every=0.5)
+
+        async def woke(handle: WorkflowHandle[Any, Any]) -> datetime:
+            answers: list[str | None] = []
+
+            async def answered() -> bool:
+                answers.append(await handle.query("woke"))
+                return answers[-1] is not None
+
+            await until(answered, 60, f"{handle.id} woken", every=0.2)
+            return datetime.fromisoformat(str(answers[-1]))
+
+        return [(w - due).total_seconds() * 1000 for w in await bounded(50, (woke(h) for h in handles))]
 
     async def timers(self) -> None:
         incident_rate, bare_rate = await self.start_rates()
@@ -411,7 +451,7 @@ class Bench:
             incident, spread = await self.incident_timers(count, incident_rate)
             progress(f"    {count} incident deadlines: {time.monotonic() - started:.1f}s")
             started = time.monotonic()
-            bare = await self.bare_timers(count, bare_rate)
+            bare = await self.bare_timers(count, bare_rate, memory="bare_workflow" if label == "many" else None)
             progress(f"    {count} bare timers: {time.monotonic() - started:.1f}s")
             self.figures[f"timers_{label}_count"] = count
             self.figures[f"timers_{label}_incident_deadline_spread_ms"] = spread
@@ -433,61 +473,37 @@ class Bench:
 
         await until(all_done, 120 + len(handles) / 10, "first workflow tasks", every=0.25)
 
+    def record_memory(self, name: str, steps: list[tuple[int, int]]) -> None:
+        """The slope of a least-squares line through (open workflows, RSS) steps: what one more cached
+        workflow costs, without the worker's fixed memory or a step's passing garbage."""
+        self.figures[f"memory_open_{name}s"] = steps[-1][0]
+        self.figures[f"memory_{name}_worker_rss_mb"] = round(steps[-1][1] / 1024, 1)
+        self.figures[f"memory_{name}_steps"] = steps
+        self.figures[f"memory_kb_per_{name}"] = slope(steps)
+
     async def memory(self) -> None:
-        """Worker RSS against the number of open, cached workflows as it rises to the target, in steps.
+        """Worker RSS against the number of open, cached incidents as they rise to the target, in steps.
 
-        The figure is the slope of a least-squares line through the steps: what one more cached
-        workflow costs, without the worker's fixed memory or a step's passing garbage.
+        The open incidents of the phases before count (they stay cached); the bare figure was taken
+        while the bare timers of (4) started.
         """
-
-        async def running(workflow_type: str, task_queue: str) -> int:
-            query = f"WorkflowType = '{workflow_type}' AND ExecutionStatus = 'Running' AND TaskQueue = '{task_queue}'"
-            return (await self.client.count_workflows(query)).count
-
-        async def rise(
-            name: str,
-            workflow_type: str,
-            queue: str,
-            pid: int,
-            start: Callable[[str], Awaitable[WorkflowHandle[Any, Any]]],
-            target: int,
-        ) -> None:
-            started = time.monotonic()
-            open_now = await running(workflow_type, queue)
-            more = max(0, target - open_now)
-            steps = [(open_now, rss_kb(pid))]
-            for step in range(MEMORY_STEPS):
-                count = more // MEMORY_STEPS + (1 if step < more % MEMORY_STEPS else 0)
-                handles = await bounded(25, (start(f"mem-{self.run_id}-{step}-{i}") for i in range(count)))
-                await self.settled(handles)
-                await asyncio.sleep(1)  # the last activations finish and drop their garbage
-                open_now += count
-                steps.append((open_now, rss_kb(pid)))
-            progress(f"    {more} more {name.replace('_', ' ')}s: {time.monotonic() - started:.1f}s")
-            self.figures[f"memory_open_{name}s"] = open_now
-            self.figures[f"memory_{name}_worker_rss_mb"] = round(steps[-1][1] / 1024, 1)
-            self.figures[f"memory_{name}_steps"] = steps
-            self.figures[f"memory_kb_per_{name}"] = slope(steps)
-
-        # Side by side: the two workers are separate processes, and a slope of RSS does not depend on speed.
-        await asyncio.gather(
-            rise(
-                "incident",
-                WORKFLOW_TYPE,
-                INCIDENT_QUEUE,
-                self.worker.pid,
-                self.start_memory_incident,
-                self.sizes.memory_open,
-            ),
-            rise(
-                "bare_workflow",
-                "BareWaiter",
-                BARE_MEMORY_QUEUE,
-                self.memory_bare.pid,
-                self.start_memory_waiter,
-                self.sizes.memory_bare,
-            ),
-        )
+        query = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '{INCIDENT_QUEUE}'"
+        open_now = (await self.client.count_workflows(query)).count
+        # At least a quarter more, so there is a slope to measure even when the phases before opened plenty.
+        more = max(self.sizes.memory_open - open_now, self.sizes.memory_open // 4)
+        steps = [(open_now, rss_kb(self.worker.pid))]
+        started = time.monotonic()
+        for step in range(MEMORY_STEPS):
+            count = more // MEMORY_STEPS + (1 if step < more % MEMORY_STEPS else 0)
+            handles = await bounded(
+                25, (self.start_memory_incident(f"mem-{self.run_id}-{step}-{i}") for i in range(count))
+            )
+            await self.settled(handles)
+            await asyncio.sleep(1)  # the last activations finish and drop their garbage
+            open_now += count
+            steps.append((open_now, rss_kb(self.worker.pid)))
+        progress(f"    {more} more incidents: {time.monotonic() - started:.1f}s")
+        self.record_memory("incident", steps)
 
     async def start_memory_incident(self, customer: str) -> WorkflowHandle[Any, Any]:
         return await self.start_incident(customer, default_policy())
