@@ -55,6 +55,7 @@ class Sizes:
     timers_many: int  # (4): deadlines in the same second
     timers_few: int
     memory_open: int  # (5): open incidents cached in the worker; the bare figure counts the `timers_many` bare timers
+    memory_pause: float  # (5): seconds after each step for the last activations to finish and drop their garbage
 
 
 FULL = Sizes(
@@ -64,14 +65,16 @@ FULL = Sizes(
     timers_many=2000,
     timers_few=50,
     memory_open=5000,
+    memory_pause=1.0,
 )
 QUICK = Sizes(
     throughput=20,
     open_for_latency=20,
     latency_samples=20,
-    timers_many=100,  # also the bare memory figure's population: fewer leave RSS noise on its slope
+    timers_many=80,  # also the bare memory figure's population: fewer leave RSS noise on its slope
     timers_few=10,
     memory_open=150,
+    memory_pause=0.2,
 )
 MEMORY_STEPS = 4
 # Deadlines are set this much past the time the starts should take at the rate just measured.
@@ -342,7 +345,7 @@ class Bench:
         A deadline counts from the incident's first workflow task, and a policy holds whole seconds, so
         each incident gets the line-1 timeout that lands its deadline in the same second as the others.
         """
-        due = datetime.now(UTC) + timedelta(seconds=2 + START_MARGIN * count / start_rate)
+        due = datetime.now(UTC) + timedelta(seconds=1 + START_MARGIN * count / start_rate)
 
         async def open_one(i: int) -> str:
             seconds = max(1, round((due - datetime.now(UTC)).total_seconds()))
@@ -390,8 +393,9 @@ class Bench:
         on once woken, so they are that worker's cached open workflows, and the memory figure.
         """
         since = datetime.now(UTC)
-        steps_allowance = MEMORY_STEPS * 2 if memory else 0
-        due = since + timedelta(seconds=2 + START_MARGIN * count / start_rate + steps_allowance)
+        # Each memory step waits for its first tasks (well under a second) and then pauses.
+        steps_allowance = MEMORY_STEPS * (1 + self.sizes.memory_pause) if memory else 0
+        due = since + timedelta(seconds=1 + START_MARGIN * count / start_rate + steps_allowance)
         pid = self.memory_bare.pid
         steps = [(0, rss_kb(pid))]
         handles: list[WorkflowHandle[Any, Any]] = []
@@ -411,7 +415,7 @@ class Bench:
             )
             if memory:
                 await self.settled(handles)
-                await asyncio.sleep(1)  # the last activations finish and drop their garbage
+                await asyncio.sleep(self.sizes.memory_pause)
                 steps.append((len(handles), rss_kb(pid)))
         if memory:
             self.record_memory(memory, steps)
@@ -499,7 +503,7 @@ class Bench:
                 25, (self.start_memory_incident(f"mem-{self.run_id}-{step}-{i}") for i in range(count))
             )
             await self.settled(handles)
-            await asyncio.sleep(1)  # the last activations finish and drop their garbage
+            await asyncio.sleep(self.sizes.memory_pause)
             open_now += count
             steps.append((open_now, rss_kb(self.worker.pid)))
         progress(f"    {more} more incidents: {time.monotonic() - started:.1f}s")

@@ -60,4 +60,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def http_client(settings: WorkerSettings) -> httpx.AsyncClient:
-    return instrument_http_client(httpx.AsyncClient(timeout=settings.http_timeout_seconds))
+    limits = httpx.Limits(
+        max_connections=settings.http_max_connections, max_keepalive_connections=settings.http_max_connections
+    )
+    return instrument_http_client(httpx.AsyncClient(timeout=settings.http_timeout_seconds, limits=limits))
