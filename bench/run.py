@@ -69,14 +69,14 @@ def verdicts(f: dict[str, Any]) -> list[Verdict]:
         Verdict(
             f"(4) escalation lag, {many} due at once",
             f"p50 {f['escalation_lag_many_p50_ms']:.0f} p99 {f['escalation_lag_many_p99_ms']:.0f} ms",
-            f"p99 <= 1.5 x bare {f['bare_timer_lag_many_p99_ms']:.0f} ms",
+            f"p99 <= 1.5 x bare p99 {f['bare_timer_lag_many_p99_ms']:.0f} ms",
             f["escalation_lag_many_p99_ms"] / many_allowance,
             f["escalation_lag_many_p99_ms"] <= many_allowance,
         ),
         Verdict(
             f"(4) escalation lag, {few} due at once",
             f"p50 {f['escalation_lag_few_p50_ms']:.0f} p99 {f['escalation_lag_few_p99_ms']:.0f} ms",
-            f"p99 <= 1.5 x bare {f['bare_timer_lag_few_p99_ms']:.0f} ms, <= 1 s",
+            f"p99 <= 1.5 x bare p99 {f['bare_timer_lag_few_p99_ms']:.0f} ms, <= 1 s",
             f["escalation_lag_few_p99_ms"] / few_allowance,
             f["escalation_lag_few_p99_ms"] <= few_allowance,
         ),

@@ -49,7 +49,7 @@ async def test_round_trip_and_rotation(tmp_path: Path):
 
 async def test_labels_stay_readable_and_objects_are_sealed(tmp_path: Path):
     codec = EncryptionCodec(write_new_keys(tmp_path / "keys.yml"))
-    label = Payload(metadata={"encoding": b"json/plain"}, data=b'"critical \u00b7 connection_lost \u00b7 customer 42"')
+    label = Payload(metadata={"encoding": b"json/plain"}, data=rb'"critical \u00b7 connection_lost \u00b7 customer 42"')
     sealed_object, kept_label = await codec.encode([payload(PHONE), label])
     assert kept_label == label, "summaries and details stay readable in the web UI"
     assert sealed_object.metadata["encoding"] == b"binary/encrypted"
