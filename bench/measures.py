@@ -144,6 +144,11 @@ def payload_bytes(message: Message) -> int:
     return total
 
 
+def parts(count: int, steps: int) -> list[range]:
+    """0..count in `steps` consecutive ranges whose sizes differ by at most one."""
+    return [range(step * count // steps, (step + 1) * count // steps) for step in range(steps)]
+
+
 def slope(points: list[tuple[int, int]]) -> float:
     """Least-squares slope of y over x."""
     n = len(points)
@@ -318,8 +323,8 @@ class Bench:
         input = IncidentInput(ticket_id=new_ticket_id(), request=request(customer), policy=policy)
         return await self.client.start_workflow(WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input))
 
-    async def start_waiter(self, workflow_id: str, task_queue: str = BARE_QUEUE) -> WorkflowHandle[Any, Any]:
-        return await self.client.start_workflow("BareWaiter", id=workflow_id, task_queue=task_queue)
+    async def start_waiter(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
+        return await self.client.start_workflow("BareWaiter", id=workflow_id, task_queue=BARE_QUEUE)
 
     async def start_rates(self) -> tuple[float, float]:
         """Workflows per second started and through their first task, right now: incidents, bare workflows.
@@ -386,21 +391,19 @@ class Bench:
 
         await until(all_there, 120 + expected / 10, what, every=0.5)
 
-    async def bare_timers(self, count: int, start_rate: float, memory: str | None = None) -> list[float]:
+    async def bare_timers(self, count: int, start_rate: float, memory: bool = False) -> list[float]:
         """Lag of each bare timer behind the deadline they share, on the fresh bare worker.
 
         With `memory`, the timers start in steps with the worker's RSS read after each: they wait
-        on once woken, so they are that worker's cached open workflows, and the memory figure.
+        on once woken, so they are that worker's cached open workflows, and the bare memory figure.
         """
         since = datetime.now(UTC)
         # Each memory step waits for its first tasks (well under a second) and then pauses.
         steps_allowance = MEMORY_STEPS * (1 + self.sizes.memory_pause) if memory else 0
         due = since + timedelta(seconds=1 + START_MARGIN * count / start_rate + steps_allowance)
-        pid = self.memory_bare.pid
-        steps = [(0, rss_kb(pid))]
+        steps = [(0, rss_kb(self.memory_bare.pid))]
         handles: list[WorkflowHandle[Any, Any]] = []
-        for step in range(MEMORY_STEPS if memory else 1):
-            batch = range(step * count // MEMORY_STEPS, (step + 1) * count // MEMORY_STEPS) if memory else range(count)
+        for batch in parts(count, MEMORY_STEPS if memory else 1):
             handles += await bounded(
                 50,
                 (
@@ -414,11 +417,9 @@ class Bench:
                 ),
             )
             if memory:
-                await self.settled(handles)
-                await asyncio.sleep(self.sizes.memory_pause)
-                steps.append((len(handles), rss_kb(pid)))
+                steps.append((len(handles), await self.rss_once_settled(handles, self.memory_bare.pid)))
         if memory:
-            self.record_memory(memory, steps)
+            self.record_memory("bare_workflow", steps)
         late = (datetime.now(UTC) - due).total_seconds()
         if late > 0:
             progress(f"    starting {count} bare timers ended {late:.1f}s after their deadline")
@@ -455,7 +456,7 @@ class Bench:
             incident, spread = await self.incident_timers(count, incident_rate)
             progress(f"    {count} incident deadlines: {time.monotonic() - started:.1f}s")
             started = time.monotonic()
-            bare = await self.bare_timers(count, bare_rate, memory="bare_workflow" if label == "many" else None)
+            bare = await self.bare_timers(count, bare_rate, memory=label == "many")
             progress(f"    {count} bare timers: {time.monotonic() - started:.1f}s")
             self.figures[f"timers_{label}_count"] = count
             self.figures[f"timers_{label}_incident_deadline_spread_ms"] = spread
@@ -477,6 +478,12 @@ class Bench:
 
         await until(all_done, 120 + len(handles) / 10, "first workflow tasks", every=0.25)
 
+    async def rss_once_settled(self, handles: list[WorkflowHandle[Any, Any]], pid: int) -> int:
+        """A worker's RSS once the workflows just started have run their first task and its garbage is gone."""
+        await self.settled(handles)
+        await asyncio.sleep(self.sizes.memory_pause)
+        return rss_kb(pid)
+
     def record_memory(self, name: str, steps: list[tuple[int, int]]) -> None:
         """The slope of a least-squares line through (open workflows, RSS) steps: what one more cached
         workflow costs, without the worker's fixed memory or a step's passing garbage."""
@@ -497,15 +504,10 @@ class Bench:
         more = max(self.sizes.memory_open - open_now, self.sizes.memory_open // 4)
         steps = [(open_now, rss_kb(self.worker.pid))]
         started = time.monotonic()
-        for step in range(MEMORY_STEPS):
-            count = more // MEMORY_STEPS + (1 if step < more % MEMORY_STEPS else 0)
-            handles = await bounded(
-                25, (self.start_memory_incident(f"mem-{self.run_id}-{step}-{i}") for i in range(count))
-            )
-            await self.settled(handles)
-            await asyncio.sleep(self.sizes.memory_pause)
-            open_now += count
-            steps.append((open_now, rss_kb(self.worker.pid)))
+        for step, batch in enumerate(parts(more, MEMORY_STEPS)):
+            handles = await bounded(25, (self.start_memory_incident(f"mem-{self.run_id}-{step}-{i}") for i in batch))
+            open_now += len(batch)
+            steps.append((open_now, await self.rss_once_settled(handles, self.worker.pid)))
         progress(f"    {more} more incidents: {time.monotonic() - started:.1f}s")
         self.record_memory("incident", steps)
 
