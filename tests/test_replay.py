@@ -16,6 +16,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from starter.connection import data_converter
+from workers.worker import workflow_runner
 from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import IncidentState
@@ -35,7 +36,10 @@ def test_the_typical_lifecycles_are_stored():
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_stored_history_replays_on_the_current_code(path: Path):
-    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=data_converter())
+    # The worker's own runner: the sandbox as production sets it up (passthrough modules, lean runner).
+    replayer = Replayer(
+        workflows=[IncidentWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
+    )
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
 

@@ -13,6 +13,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.audit import AuditActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from workers.sandbox_runner import sandboxed_runner
 from workers.settings import WorkerSettings
 from workers.telemetry import instrument_http_client, worker_interceptors
 from workflows.audit_workflow import IncidentAuditWorkflow
@@ -54,9 +55,10 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     Without this the sandbox re-imports the workflow modules for every workflow run and keeps
     that copy while the run is cached: most of a cached incident's memory. The passed-through
     modules are deterministic and free of import-time side effects and global mutable state;
-    the replay tests hold them to it.
+    the replay tests hold them to it. The lean runner (workers/sandbox_runner.py) spares the
+    sandbox's per-payload round trips.
     """
-    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH))
+    return sandboxed_runner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH))
 
 
 def http_client(settings: WorkerSettings) -> httpx.AsyncClient:
