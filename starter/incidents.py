@@ -129,6 +129,8 @@ class IncidentService:
             result = await self._start_directly(request)
         else:
             result = await self._open_through_intake(request)
+            if result.state is not None:  # created: the intake knows the incident as opened
+                return Opened(result.outcome, result.state)
         return Opened(result.outcome, await self.state(result.ticket_id, wait_for_start=True))
 
     async def _open_through_intake(self, request: OpenIncident) -> IntakeResult:

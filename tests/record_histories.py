@@ -11,18 +11,25 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from sandboxes import notifications as notification_sink
 from sandboxes import payments as payment_provider
 from sandboxes.faults import Faults
 from starter.connection import data_converter
-from tests.conftest import WEBHOOK_SECRET, Sandboxes, register_search_attributes, running_worker
+from starter.incidents import IncidentService
+from tests.conftest import WEBHOOK_SECRET, RunningWorker, Sandboxes, register_search_attributes, running_worker
+from tests.helpers import open_request
 from tests.lifecycles import LIFECYCLES
+from tests.policies import fast_policy
 from tests.sandbox_servers import serve
 from workers.binaries import temporal_test_server
+from workflows.domain.inputs import intake_workflow_id
+from workflows.domain.models import Resolve
 
 HERE = Path(__file__).parent / "histories"
 
@@ -45,7 +52,26 @@ async def main(tag: str | None) -> None:
                 path = HERE / (f"{name}.{tag}.json" if tag else f"{name}.json")
                 path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
                 print(f"{name}: {len(history.events)} events -> {path}")
+        async with running_worker(env.client, boxes) as running:
+            intake = await intake_open_join_close(running)
+            history = await intake.fetch_history()
+            path = HERE / "intake" / (f"open_join_close.{tag}.json" if tag else "open_join_close.json")
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+            print(f"intake open_join_close: {len(history.events)} events -> {path}")
     await env.shutdown()
+
+
+async def intake_open_join_close(running: RunningWorker) -> WorkflowHandle[Any, Any]:
+    """An intake's whole life: an open that creates, a repeat of its request id, a recontact, the close."""
+    service = IncidentService(running.client, policy=fast_policy(), task_queue=running.task_queue)
+    first = await service.open(open_request(customer_id="cust-intake", request_id="crm-1"))
+    await service.open(open_request(customer_id="cust-intake", request_id="crm-1"))
+    await service.open(open_request(customer_id="cust-intake", description="calling again"))
+    await service.act(first.ticket_id, Resolve(agent="ann", resolution="done"))
+    intake = running.client.get_workflow_handle(intake_workflow_id("cust-intake", first.state.category))
+    await intake.result()
+    return intake
 
 
 if __name__ == "__main__":

@@ -21,9 +21,11 @@ from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import IncidentState
 from workflows.incident_workflow import IncidentWorkflow
+from workflows.intake_workflow import IncidentIntakeWorkflow
 
 HISTORIES_DIR = Path(__file__).parent / "histories"
 HISTORIES = sorted(HISTORIES_DIR.glob("*.json"))
+INTAKE_HISTORIES = sorted((HISTORIES_DIR / "intake").glob("*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -32,6 +34,7 @@ def load(path: Path) -> WorkflowHistory:
 
 def test_the_typical_lifecycles_are_stored():
     assert {p.stem for p in HISTORIES} >= {"full_critical", "routine_quick_fix", "rejected_actions_and_reopen"}
+    assert {p.stem for p in INTAKE_HISTORIES} >= {"open_join_close"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
@@ -39,6 +42,16 @@ async def test_stored_history_replays_on_the_current_code(path: Path):
     # The worker's own runner: the sandbox as production sets it up (passthrough modules, lean runner).
     replayer = Replayer(
         workflows=[IncidentWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
+    )
+    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
+@pytest.mark.parametrize("path", INTAKE_HISTORIES, ids=lambda p: p.stem)
+async def test_stored_intake_history_replays_on_the_current_code(path: Path):
+    """An intake lives as long as its incident: one opened by an older intake replays on today's code."""
+    replayer = Replayer(
+        workflows=[IncidentIntakeWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
     )
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

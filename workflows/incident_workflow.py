@@ -94,7 +94,8 @@ class IncidentWorkflow:
             self._observed_seq = input.carried.event_seq
             input.carried = None  # the SDK keeps the input for the whole run; the state lives on below
         else:
-            incident, effects = Incident.open(input.ticket_id, input.request, input.policy, workflow.now())
+            opened_at = input.opened_at or workflow.now()
+            incident, effects = Incident.open(input.ticket_id, input.request, input.policy, opened_at)
             self._observed_seq = 0
         self._live: Incident | None = incident
         self._frozen = b""

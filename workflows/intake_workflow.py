@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlread
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.domain.incident import Incident
     from workflows.domain.inputs import (
         INTAKE_WORKFLOW_TYPE,
         IncidentInput,
@@ -87,7 +88,9 @@ class IncidentIntakeWorkflow:
                 ticket = ticket_for_request(request.customer_id, request.request_id)
             else:
                 ticket = new_ticket_id(workflow.random())
-            input = IncidentInput(ticket_id=ticket, request=request, policy=intake.policy)
+            # The incident opens at the intake's clock, so the intake knows its opening state exactly.
+            opened_at = workflow.now()
+            input = IncidentInput(ticket_id=ticket, request=request, policy=intake.policy, opened_at=opened_at)
             try:
                 child = await workflow.start_child_workflow(
                     "IncidentWorkflow",
@@ -103,7 +106,8 @@ class IncidentIntakeWorkflow:
                 continue  # a random ticket number collided: draw another
             self._current = ticket
             self._watcher = asyncio.create_task(self._forget_when_closed(child, ticket))
-            return IntakeResult(ticket_id=ticket, outcome="created")
+            opened, _ = Incident.open(ticket, request, intake.policy, opened_at)
+            return IntakeResult(ticket_id=ticket, outcome="created", state=opened.state)
         raise ApplicationError("could not draw a free ticket number", non_retryable=True)
 
     async def _forget_when_closed(self, child: workflow.ChildWorkflowHandle[object, object], ticket: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -22,6 +23,11 @@ class IncidentInput(BaseModel):
     request: OpenIncident
     policy: Policy
     carried: IncidentState | None = Field(default=None, description="the whole incident, after continue-as-new")
+    opened_at: datetime | None = Field(
+        default=None,
+        description="when the intake took the request (its workflow clock): the incident's opening time, so the "
+        "intake can answer with the incident as opened; None (direct starts, older incidents): the start time",
+    )
     history_limit: int = Field(default=DEFAULT_HISTORY_LIMIT, ge=50)
 
 
@@ -41,6 +47,8 @@ class IntakeRequest(BaseModel):
 class IntakeResult(BaseModel):
     ticket_id: str
     outcome: Literal["created", "joined", "existing"]
+    # The incident as opened, for a created one: the caller need not ask the incident (one query less).
+    state: IncidentState | None = None
 
 
 def intake_workflow_id(customer_id: str, category: str) -> str:
