@@ -79,6 +79,8 @@ QUICK = Sizes(
 MEMORY_STEPS = 4
 # Deadlines are set this much past the time the starts should take at the rate just measured.
 START_MARGIN = 1.15
+# Incidents of (4) opened at once: enough to keep the worker busy, few enough that no first task waits long.
+OPENING_AT_ONCE = 10
 # Woken bare timers have this many history events: started, a task, the timer fired, a second task.
 BARE_TIMER_WOKEN_EVENTS = 9
 
@@ -318,9 +320,11 @@ class Bench:
 
     # --- (4) SLA timers due in the same second ---
 
-    async def start_incident(self, customer: str, policy: Policy) -> WorkflowHandle[Any, Any]:
+    async def start_incident(
+        self, customer: str, policy: Policy, opened_at: datetime | None = None
+    ) -> WorkflowHandle[Any, Any]:
         """Straight to the incident workflow (as `new_incident=True` opens one): the intake is not measured here."""
-        input = IncidentInput(ticket_id=new_ticket_id(), request=request(customer), policy=policy)
+        input = IncidentInput(ticket_id=new_ticket_id(), request=request(customer), policy=policy, opened_at=opened_at)
         return await self.client.start_workflow(WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input))
 
     async def start_waiter(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
@@ -347,21 +351,24 @@ class Bench:
     async def incident_timers(self, count: int, start_rate: float) -> tuple[list[float], float]:
         """Lag of each escalation behind its line-1 deadline, and how far apart the deadlines were.
 
-        A deadline counts from the incident's first workflow task, and a policy holds whole seconds, so
-        each incident gets the line-1 timeout that lands its deadline in the same second as the others.
+        Every incident is opened `opened_at` a whole number of seconds before the shared deadline,
+        with that line-1 timeout, so the deadlines coincide to the millisecond. They are opened a few
+        at a time, each waiting for its first task (where its timer starts): the timer starts when
+        that task completes, so a task slowed by an opening burst would delay the escalation too, and
+        that is the cost of the burst, not of the deadlines falling together.
         """
         due = datetime.now(UTC) + timedelta(seconds=1 + START_MARGIN * count / start_rate)
 
         async def open_one(i: int) -> str:
-            seconds = max(1, round((due - datetime.now(UTC)).total_seconds()))
-            handle = await self.start_incident(f"tmr-{self.run_id}-{count}-{i}", timer_policy(seconds))
-            # Until it has run its first task, where its deadline starts counting: without this
-            # back-pressure the worker falls behind the starts and the deadlines spread out.
+            seconds = max(1, math.ceil((due - datetime.now(UTC)).total_seconds()))
+            handle = await self.start_incident(
+                f"tmr-{self.run_id}-{count}-{i}", timer_policy(seconds), opened_at=due - timedelta(seconds=seconds)
+            )
             await self.service.state(handle.id, wait_for_start=True)
             return handle.id
 
         since = datetime.now(UTC)
-        tickets = await bounded(50, (open_one(i) for i in range(count)))
+        tickets = await bounded(OPENING_AT_ONCE, (open_one(i) for i in range(count)))
         late = (datetime.now(UTC) - due).total_seconds()
         if late > 0:
             progress(f"    opening {count} incidents ended {late:.1f}s after the planned deadline")
