@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -33,10 +33,16 @@ def open_request(**overrides: Any) -> OpenIncident:
 
 
 async def start_incident(
-    running: RunningWorker, policy: Policy | None = None, history_limit: int | None = None, **overrides: Any
+    running: RunningWorker,
+    policy: Policy | None = None,
+    history_limit: int | None = None,
+    opened_at: datetime | None = None,
+    **overrides: Any,
 ) -> WorkflowHandle[IncidentWorkflow, IncidentState]:
     ticket = new_ticket_id()
-    input = IncidentInput(ticket_id=ticket, request=open_request(**overrides), policy=policy or default_policy())
+    input = IncidentInput(
+        ticket_id=ticket, request=open_request(**overrides), policy=policy or default_policy(), opened_at=opened_at
+    )
     if history_limit is not None:
         input.history_limit = history_limit
     handle = await running.client.start_workflow(

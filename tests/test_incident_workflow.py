@@ -216,3 +216,21 @@ async def test_compensation_only_when_the_sla_was_breached(
     credits = [e for e in await sandboxes.ledger(reference=slow_state.ticket_id) if e["kind"] == "credit"]
     assert [(c["amount"], c["currency"]) for c in credits] == [("10.00", "RUB")]
     assert await sandboxes.ledger(reference=fast_state.ticket_id) == []
+
+
+async def test_the_sla_clock_counts_from_the_given_opening_time_never_from_the_future(
+    time_env: WorkflowEnvironment, skipping: RunningWorker
+):
+    """The intake opens incidents at its own clock (`opened_at`); a time from the future is not believed."""
+    start = await time_env.get_current_time()
+    earlier = await start_incident(skipping, category="connection_lost", opened_at=start - 10 * MINUTE)
+    future = await start_incident(skipping, category="connection_lost", opened_at=start + DAY)
+    opened_earlier = await until(earlier, lambda s: s.line == 1)
+    opened_future = await until(future, lambda s: s.line == 1)
+    assert opened_earlier.opened_at == start - 10 * MINUTE
+    assert opened_earlier.expected_fix_by == start - 10 * MINUTE + HOUR
+    assert start <= opened_future.opened_at < start + MINUTE
+
+    await time_env.sleep(55 * MINUTE)  # past the earlier one's line-1 hour, not the other's
+    assert (await until(earlier, lambda s: s.line == 2)).line == 2
+    assert (await state_of(future)).line == 1

@@ -51,6 +51,16 @@ async def test_concurrent_opens_for_one_problem_make_one_incident_and_join_the_r
     assert len(texts) == 3 and all(t.startswith("call ") for t in texts)
 
 
+async def test_the_intake_answers_with_the_incident_as_the_incident_itself_opened_it(service: IncidentService):
+    opened = await service.open(open_request(customer_id=customer(), category="connection_lost"))
+    assert opened.created
+    own = await service.state(opened.ticket_id)
+    assert own.opened_at == opened.state.opened_at
+    assert own.expected_fix_by == opened.state.expected_fix_by
+    assert own.severity == opened.state.severity and own.line == opened.state.line == 1
+    assert own.events[0] == opened.state.events[0]
+
+
 async def test_a_different_category_or_an_explicit_request_opens_a_new_incident(service: IncidentService):
     who = customer()
     first = await service.open(open_request(customer_id=who))

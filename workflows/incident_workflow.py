@@ -94,7 +94,8 @@ class IncidentWorkflow:
             self._observed_seq = input.carried.event_seq
             input.carried = None  # the SDK keeps the input for the whole run; the state lives on below
         else:
-            opened_at = input.opened_at or workflow.now()
+            # Never later than the start: an opening time from the future would push every deadline out.
+            opened_at = min(input.opened_at, workflow.now()) if input.opened_at else workflow.now()
             incident, effects = Incident.open(input.ticket_id, input.request, input.policy, opened_at)
             self._observed_seq = 0
         self._live: Incident | None = incident
