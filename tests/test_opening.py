@@ -61,6 +61,22 @@ async def test_the_intake_answers_with_the_incident_as_the_incident_itself_opene
     assert own.events[0] == opened.state.events[0]
 
 
+async def test_an_incident_opened_by_the_intake_starts_with_every_search_attribute_set(service: IncidentService):
+    who = customer()
+    opened = await service.open(open_request(customer_id=who, category="connection_lost"))
+    await service.state(opened.ticket_id)  # its first task has run
+    history = await service.handle(opened.ticket_id).fetch_history()
+    assert not [e for e in history.events if e.HasField("upsert_workflow_search_attributes_event_attributes")]
+    for _ in range(50):  # visibility follows the start by a moment
+        rows = await service.search(customer_id=who)
+        if rows:
+            break
+        await asyncio.sleep(0.1)
+    (row,) = rows
+    assert row.sla_deadline == opened.state.sla_deadline is not None
+    assert (row.status, row.line, row.severity) == ("open", 1, "critical")
+
+
 async def test_a_different_category_or_an_explicit_request_opens_a_new_incident(service: IncidentService):
     who = customer()
     first = await service.open(open_request(customer_id=who))

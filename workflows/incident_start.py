@@ -8,19 +8,34 @@ from typing import Any
 from temporalio.common import WorkflowIDReusePolicy
 
 from workflows import search_attributes
+from workflows.domain.incident import Incident
 from workflows.domain.inputs import IncidentInput
+from workflows.domain.models import IncidentState
 from workflows.domain.triage import triage
 from workflows.presentation import static_details, static_summary
 
 
-def start_options(input: IncidentInput) -> dict[str, Any]:
+def opening_state(input: IncidentInput) -> IncidentState | None:
+    """The incident exactly as it will open, when its opening time is known before the start."""
+    if input.opened_at is None or input.carried is not None:
+        return None
+    incident, _ = Incident.open(input.ticket_id, input.request, input.policy, input.opened_at)
+    return incident.state
+
+
+def start_options(input: IncidentInput, opening: IncidentState | None = None) -> dict[str, Any]:
     request = input.request
     severity = triage(request.category, input.policy).severity.value
+    opening = opening or opening_state(input)
     return {
         "id": input.ticket_id,
         # A ticket number names one incident forever, even after it closed.
         "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        "search_attributes": search_attributes.initial(severity, request.category, request.customer_id),
+        # With the opening state known, the start carries every attribute (the SLA deadline too), so the
+        # first task has nothing to upsert: one history event and one visibility write fewer.
+        "search_attributes": search_attributes.as_typed(search_attributes.values_of(opening))
+        if opening is not None
+        else search_attributes.initial(severity, request.category, request.customer_id),
         "static_summary": static_summary(severity, request.category, request.customer_id),
         "static_details": static_details(
             input.ticket_id, severity, request.category, request.customer_id, request.channel.value

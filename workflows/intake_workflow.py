@@ -91,13 +91,14 @@ class IncidentIntakeWorkflow:
             # The incident opens at the intake's clock, so the intake knows its opening state exactly.
             opened_at = workflow.now()
             input = IncidentInput(ticket_id=ticket, request=request, policy=intake.policy, opened_at=opened_at)
+            opened, _ = Incident.open(ticket, request, intake.policy, opened_at)
             try:
                 child = await workflow.start_child_workflow(
                     "IncidentWorkflow",
                     input,
                     task_queue=workflow.info().task_queue,
                     parent_close_policy=ParentClosePolicy.ABANDON,
-                    **start_options(input),
+                    **start_options(input, opened.state),
                 )
             except WorkflowAlreadyStartedError:
                 if request.request_id:
@@ -106,7 +107,6 @@ class IncidentIntakeWorkflow:
                 continue  # a random ticket number collided: draw another
             self._current = ticket
             self._watcher = asyncio.create_task(self._forget_when_closed(child, ticket))
-            opened, _ = Incident.open(ticket, request, intake.policy, opened_at)
             return IntakeResult(ticket_id=ticket, outcome="created", state=opened.state)
         raise ApplicationError("could not draw a free ticket number", non_retryable=True)
 
