@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bench.bare import TASK_QUEUE, BareShape, BareTimer, BareWaiter, noop
+from starter.exiting import exit_process
 
 
 async def main() -> None:
@@ -38,3 +39,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    exit_process(0)

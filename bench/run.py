@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.measures import FULL, QUICK, Bench, progress
+from starter.exiting import exit_process
 from workers.binaries import temporal_cli
 
 
@@ -192,3 +193,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    exit_process(0)

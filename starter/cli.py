@@ -431,6 +431,7 @@ _PROCESSES = frozenset({"dev", "worker", "api", "codec-server", "sandbox"})
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from starter.exiting import exit_process
     from workers.logging_setup import configure_logging
 
     args = build_parser().parse_args(argv)
@@ -441,14 +442,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = exit_.code if isinstance(exit_.code, int) else 1
     except KeyboardInterrupt:
         code = 130
-    # Leave without interpreter finalisation: Temporal's native runtime threads can abort it
-    # ("PyGILState_Release") after the work is done.
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:
-        pass
-    os._exit(code)
+    exit_process(code)
 
 
 if __name__ == "__main__":

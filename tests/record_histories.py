@@ -21,6 +21,7 @@ from sandboxes import notifications as notification_sink
 from sandboxes import payments as payment_provider
 from sandboxes.faults import Faults
 from starter.connection import data_converter
+from starter.exiting import exit_process
 from starter.incidents import IncidentService
 from tests.conftest import WEBHOOK_SECRET, RunningWorker, Sandboxes, register_search_attributes, running_worker
 from tests.helpers import open_request
@@ -78,3 +79,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tag", help="suffix for histories recorded after a patched change, e.g. announce-ack")
     asyncio.run(main(parser.parse_args().tag))
+    exit_process(0)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from starter.connection import connect
+from starter.exiting import exit_process
 from workers.logging_setup import configure_logging
 from workers.settings import WorkerSettings
 from workers.telemetry import configure_tracing, metrics_runtime
@@ -47,3 +48,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_process(0)
