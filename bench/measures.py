@@ -348,8 +348,9 @@ class Bench:
         await self.settled(handles)
         return incidents, pilots / (time.monotonic() - started)
 
-    async def incident_timers(self, count: int, start_rate: float) -> tuple[list[float], float]:
-        """Lag of each escalation behind its line-1 deadline, and how far apart the deadlines were.
+    async def incident_timers(self, count: int, start_rate: float) -> tuple[list[float], float, float]:
+        """Lag of each escalation behind its line-1 deadline, how far apart the deadlines were, and how
+        many seconds after the deadline the last incident was open (0: all were, as planned).
 
         Every incident is opened `opened_at` a whole number of seconds before the shared deadline,
         with that line-1 timeout, so the deadlines coincide to the millisecond. They are opened a few
@@ -390,7 +391,7 @@ class Bench:
 
         found = await bounded(50, (escalation(t) for t in tickets))
         deadlines = [deadline for _, deadline in found]
-        return [lag for lag, _ in found], (max(deadlines) - min(deadlines)).total_seconds() * 1000
+        return [lag for lag, _ in found], (max(deadlines) - min(deadlines)).total_seconds() * 1000, max(0.0, late)
 
     async def counted(self, query: str, expected: int, what: str) -> None:
         async def all_there() -> bool:
@@ -398,8 +399,9 @@ class Bench:
 
         await until(all_there, 120 + expected / 10, what, every=0.5)
 
-    async def bare_timers(self, count: int, start_rate: float, memory: bool = False) -> list[float]:
-        """Lag of each bare timer behind the deadline they share, on the fresh bare worker.
+    async def bare_timers(self, count: int, start_rate: float, memory: bool = False) -> tuple[list[float], float]:
+        """Lag of each bare timer behind the deadline they share, on the fresh bare worker, and how many
+        seconds after that deadline the last one was started (0: all were, as planned).
 
         With `memory`, the timers start in steps with the worker's RSS read after each: they wait
         on once woken, so they are that worker's cached open workflows, and the bare memory figure.
@@ -453,20 +455,24 @@ class Bench:
             await until(answered, 60, f"{handle.id} woken", every=0.2)
             return datetime.fromisoformat(str(answers[-1]))
 
-        return [(w - due).total_seconds() * 1000 for w in await bounded(50, (woke(h) for h in handles))]
+        lags = [(w - due).total_seconds() * 1000 for w in await bounded(50, (woke(h) for h in handles))]
+        return lags, max(0.0, late)
 
     async def timers(self) -> None:
         incident_rate, bare_rate = await self.start_rates()
         progress(f"    starts/s: incidents {incident_rate:.0f}, bare {bare_rate:.0f}")
         for label, count in (("many", self.sizes.timers_many), ("few", self.sizes.timers_few)):
             started = time.monotonic()
-            incident, spread = await self.incident_timers(count, incident_rate)
+            incident, spread, incidents_late = await self.incident_timers(count, incident_rate)
             progress(f"    {count} incident deadlines: {time.monotonic() - started:.1f}s")
             started = time.monotonic()
-            bare = await self.bare_timers(count, bare_rate, memory=label == "many")
+            bare, bare_late = await self.bare_timers(count, bare_rate, memory=label == "many")
             progress(f"    {count} bare timers: {time.monotonic() - started:.1f}s")
             self.figures[f"timers_{label}_count"] = count
             self.figures[f"timers_{label}_incident_deadline_spread_ms"] = spread
+            # Started after the deadline: those wait less than the rest, and their lag includes the delay.
+            self.figures[f"timers_{label}_incidents_open_late_s"] = incidents_late
+            self.figures[f"timers_{label}_bare_started_late_s"] = bare_late
             for q in (50, 99):
                 self.figures[f"escalation_lag_{label}_p{q}_ms"] = percentile(incident, q)
                 self.figures[f"bare_timer_lag_{label}_p{q}_ms"] = percentile(bare, q)

@@ -96,3 +96,19 @@ def test_quick_bench_produces_every_figure_and_leaves_nothing_running(tmp_path: 
     assert folder is not None, stderr
     assert not Path(folder.group(1)).exists()
     assert processes_of_run(folder.group(1)) == []
+
+
+def test_a_comparison_whose_starts_ran_past_the_deadline_is_flagged() -> None:
+    from bench.run import warnings
+
+    figures = {
+        "timers_many_count": 2000,
+        "timers_many_incidents_open_late_s": 0.0,
+        "timers_many_bare_started_late_s": 25.4,
+        "timers_few_count": 50,
+        "timers_few_incidents_open_late_s": 0.0,
+        "timers_few_bare_started_late_s": 0.0,
+    }
+    (note,) = warnings(figures)
+    assert "2000 bare timers" in note and "25.4s" in note
+    assert warnings({**figures, "timers_many_bare_started_late_s": 0.0}) == []
