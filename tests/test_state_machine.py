@@ -347,3 +347,17 @@ def test_compaction_keeps_the_tail_and_counts_the_rest():
     assert dropped == total - 10 and len(state.events) == 10 and state.events_compacted == dropped
     assert sum(state.compacted_counts.values()) == dropped and state.events[-1].seq == total
     assert state.compacted_counts["note_added"] + sum(e.type == "note_added" for e in state.events) == 30
+
+
+def test_an_opening_time_without_a_time_zone_is_refused_by_name():
+    from workflows.domain.inputs import IncidentInput
+
+    with pytest.raises(ValidationError) as caught:
+        IncidentInput(
+            ticket_id="INC-AAAAAA",
+            request=open_request(),
+            policy=default_policy(),
+            opened_at=datetime(2026, 11, 23, 12, 0),
+        )
+    assert caught.value.errors()[0]["loc"] == ("opened_at",)
+    assert "timezone" in str(caught.value)

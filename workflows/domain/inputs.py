@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy
@@ -23,7 +22,7 @@ class IncidentInput(BaseModel):
     request: OpenIncident
     policy: Policy
     carried: IncidentState | None = Field(default=None, description="the whole incident, after continue-as-new")
-    opened_at: datetime | None = Field(
+    opened_at: AwareDatetime | None = Field(
         default=None,
         description="when the intake took the request (its workflow clock): the incident's opening time, so the "
         "intake can answer with the incident as opened; None (direct starts, older incidents): the start time",
