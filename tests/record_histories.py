@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from sandboxes import notifications as notification_sink
@@ -49,18 +49,18 @@ async def main(tag: str | None) -> None:
         for name, lifecycle in LIFECYCLES.items():
             async with running_worker(env.client, boxes) as running:
                 handle = await lifecycle(env, running)
-                history = await handle.fetch_history()
-                path = HERE / (f"{name}.{tag}.json" if tag else f"{name}.json")
-                path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
-                print(f"{name}: {len(history.events)} events -> {path}")
+                store(await handle.fetch_history(), HERE, name, tag)
         async with running_worker(env.client, boxes) as running:
             intake = await intake_open_join_close(running)
-            history = await intake.fetch_history()
-            path = HERE / "intake" / (f"open_join_close.{tag}.json" if tag else "open_join_close.json")
-            path.parent.mkdir(exist_ok=True)
-            path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
-            print(f"intake open_join_close: {len(history.events)} events -> {path}")
+            store(await intake.fetch_history(), HERE / "intake", "open_join_close", tag)
     await env.shutdown()
+
+
+def store(history: WorkflowHistory, folder: Path, name: str, tag: str | None) -> None:
+    path = folder / (f"{name}.{tag}.json" if tag else f"{name}.json")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+    print(f"{name}: {len(history.events)} events -> {path}")
 
 
 async def intake_open_join_close(running: RunningWorker) -> WorkflowHandle[Any, Any]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from starter.incidents import ActionRejected, IncidentNotFound, IncidentService
+from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
 from tests.conftest import RunningWorker, Sandboxes, running_worker
 from tests.helpers import open_request
 from tests.policies import fast_policy
@@ -29,6 +30,17 @@ def service(live: RunningWorker) -> IncidentService:
 
 def customer() -> str:
     return f"cust-{uuid.uuid4().hex[:8]}"
+
+
+async def searched(service: IncidentService, attempts: int = 100, **filters: Any) -> list[IncidentSummary]:
+    """The search's rows, asked again every 0.1 s until there are some: visibility follows a start by a moment."""
+    rows: list[IncidentSummary] = []
+    for _ in range(attempts):
+        rows = await service.search(**filters)
+        if rows:
+            break
+        await asyncio.sleep(0.1)
+    return rows
 
 
 async def test_the_same_request_id_opened_concurrently_gives_one_ticket(service: IncidentService):
@@ -67,12 +79,7 @@ async def test_an_incident_opened_by_the_intake_starts_with_every_search_attribu
     await service.state(opened.ticket_id)  # its first task has run
     history = await service.handle(opened.ticket_id).fetch_history()
     assert not [e for e in history.events if e.HasField("upsert_workflow_search_attributes_event_attributes")]
-    for _ in range(50):  # visibility follows the start by a moment
-        rows = await service.search(customer_id=who)
-        if rows:
-            break
-        await asyncio.sleep(0.1)
-    (row,) = rows
+    (row,) = await searched(service, attempts=50, customer_id=who)
     assert row.sla_deadline == opened.state.sla_deadline is not None
     assert (row.status, row.line, row.severity) == ("open", 1, "critical")
 
@@ -119,11 +126,6 @@ async def test_actions_report_rejections_and_unknown_tickets(service: IncidentSe
 async def test_search_by_customer_severity_and_line(service: IncidentService):
     who = customer()
     opened = await service.open(open_request(customer_id=who))
-    rows: list = []
-    for _ in range(100):  # visibility is eventually consistent
-        rows = await service.search(customer_id=who, severity="critical", line=1)
-        if rows:
-            break
-        await asyncio.sleep(0.1)
+    rows = await searched(service, customer_id=who, severity="critical", line=1)
     assert [r.ticket_id for r in rows] == [opened.ticket_id]
     assert rows[0].status == "open" and rows[0].category == "connection_lost"

@@ -37,22 +37,21 @@ def test_the_typical_lifecycles_are_stored():
     assert {p.stem for p in INTAKE_HISTORIES} >= {"open_join_close"}
 
 
+def production_replayer(workflow_class: type) -> Replayer:
+    """The worker's own runner: the sandbox as production sets it up (passthrough modules, lean runner)."""
+    return Replayer(workflows=[workflow_class], data_converter=data_converter(), workflow_runner=workflow_runner())
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_stored_history_replays_on_the_current_code(path: Path):
-    # The worker's own runner: the sandbox as production sets it up (passthrough modules, lean runner).
-    replayer = Replayer(
-        workflows=[IncidentWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
-    )
-    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
+    result = await production_replayer(IncidentWorkflow).replay_workflow(load(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
 
 
 @pytest.mark.parametrize("path", INTAKE_HISTORIES, ids=lambda p: p.stem)
 async def test_stored_intake_history_replays_on_the_current_code(path: Path):
     """An intake lives as long as its incident: one opened by an older intake replays on today's code."""
-    replayer = Replayer(
-        workflows=[IncidentIntakeWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
-    )
+    replayer = production_replayer(IncidentIntakeWorkflow)
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
 
