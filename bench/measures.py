@@ -49,7 +49,8 @@ WEBHOOK_SECRET = "bench-webhook-secret"
 
 @dataclass(frozen=True)
 class Sizes:
-    throughput: int  # (1) and (2): workflows in flight at once, and the SQLite pragma comparison
+    throughput: int  # (1) and (2): workflows in flight at once
+    pragmas: int  # bare shapes in flight on each server for the SQLite pragma comparison (a reference figure)
     open_for_latency: int  # (3): open incidents (and open bare workflows) while actions are timed
     latency_samples: int
     timers_many: int  # (4): deadlines in the same second
@@ -60,6 +61,7 @@ class Sizes:
 
 FULL = Sizes(
     throughput=200,
+    pragmas=100,
     open_for_latency=500,
     latency_samples=200,
     timers_many=2000,
@@ -69,6 +71,7 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     throughput=20,
+    pragmas=20,
     open_for_latency=20,
     latency_samples=20,
     timers_many=80,  # also the bare memory figure's population: fewer leave RSS noise on its slope
@@ -171,6 +174,7 @@ class Bench:
         self.processes = Processes(folder)
         self.figures: dict[str, Any] = {}
         self.run_id = uuid.uuid4().hex[:6]
+        self.policy = default_policy()  # parsed once: a YAML parse per start would load this process
 
     # --- the stack ---
 
@@ -246,17 +250,20 @@ class Bench:
         return count / (time.monotonic() - started)
 
     async def pragmas(self) -> None:
-        """The same bare workload on a fresh server with SQLite's default pragmas; then that server goes."""
-        rate = await self.bare_shape_rate(self.defaults_client, self.sizes.throughput, "defaults")
-        self.figures["sqlite_default_pragmas_per_s"] = rate
+        """The same bare workload on a fresh server with SQLite's default pragmas and on the measured one
+        (wal + normal); then the defaults' server goes. Fewer in flight than (1): the defaults are slow."""
+        count = self.sizes.pragmas
+        defaults = await self.bare_shape_rate(self.defaults_client, count, "defaults")
         self.processes.stop_one(self.defaults_bare)
         self.processes.stop_one(self.defaults_server)
+        wal = await self.bare_shape_rate(self.client, count, "wal")
+        self.figures["sqlite_default_pragmas_per_s"] = defaults
+        self.figures["sqlite_wal_normal_per_s"] = wal
+        self.figures["sqlite_wal_speedup"] = wal / defaults
 
     async def baseline(self) -> None:
         rate = await self.bare_shape_rate(self.client, self.sizes.throughput, "baseline")
         self.figures["baseline_per_s"] = rate
-        self.figures["sqlite_wal_normal_per_s"] = rate
-        self.figures["sqlite_wal_speedup"] = rate / self.figures["sqlite_default_pragmas_per_s"]
 
     # --- (2) incident lifecycles through the project's client ---
 
@@ -280,10 +287,8 @@ class Bench:
 
     async def latency(self) -> None:
         count = self.sizes.open_for_latency
-        opened = await bounded(
-            50, (self.service.open(request(f"lat-{self.run_id}-{i}", new_incident=True)) for i in range(count))
-        )
-        tickets = [o.ticket_id for o in opened]
+        opened = await bounded(50, (self.start_incident(f"lat-{self.run_id}-{i}") for i in range(count)))
+        tickets = [handle.id for handle in opened]
         waiters = await bounded(50, (self.start_waiter(f"wait-{self.run_id}-{i}") for i in range(count)))
         await bounded(50, (w.query("count") for w in waiters))  # each has run its first task
         headers = {"Authorization": f"Bearer {self.agent_token}"}
@@ -321,27 +326,40 @@ class Bench:
     # --- (4) SLA timers due in the same second ---
 
     async def start_incident(
-        self, customer: str, policy: Policy, opened_at: datetime | None = None
+        self, customer: str, policy: Policy | None = None, opened_at: datetime | None = None
     ) -> WorkflowHandle[Any, Any]:
-        """Straight to the incident workflow (as `new_incident=True` opens one): the intake is not measured here."""
-        input = IncidentInput(ticket_id=new_ticket_id(), request=request(customer), policy=policy, opened_at=opened_at)
+        """Straight to the incident workflow, opened now with every search attribute set, as the intake
+        opens one (the intake itself is measured in (2)); the shipped policy unless given."""
+        input = IncidentInput(
+            ticket_id=new_ticket_id(),
+            request=request(customer),
+            policy=policy or self.policy,
+            opened_at=opened_at or datetime.now(UTC),
+        )
         return await self.client.start_workflow(WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input))
+
+    async def open_incident(
+        self, customer: str, policy: Policy | None = None, opened_at: datetime | None = None
+    ) -> WorkflowHandle[Any, Any]:
+        """An incident started and through its first task (where its SLA timer starts): how (4) opens them."""
+        handle = await self.start_incident(customer, policy, opened_at)
+        await self.service.state(handle.id, wait_for_start=True)
+        return handle
 
     async def start_waiter(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
         return await self.client.start_workflow("BareWaiter", id=workflow_id, task_queue=BARE_QUEUE)
 
     async def start_rates(self) -> tuple[float, float]:
-        """Workflows per second started and through their first task, right now: incidents, bare workflows.
+        """Workflows per second started and through their first task, right now, each side the way (4)
+        starts its own: incidents, bare workflows.
 
-        Deadlines are set past the last start with this; the pilots stay open and count towards the
-        open workflows of the memory figure.
+        Deadlines are set past the last start with this (a pilot quicker than the real starts once let
+        the escalations begin while incidents were still opening); the pilots stay open and count
+        towards the open workflows of the memory figure.
         """
         pilots = max(20, self.sizes.timers_many // 10)
         started = time.monotonic()
-        handles = await bounded(
-            50, (self.start_incident(f"pilot-{self.run_id}-{i}", default_policy()) for i in range(pilots))
-        )
-        await self.settled(handles)
+        await bounded(OPENING_AT_ONCE, (self.open_incident(f"pilot-{self.run_id}-{i}") for i in range(pilots)))
         incidents = pilots / (time.monotonic() - started)
         started = time.monotonic()
         handles = await bounded(50, (self.start_waiter(f"pilot-{self.run_id}-{i}") for i in range(pilots)))
@@ -362,10 +380,9 @@ class Bench:
 
         async def open_one(i: int) -> str:
             seconds = max(1, math.ceil((due - datetime.now(UTC)).total_seconds()))
-            handle = await self.start_incident(
+            handle = await self.open_incident(
                 f"tmr-{self.run_id}-{count}-{i}", timer_policy(seconds), opened_at=due - timedelta(seconds=seconds)
             )
-            await self.service.state(handle.id, wait_for_start=True)
             return handle.id
 
         since = datetime.now(UTC)
@@ -518,14 +535,11 @@ class Bench:
         steps = [(open_now, rss_kb(self.worker.pid))]
         started = time.monotonic()
         for step, batch in enumerate(parts(more, MEMORY_STEPS)):
-            handles = await bounded(25, (self.start_memory_incident(f"mem-{self.run_id}-{step}-{i}") for i in batch))
+            handles = await bounded(25, (self.start_incident(f"mem-{self.run_id}-{step}-{i}") for i in batch))
             open_now += len(batch)
             steps.append((open_now, await self.rss_once_settled(handles, self.worker.pid)))
         progress(f"    {more} more incidents: {time.monotonic() - started:.1f}s")
         self.record_memory("incident", steps)
-
-    async def start_memory_incident(self, customer: str) -> WorkflowHandle[Any, Any]:
-        return await self.start_incident(customer, default_policy())
 
     # --- (6) the history of a full critical lifecycle ---
 
