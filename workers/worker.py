@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Interceptor, Worker
+from temporalio.worker import Interceptor, PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
@@ -45,7 +45,11 @@ def build_worker(
         workflows=[IncidentWorkflow, IncidentIntakeWorkflow, IncidentAuditWorkflow],
         activities=[notifications.send_notifications, payments.make_payment, audit.audit_incidents],
         interceptors=[*worker_interceptors(), *interceptors],
-        **{"max_cached_workflows": settings.max_cached_workflows, **options},
+        **{
+            "max_cached_workflows": settings.max_cached_workflows,
+            "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(settings.workflow_task_pollers),
+            **options,
+        },
     )
 
 

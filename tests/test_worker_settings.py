@@ -1,0 +1,37 @@
+"""The worker's settings: read from the environment, refused by name when out of range, used by the worker."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import PollerBehaviorSimpleMaximum
+
+from workers.settings import WorkerSettings
+from workers.worker import build_worker, http_client
+
+
+def test_workflow_task_pollers_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INCIDENTS_WORKFLOW_TASK_POLLERS", raising=False)
+    assert WorkerSettings().workflow_task_pollers == 20
+    monkeypatch.setenv("INCIDENTS_WORKFLOW_TASK_POLLERS", "32")
+    assert WorkerSettings().workflow_task_pollers == 32
+
+
+def test_too_few_workflow_task_pollers_are_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One poller cannot serve both the sticky queue and the shared one.
+    monkeypatch.setenv("INCIDENTS_WORKFLOW_TASK_POLLERS", "1")
+    with pytest.raises(ValidationError) as refused:
+        WorkerSettings()
+    assert "INCIDENTS_WORKFLOW_TASK_POLLERS" in str(refused.value)
+    assert "greater than or equal to 2" in str(refused.value)
+
+
+async def test_the_worker_polls_with_the_configured_pollers(
+    dev_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INCIDENTS_WORKFLOW_TASK_POLLERS", "12")
+    settings = WorkerSettings()
+    async with http_client(settings) as http:
+        worker = build_worker(dev_env.client, http, settings, task_queue="worker-settings")
+        assert worker.config()["workflow_task_poller_behavior"] == PollerBehaviorSimpleMaximum(12)
