@@ -71,7 +71,7 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     throughput=20,
-    pragmas=20,
+    pragmas=10,
     open_for_latency=20,
     latency_samples=20,
     timers_many=80,  # also the bare memory figure's population: fewer leave RSS noise on its slope
@@ -532,6 +532,7 @@ class Bench:
         open_now = (await self.client.count_workflows(query)).count
         # At least a quarter more, so there is a slope to measure even when the phases before opened plenty.
         more = max(self.sizes.memory_open - open_now, self.sizes.memory_open // 4)
+        await asyncio.sleep(self.sizes.memory_pause)  # the garbage of the phase before goes first
         steps = [(open_now, rss_kb(self.worker.pid))]
         started = time.monotonic()
         for step, batch in enumerate(parts(more, MEMORY_STEPS)):
