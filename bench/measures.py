@@ -333,8 +333,8 @@ class Bench:
         input = IncidentInput(
             ticket_id=new_ticket_id(),
             request=request(customer),
-            policy=policy or self.policy,
-            opened_at=opened_at or datetime.now(UTC),
+            policy=self.policy if policy is None else policy,
+            opened_at=datetime.now(UTC) if opened_at is None else opened_at,
         )
         return await self.client.start_workflow(WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input))
 
