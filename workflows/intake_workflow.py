@@ -17,7 +17,6 @@ from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlread
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.domain.incident import Incident
     from workflows.domain.inputs import (
         INTAKE_WORKFLOW_TYPE,
         IncidentInput,
@@ -26,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         IntakeResult,
     )
     from workflows.domain.tickets import new_ticket_id, ticket_for_request
-    from workflows.incident_start import start_options
+    from workflows.incident_start import opening_state, start_options
 
 TICKET_ATTEMPTS = 5
 
@@ -91,14 +90,15 @@ class IncidentIntakeWorkflow:
             # The incident opens at the intake's clock, so the intake knows its opening state exactly.
             opened_at = workflow.now()
             input = IncidentInput(ticket_id=ticket, request=request, policy=intake.policy, opened_at=opened_at)
-            opened, _ = Incident.open(ticket, request, intake.policy, opened_at)
+            opened = opening_state(input)
+            assert opened is not None  # an opening time and no carried state: always known here
             try:
                 child = await workflow.start_child_workflow(
                     "IncidentWorkflow",
                     input,
                     task_queue=workflow.info().task_queue,
                     parent_close_policy=ParentClosePolicy.ABANDON,
-                    **start_options(input, opened.state),
+                    **start_options(input, opened),
                 )
             except WorkflowAlreadyStartedError:
                 if request.request_id:
@@ -107,7 +107,7 @@ class IncidentIntakeWorkflow:
                 continue  # a random ticket number collided: draw another
             self._current = ticket
             self._watcher = asyncio.create_task(self._forget_when_closed(child, ticket))
-            return IntakeResult(ticket_id=ticket, outcome="created", state=opened.state)
+            return IntakeResult(ticket_id=ticket, outcome="created", state=opened)
         raise ApplicationError("could not draw a free ticket number", non_retryable=True)
 
     async def _forget_when_closed(self, child: workflow.ChildWorkflowHandle[object, object], ticket: str) -> None:
