@@ -77,6 +77,8 @@ LOGGED_EVENTS = frozenset(
         "customer_recontacted",
     }
 )
+# Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
+PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
 # The domain event log a run carries into the next; older events become counts by type.
 KEEP_DOMAIN_EVENTS = 500
 
@@ -462,6 +464,12 @@ class IncidentWorkflow:
                         extra={"ticket_id": state.ticket_id, "line": state.line, "by": event.by, **event.data},
                     )
         current = search_attributes.values_of(state)
+        next_deadline = search_attributes.NEXT_DEADLINE.name
+        if current[next_deadline] != self._published.get(next_deadline) and not workflow.patched(
+            PUBLISH_NEXT_DEADLINE
+        ):
+            # Incidents that ran before the attribute existed replay without its upserts.
+            current[next_deadline] = self._published.get(next_deadline)
         changes = search_attributes.updates(self._published, current)
         if changes:
             workflow.upsert_search_attributes(changes)

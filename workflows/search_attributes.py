@@ -26,6 +26,9 @@ CATEGORY = SearchAttributeKey.for_keyword("IncidentCategory")
 CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
 SLA_DEADLINE = SearchAttributeKey.for_datetime("SlaDeadline")
 ASSIGNEE = SearchAttributeKey.for_keyword("Assignee")
+# The earliest deadline of any clock: an incident that is not closed always has one, so the audit can
+# find every incident whose next deadline is long gone (frozen, or no worker serving it).
+NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 
 ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     SEVERITY,
@@ -35,6 +38,7 @@ ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     CUSTOMER,
     SLA_DEADLINE,
     ASSIGNEE,
+    NEXT_DEADLINE,
 )
 
 _INDEXED_TYPE_NAMES = {
@@ -62,6 +66,7 @@ def values_of(state: IncidentState) -> dict[str, object]:
         CUSTOMER.name: state.customer_id,
         SLA_DEADLINE.name: deadline,
         ASSIGNEE.name: state.assignee,
+        NEXT_DEADLINE.name: state.next_deadline,
     }
 
 
@@ -103,5 +108,6 @@ def initial(state_severity: str, category: str, customer_id: str) -> TypedSearch
             CUSTOMER.name: customer_id,
             SLA_DEADLINE.name: None,
             ASSIGNEE.name: None,
+            NEXT_DEADLINE.name: None,
         }
     )
