@@ -465,9 +465,7 @@ class IncidentWorkflow:
                     )
         current = search_attributes.values_of(state)
         next_deadline = search_attributes.NEXT_DEADLINE.name
-        if current[next_deadline] != self._published.get(next_deadline) and not workflow.patched(
-            PUBLISH_NEXT_DEADLINE
-        ):
+        if current[next_deadline] != self._published.get(next_deadline) and not workflow.patched(PUBLISH_NEXT_DEADLINE):
             # Incidents that ran before the attribute existed replay without its upserts.
             current[next_deadline] = self._published.get(next_deadline)
         changes = search_attributes.updates(self._published, current)
