@@ -33,6 +33,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from workflows.domain.errors import describe_validation_error
+from workflows.payloads import mark_undecodable
 
 KEYS_FILE_ENV = "INCIDENTS_CODEC_KEYS_FILE"
 ENCODING = b"binary/encrypted"
@@ -78,6 +79,10 @@ class EncryptionCodec(PayloadCodec):
         self._active = keys.active
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.keys.items()}
 
+    def tolerant(self) -> TolerantEncryptionCodec:
+        """The same keys, for a worker: what it cannot open it marks instead of raising."""
+        return TolerantEncryptionCodec(self)
+
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self._encrypt(p) for p in payloads]
 
@@ -106,6 +111,29 @@ class EncryptionCodec(PayloadCodec):
         return Payload.FromString(plain)
 
 
+class TolerantEncryptionCodec(PayloadCodec):
+    """A worker's codec: a payload it cannot decrypt is passed on marked, never raised.
+
+    A raising codec fails the workflow task on every attempt (the incident freezes) for a signal any
+    client can send with an unknown key id or a different key under the same id.
+    """
+
+    def __init__(self, codec: EncryptionCodec) -> None:
+        self._codec = codec
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return await self._codec.encode(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        decoded = []
+        for payload in payloads:
+            try:
+                decoded.append(self._codec._decrypt(payload))
+            except Exception as error:
+                decoded.append(mark_undecodable(payload, str(error)))
+        return decoded
+
+
 def _is_label(payload: Payload) -> bool:
     """A payload that is one JSON string: a summary, the UI's current details, an action's name.
 
@@ -130,8 +158,13 @@ def load_keys(path: str | Path) -> CodecKeys:
         raise CodecConfigError(f"{path}: {describe_validation_error(error)}") from None
 
 
-def write_new_keys(path: str | Path, key_id: str = "k1") -> CodecKeys:
-    """A fresh key file (the dev stack writes one under data/ on first start)."""
+def write_new_keys(path: str | Path, key_id: str | None = None) -> CodecKeys:
+    """A fresh key file (the dev stack writes one under data/ on first start).
+
+    Its key id is unique unless one is given: two files that both called their key `k1` looked like the
+    same key to each other, and only the authentication failure told them apart.
+    """
+    key_id = key_id or f"k-{secrets.token_hex(4)}"
     data = {"active": key_id, "keys": {key_id: base64.b64encode(secrets.token_bytes(32)).decode()}}
     Path(path).write_text(yaml.safe_dump(data), encoding="utf-8")
     os.chmod(path, 0o600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.audit import AuditActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from starter.codec import EncryptionCodec
 from workers.sandbox_runner import sandboxed_runner
 from workers.settings import WorkerSettings
 from workers.telemetry import instrument_http_client, worker_interceptors
@@ -33,6 +35,7 @@ def build_worker(
     **options: Any,
 ) -> Worker:
     settings = settings or WorkerSettings()
+    client = with_tolerant_codec(client)
     notifications = NotificationActivities(
         http, settings.notify_url, settings.webhook_secret.get_secret_value().encode()
     )
@@ -51,6 +54,21 @@ def build_worker(
             **options,
         },
     )
+
+
+def with_tolerant_codec(client: Client) -> Client:
+    """The worker's client decodes what any other client sent without ever raising.
+
+    A payload its keys cannot open reaches the workflow marked (workflows/payloads.py) and is refused
+    there as a rejected action; a raising codec would fail the workflow task on every retry.
+    """
+    converter = client.data_converter
+    if not isinstance(converter.payload_codec, EncryptionCodec):
+        return client
+    tolerant = dataclasses.replace(converter, payload_codec=converter.payload_codec.tolerant())
+    config = client.config()
+    config["data_converter"] = tolerant
+    return Client(**config)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

@@ -10,7 +10,7 @@ the web UI. It has no execution timeout: an incident ends only when closed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, Literal, NoReturn
 
@@ -44,10 +44,11 @@ with workflow.unsafe.imports_passed_through():
         PayRefund,
     )
     from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
-    from workflows.domain.models import ACTION_MODELS, ActionResult, IncidentState, Money
+    from workflows.domain.models import ACTION_MODELS, MAX_NAME, ActionResult, IncidentState, Money
     from workflows.domain.policy import shared
     from workflows.domain.sla import Deadline
     from workflows.metrics import IncidentMetrics
+    from workflows.payloads import undecodable_reason
     from workflows.presentation import current_details, notification_summary
 
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
@@ -159,53 +160,24 @@ class IncidentWorkflow:
 
     # --- what agents, customers and services send ---
 
-    @workflow.signal(name="acknowledge")
-    def acknowledge(self, payload: RawValue) -> None:
-        self._receive("acknowledge", payload)
+    @workflow.signal(dynamic=True)
+    def receive_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Every action arrives here by its signal name (acknowledge, escalate, ...).
 
-    @workflow.signal(name="add_note")
-    def add_note(self, payload: RawValue) -> None:
-        self._receive("add_note", payload)
-
-    @workflow.signal(name="escalate")
-    def escalate(self, payload: RawValue) -> None:
-        self._receive("escalate", payload)
-
-    @workflow.signal(name="resolve")
-    def resolve(self, payload: RawValue) -> None:
-        self._receive("resolve", payload)
-
-    @workflow.signal(name="customer_contact")
-    def customer_contact(self, payload: RawValue) -> None:
-        self._receive("customer_contact", payload)
-
-    @workflow.signal(name="feedback")
-    def feedback(self, payload: RawValue) -> None:
-        self._receive("feedback", payload)
-
-    @workflow.signal(name="reopen")
-    def reopen(self, payload: RawValue) -> None:
-        self._receive("reopen", payload)
-
-    @workflow.signal(name="add_refund")
-    def add_refund(self, payload: RawValue) -> None:
-        self._receive("add_refund", payload)
-
-    @workflow.signal(name="approve_refund")
-    def approve_refund(self, payload: RawValue) -> None:
-        self._receive("approve_refund", payload)
-
-    @workflow.signal(name="retry_refund")
-    def retry_refund(self, payload: RawValue) -> None:
-        self._receive("retry_refund", payload)
-
-    @workflow.signal(name="settle_refund")
-    def settle_refund(self, payload: RawValue) -> None:
-        self._receive("settle_refund", payload)
-
-    @workflow.signal(name="reclassify")
-    def reclassify(self, payload: RawValue) -> None:
-        self._receive("reclassify", payload)
+        One dynamic handler instead of one per action: a handler with a fixed parameter list fails the
+        workflow task, forever, when any client sends no payload or two; here that is recorded as a
+        rejected action and the incident goes on.
+        """
+        if len(args) != 1:
+            self._changed = True
+            self._incident.reject(
+                _bounded_name(name),
+                None,
+                f"expected exactly one payload (a JSON object), got {len(args)}",
+                workflow.now(),
+            )
+            return
+        self._receive(name, args[0])
 
     @workflow.update(name="act")
     def act(self, action_type: str, payload: RawValue) -> ActionResult:
@@ -222,7 +194,11 @@ class IncidentWorkflow:
         """Parse and apply one action; whatever is wrong with it becomes an `action_rejected` event."""
         now = workflow.now()
         self._changed = True
+        action_type = _bounded_name(action_type)
         model = ACTION_MODELS.get(action_type)
+        undecodable = undecodable_reason(payload.payload)
+        if undecodable is not None:
+            return self._incident.reject(action_type, None, f"payload could not be decoded: {undecodable}", now)
         try:
             data = workflow.payload_converter().from_payload(payload.payload)
         except Exception as error:  # any undecodable payload is the sender's mistake, never the incident's
@@ -473,6 +449,12 @@ class IncidentWorkflow:
             workflow.upsert_search_attributes(changes)
         self._published = current
         workflow.set_current_details(current_details(state, self._incident.next_deadline()))
+
+
+def _bounded_name(name: str) -> str:
+    # A signal or update name comes from any client; the event log keeps a bounded, printable form.
+    printable = "".join(c if c.isprintable() else "?" for c in name[:MAX_NAME])
+    return printable if len(name) <= MAX_NAME else printable + "…"
 
 
 def _actor_of(data: Any) -> str | None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from temporalio.common import MetricMeter
 
-from workflows.domain.models import EventType, IncidentEvent, IncidentState
+from workflows.domain.models import ACTION_MODELS, EventType, IncidentEvent, IncidentState
 
 PREFIX = "incidents_"
 DESCRIPTIONS = {
@@ -125,7 +125,7 @@ class IncidentMetrics:
                 case EventType.customer_recontacted:
                     self._add("recontacts", severity)
                 case EventType.action_rejected:
-                    self._add("rejected_actions", {"action": str(data.get("action"))})
+                    self._add("rejected_actions", {"action": _action_label(data.get("action"))})
                 case EventType.notification_failed:
                     self._add("notifications_failed", {})
                 case _:
@@ -141,3 +141,8 @@ def _open_since(state: IncidentState, resolved: IncidentEvent) -> datetime:
         if event.type is EventType.reopened:
             start = event.at
     return start
+
+
+def _action_label(action: object) -> str:
+    # Action names come from any client's signal name: only the known ones become label values.
+    return action if isinstance(action, str) and action in ACTION_MODELS else "unknown"

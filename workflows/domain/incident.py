@@ -48,6 +48,8 @@ from workflows.domain.triage import triage
 
 Recipient = Literal["customer", "line_1", "line_2", "line_3"]
 REOPEN_LINE = 2
+# A rejection's reason quotes what the sender sent; the log keeps a bounded part of it.
+MAX_REASON = 300
 BAD_FEEDBACK = 2
 
 # Behaviour switched on by the workflow once its `workflow.patched` marker says this run may use it.
@@ -233,6 +235,7 @@ class Incident:
     def reject(self, action_type: str, by: str | None, reason: str, now: datetime) -> Outcome:
         """Record an action that cannot apply (also used for payloads that did not even parse)."""
         self._take_effects()
+        reason = reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
         event = self._record(EventType.action_rejected, now, by=by, action=action_type, reason=reason)
         return Outcome(accepted=False, event_seq=event.seq, reason=reason)
 
