@@ -10,11 +10,17 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from workflows.domain.models import Money
+from workflows.domain.models import CustomerContact, Money
 
 SEND_NOTIFICATIONS = "send_notifications"
 MAKE_PAYMENT = "make_payment"
 AUDIT_INCIDENTS = "audit_incidents"
+# The intake's calls on incidents it does not own as children (a workflow cannot send an update itself).
+DELIVER_CONTACT = "deliver_contact"
+REQUEST_KEY_OF = "request_key_of"
+IS_RUNNING = "incident_is_running"
+# The refusal code of a delivery to an incident whose execution has ended (or never existed).
+INCIDENT_GONE = "gone"
 
 # Error types an activity raises for outcomes that retrying cannot change.
 PAYMENT_REJECTED = "PaymentRejected"
@@ -58,3 +64,8 @@ class AuditReport(BaseModel):
     findings: int
     tickets: list[str]
     alerted: bool
+
+
+class ContactDelivery(BaseModel):
+    ticket_id: str
+    contact: CustomerContact

@@ -122,7 +122,7 @@ _READ = _documented(401, 403, 422, 503, 504)
 _READ_ONE = _documented(401, 403, 404, 422, 503, 504)
 _ACT = _documented(401, 403, 404, 409, 413, 422, 503, 504)
 _OPEN = {
-    **_documented(401, 403, 413, 422, 503, 504),
+    **_documented(401, 403, 409, 413, 422, 503, 504),
     200: {
         "model": IncidentState,
         "description": "a repeated request id (`Incident-Outcome: existing`), or a recontact joined to the "

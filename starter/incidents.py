@@ -25,9 +25,10 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.intake import request_key_of
 from workflows import search_attributes as sa
 from workflows.domain.inputs import (
     TASK_QUEUE,
@@ -40,8 +41,9 @@ from workflows.domain.inputs import (
 )
 from workflows.domain.models import Action, ActionResult, IncidentEvent, IncidentState, OpenIncident, Severity, Status
 from workflows.domain.policy import Policy, load_policy
-from workflows.domain.tickets import new_ticket_id, ticket_for_request
+from workflows.domain.tickets import new_ticket_id, request_key, ticket_for_request
 from workflows.incident_start import start_options
+from workflows.intake_workflow import JOIN_REFUSED, TICKET_ATTEMPTS
 
 Outcome = Literal["created", "joined", "existing"]
 
@@ -148,33 +150,48 @@ class IncidentService:
                     "open", intake, start_workflow_operation=operation, result_type=IntakeResult
                 )
                 return result
-            except (WorkflowUpdateFailedError, RPCError):
+            except WorkflowUpdateFailedError as error:
+                refusal = error.cause
+                if isinstance(refusal, ApplicationError) and refusal.type == JOIN_REFUSED:
+                    # The customer's open incident cannot take what this request carries: say so, never "joined".
+                    raise ActionRejected(
+                        intake_workflow_id(request.customer_id, request.category), "open", refusal.message
+                    ) from None
+                if attempt == 2:
+                    raise
+            except RPCError:
                 # The intake completed between our lookup and the update (its incident just closed):
                 # the next attempt starts a fresh intake.
                 if attempt == 2:
                     raise
-                await asyncio.sleep(0.05 * (attempt + 1))
+            await asyncio.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
     async def _start_directly(self, request: OpenIncident) -> IntakeResult:
         """The caller asked for a new incident: skip the recontact check, keep request-id idempotency."""
-        ticket = ticket_for_request(request.customer_id, request.request_id) if request.request_id else new_ticket_id()
-        input = IncidentInput(ticket_id=ticket, request=request, policy=self.policy)
-        try:
-            await self.client.start_workflow(
-                WORKFLOW_TYPE,
-                input,
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING
-                if request.request_id
-                else WorkflowIDConflictPolicy.FAIL,
-                **start_options(input),
-            )
-        except WorkflowAlreadyStartedError:
-            if not request.request_id:
-                raise
-            return IntakeResult(ticket_id=ticket, outcome="existing")
-        return IntakeResult(ticket_id=ticket, outcome="created")
+        for attempt in range(TICKET_ATTEMPTS):
+            if request.request_id:
+                ticket = ticket_for_request(request.customer_id, request.request_id, attempt)
+            else:
+                ticket = new_ticket_id()
+            input = IncidentInput(ticket_id=ticket, request=request, policy=self.policy)
+            try:
+                await self.client.start_workflow(
+                    WORKFLOW_TYPE,
+                    input,
+                    task_queue=self.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    **start_options(input),
+                )
+            except WorkflowAlreadyStartedError:
+                # Taken: by this very request before, or by another request whose number collided (never ours).
+                if request.request_id and await request_key_of(self.client, ticket) == request_key(
+                    request.customer_id, request.request_id
+                ):
+                    return IntakeResult(ticket_id=ticket, outcome="existing")
+                continue
+            return IntakeResult(ticket_id=ticket, outcome="created")
+        raise WorkflowAlreadyStartedError(ticket, WORKFLOW_TYPE)
 
     # --- reading ---
 

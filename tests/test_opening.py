@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
 from tests.conftest import RunningWorker, Sandboxes, running_worker
 from tests.helpers import open_request
 from tests.policies import fast_policy
-from workflows.domain.models import Acknowledge, Resolve
+from workflows.domain.inputs import IntakeKey, IntakeRequest, IntakeResult, intake_workflow_id
+from workflows.domain.models import Acknowledge, OpenIncident, Resolve
+from workflows.domain.policy import parse_policy
+from workflows.domain.tickets import ticket_for_request
 
 
 @pytest.fixture
@@ -129,3 +135,162 @@ async def test_search_by_customer_severity_and_line(service: IncidentService):
     rows = await searched(service, customer_id=who, severity="critical", line=1)
     assert [r.ticket_id for r in rows] == [opened.ticket_id]
     assert rows[0].status == "open" and rows[0].category == "connection_lost"
+
+
+# --- what a joined request carries, and who it joins (issue 14, items 2-5) ---
+
+
+async def test_a_joined_request_brings_its_refund_and_contact_and_is_answered_after_the_incident_took_them(
+    service: IncidentService, sandboxes: Sandboxes
+):
+    who = customer()
+    first = await service.open(open_request(customer_id=who, contact="+7 900 000-00-01"))
+    joined = await service.open(
+        open_request(
+            customer_id=who,
+            description="and I was charged 700 for nothing",
+            contact="ann@example.com",
+            refund={"amount": "700.00", "currency": "RUB"},
+        )
+    )
+    assert joined.outcome == "joined" and joined.ticket_id == first.ticket_id
+    # "joined" came back only after the incident recorded it: the state already holds all of it.
+    assert joined.state.refund is not None and joined.state.refund.amount == Decimal("700.00")
+    assert joined.state.contact == "ann@example.com"
+    recontact = next(e for e in joined.state.events if e.type == "customer_recontacted")
+    assert recontact.data["text"] == "and I was charged 700 for nothing" and recontact.data["contact_updated"]
+    for _ in range(100):
+        paid = await sandboxes.ledger(reference=first.ticket_id)
+        if paid:
+            break
+        await asyncio.sleep(0.1)
+    assert [(row["kind"], row["amount"]) for row in paid] == [("refund", "700.00")]
+    # The same refund again is no second one; a different amount is refused in words, never "joined".
+    again = await service.open(open_request(customer_id=who, refund={"amount": "700.00", "currency": "RUB"}))
+    assert again.outcome == "joined" and again.state.refund is not None
+    with pytest.raises(ActionRejected, match="already owed"):
+        await service.open(open_request(customer_id=who, refund={"amount": "800.00", "currency": "RUB"}))
+
+
+async def test_a_new_problem_after_the_incident_closed_but_still_runs_opens_a_new_incident_naming_it(
+    service: IncidentService, sandboxes: Sandboxes
+):
+    who = customer()
+    first = await service.open(open_request(customer_id=who, category="tariff_change"))
+    # The notification endpoint is down: the closed incident's workflow keeps running to retry them.
+    await sandboxes.set_notify_faults(down_for_seconds=60)
+    try:
+        await service.act(first.ticket_id, Resolve(agent="ann", resolution="done"))
+        assert (await service.state(first.ticket_id)).status == "closed"
+        second = await service.open(open_request(customer_id=who, category="tariff_change", description="again"))
+        assert second.created and second.ticket_id != first.ticket_id
+        assert second.state.previous_ticket == first.ticket_id
+        assert second.state.events[0].data["previous_ticket"] == first.ticket_id
+    finally:
+        await sandboxes.set_notify_faults(down_for_seconds=0)
+
+
+async def test_a_customer_back_after_resolution_reopens_it_with_the_line_that_resolved_it(
+    live: RunningWorker,
+):
+    policy = fast_policy(line_timeouts={"1": "1h", "2": "1h"}, callback_after="1h")
+    service = IncidentService(live.client, policy=policy, task_queue=live.task_queue)
+    who = customer()
+    first = await service.open(open_request(customer_id=who))
+    await service.act(first.ticket_id, Acknowledge(agent="ann"))
+    await service.act(first.ticket_id, Resolve(agent="ann", resolution="rebooted the port"))
+    back = await service.open(open_request(customer_id=who, description="it is down again"))
+    assert back.outcome == "joined" and back.ticket_id == first.ticket_id
+    assert back.state.status == "open" and back.state.reopen_count == 1 and back.state.line == 1
+    assert back.state.sla_deadline is not None and back.state.next_deadline is not None
+
+
+async def test_a_customer_back_long_after_resolution_gets_a_new_incident_that_names_the_old(live: RunningWorker):
+    data = fast_policy(line_timeouts={"1": "1h", "2": "1h"}, callback_after="1h").model_dump(mode="json")
+    data["recontact_reopens_within"] = "1s"
+    service = IncidentService(live.client, policy=parse_policy(data, "test"), task_queue=live.task_queue)
+    who = customer()
+    first = await service.open(open_request(customer_id=who))
+    await service.act(first.ticket_id, Resolve(agent="ann", resolution="rebooted the port"))
+    await asyncio.sleep(1.5)  # past the policy's reopening window (a wall-clock second on the dev server)
+    later = await service.open(open_request(customer_id=who, description="a new problem"))
+    assert later.created and later.state.previous_ticket == first.ticket_id
+    assert (await service.state(first.ticket_id)).status == "resolved", "the old incident is left as it was"
+
+
+def colliding_request_pair(request_id: str = "r1") -> tuple[str, str]:
+    """Two customers whose equal request ids map to the same first-choice ticket (30 bits: a birthday search)."""
+    seen: dict[str, str] = {}
+    for n in range(1_000_000):
+        who = f"cust-{n}"
+        ticket = ticket_for_request(who, request_id)
+        if ticket in seen:
+            return seen[ticket], who
+        seen[ticket] = who
+    raise AssertionError("no collision found")
+
+
+@pytest.mark.parametrize("new_incident", [False, True], ids=["through the intake", "started directly"])
+async def test_a_colliding_request_id_never_answers_with_another_customers_incident(
+    service: IncidentService, new_incident: bool
+):
+    request_id = f"r-{uuid.uuid4().hex[:6]}"
+    first_customer, second_customer = colliding_request_pair(request_id)
+    mine = await service.open(
+        open_request(customer_id=first_customer, request_id=request_id, new_incident=new_incident)
+    )
+    theirs = await service.open(
+        open_request(customer_id=second_customer, request_id=request_id, new_incident=new_incident)
+    )
+    assert mine.created and theirs.created, "the second customer's request was opened, not answered with the first's"
+    assert theirs.ticket_id != mine.ticket_id and theirs.state.customer_id == second_customer
+    # The mapping stays exact: each retry gets its own customer's ticket back.
+    mine_again = await service.open(
+        open_request(customer_id=first_customer, request_id=request_id, new_incident=new_incident)
+    )
+    theirs_again = await service.open(
+        open_request(customer_id=second_customer, request_id=request_id, new_incident=new_incident)
+    )
+    assert (mine_again.outcome, mine_again.ticket_id) == ("existing", mine.ticket_id)
+    assert (theirs_again.outcome, theirs_again.ticket_id) == ("existing", theirs.ticket_id)
+    assert theirs_again.state.customer_id == second_customer
+
+
+async def test_a_long_lived_intake_continues_as_new_and_keeps_what_it_knows(service: IncidentService):
+    who = customer()
+    key = IntakeKey(customer_id=who, category="connection_lost", history_limit=60)
+
+    async def open_through(request: OpenIncident) -> IntakeResult:
+        operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            "IncidentIntake",
+            key,
+            id=intake_workflow_id(who, "connection_lost"),
+            task_queue=service.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        result: IntakeResult = await service.client.execute_update_with_start_workflow(
+            "open",
+            IntakeRequest(request=request, policy=service.policy),
+            start_workflow_operation=operation,
+            result_type=IntakeResult,
+        )
+        return result
+
+    first = await open_through(open_request(customer_id=who, request_id="crm-1"))
+    for call in range(15):
+        joined = await open_through(open_request(customer_id=who, description=f"call {call}"))
+        assert (joined.outcome, joined.ticket_id) == ("joined", first.ticket_id)
+    repeat = await open_through(open_request(customer_id=who, request_id="crm-1"))
+    assert (repeat.outcome, repeat.ticket_id) == ("existing", first.ticket_id)
+    runs = [
+        execution
+        async for execution in service.client.list_workflows(
+            f"WorkflowId = '{intake_workflow_id(who, 'connection_lost')}'"
+        )
+    ]
+    history = await service.client.get_workflow_handle(intake_workflow_id(who, "connection_lost")).fetch_history()
+    assert len(history.events) < 200, "the current run's history stays bounded"
+    assert len(runs) >= 2 or any(
+        e.HasField("workflow_execution_continued_as_new_event_attributes") for e in history.events
+    ), "the intake continued as new"
+    assert (await service.state(first.ticket_id)).recontacts == 15

@@ -12,6 +12,7 @@ from temporalio.worker import Interceptor, PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
+from activities.intake import IntakeActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from starter.codec import EncryptionCodec
@@ -41,12 +42,20 @@ def build_worker(
     )
     payments = PaymentActivities(http, settings.payments_url)
     audit = AuditActivities(client, notifications)
+    intake = IntakeActivities(client)
     return Worker(
         client,
         workflow_runner=workflow_runner(),
         task_queue=task_queue or settings.task_queue,
         workflows=[IncidentWorkflow, IncidentIntakeWorkflow, IncidentAuditWorkflow],
-        activities=[notifications.send_notifications, payments.make_payment, audit.audit_incidents],
+        activities=[
+            notifications.send_notifications,
+            payments.make_payment,
+            audit.audit_incidents,
+            intake.deliver_contact,
+            intake.request_key_of,
+            intake.incident_is_running,
+        ],
         interceptors=[*worker_interceptors(), *interceptors],
         **{
             "max_cached_workflows": settings.max_cached_workflows,

@@ -11,6 +11,7 @@ from workflows import search_attributes
 from workflows.domain.incident import Incident
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState
+from workflows.domain.tickets import REQUEST_KEY_MEMO, request_key
 from workflows.domain.triage import triage
 from workflows.presentation import static_details, static_summary
 
@@ -19,7 +20,7 @@ def opening_state(input: IncidentInput) -> IncidentState | None:
     """The incident exactly as it will open, when its opening time is known before the start."""
     if input.opened_at is None or input.carried is not None:
         return None
-    incident, _ = Incident.open(input.ticket_id, input.request, input.policy, input.opened_at)
+    incident, _ = Incident.open(input.ticket_id, input.request, input.policy, input.opened_at, input.previous_ticket)
     return incident.state
 
 
@@ -27,6 +28,7 @@ def start_options(input: IncidentInput, opening: IncidentState | None = None) ->
     request = input.request
     severity = triage(request.category, input.policy).severity.value
     opening = opening or opening_state(input)
+    memo = {REQUEST_KEY_MEMO: request_key(request.customer_id, request.request_id)} if request.request_id else None
     return {
         "id": input.ticket_id,
         # A ticket number names one incident forever, even after it closed.
@@ -36,6 +38,8 @@ def start_options(input: IncidentInput, opening: IncidentState | None = None) ->
         "search_attributes": search_attributes.as_typed(search_attributes.values_of(opening))
         if opening is not None
         else search_attributes.initial(severity, request.category, request.customer_id),
+        # Which (customer, request id) this incident answers: how a colliding ticket number is told apart.
+        "memo": memo,
         "static_summary": static_summary(severity, request.category, request.customer_id),
         "static_details": static_details(
             input.ticket_id, severity, request.category, request.customer_id, request.channel.value

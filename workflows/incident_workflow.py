@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.errors import describe_validation_error
     from workflows.domain.incident import (
         ANNOUNCE_ACKNOWLEDGEMENT,
+        RECONTACT_REOPENS,
         Effect,
         GrantCompensation,
         Incident,
@@ -78,6 +79,8 @@ LOGGED_EVENTS = frozenset(
         "customer_recontacted",
     }
 )
+# Behaviour a running incident switches on (through `workflow.patched`) the first time it takes the action.
+FEATURES_BY_ACTION = {"acknowledge": ANNOUNCE_ACKNOWLEDGEMENT, "customer_contact": RECONTACT_REOPENS}
 # Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
 PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
 # The domain event log a run carries into the next; older events become counts by type.
@@ -99,7 +102,9 @@ class IncidentWorkflow:
         else:
             # Never later than the start: an opening time from the future would push every deadline out.
             opened_at = min(input.opened_at, workflow.now()) if input.opened_at else workflow.now()
-            incident, effects = Incident.open(input.ticket_id, input.request, input.policy, opened_at)
+            incident, effects = Incident.open(
+                input.ticket_id, input.request, input.policy, opened_at, input.previous_ticket
+            )
             self._observed_seq = 0
         self._live: Incident | None = incident
         self._frozen = b""
@@ -183,7 +188,9 @@ class IncidentWorkflow:
     def act(self, action_type: str, payload: RawValue) -> ActionResult:
         """The same actions as the signals, for callers who want the verdict back at once."""
         outcome = self._receive(action_type, payload)
-        return ActionResult(accepted=outcome.accepted, reason=outcome.reason, event_seq=outcome.event_seq)
+        return ActionResult(
+            accepted=outcome.accepted, reason=outcome.reason, code=outcome.code, event_seq=outcome.event_seq
+        )
 
     @workflow.query(name="state")
     def state(self) -> IncidentState:
@@ -218,13 +225,10 @@ class IncidentWorkflow:
             action = model.model_validate({**data, "type": action_type})
         except ValidationError as error:
             return self._incident.reject(action_type, actor, describe_validation_error(error), now)
-        if (
-            action_type == "acknowledge"
-            and ANNOUNCE_ACKNOWLEDGEMENT not in self._incident.features
-            and workflow.patched(ANNOUNCE_ACKNOWLEDGEMENT)
-        ):
-            # Incidents that acknowledged before this change replay without the customer message.
-            self._incident.features.add(ANNOUNCE_ACKNOWLEDGEMENT)
+        feature = FEATURES_BY_ACTION.get(action_type)
+        if feature is not None and feature not in self._incident.features and workflow.patched(feature):
+            # Incidents that took this action before the feature existed replay without it.
+            self._incident.features.add(feature)
         outcome = self._incident.act(action, now)  # type: ignore[arg-type]
         self._pending.extend(outcome.effects)
         return outcome

@@ -1,49 +1,109 @@
-"""IncidentIntake: one short-lived workflow per (customer, category) that makes opening race-free.
+"""IncidentIntake: one workflow per (customer, category) that makes opening race-free.
 
 Every open for a customer and category goes through this workflow's `open`
 update (update-with-start, so the intake exists the moment anyone asks), and
 the handler runs under a lock, so two concurrent opens see each other: the
 first starts the incident as a child, the second joins it as a recontact ("is
-this about the same issue?", seed 003). A repeated request id gets its first ticket back. The
-intake completes once its incident closes; the next open starts a new one.
+this about the same issue?", seed 003). A joined request reaches the incident
+through the incident's own update, with all it carries (its words, a new
+contact, a refund), and "joined" is answered only once the incident has
+recorded it; a closed incident, or one resolved too long ago, is followed by a
+new incident that names it. A repeated request id gets its first ticket back.
+The intake completes once its incident closes; the next open starts a new one.
+A long-lived intake continues as new, carrying what it remembers.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.contracts import DELIVER_CONTACT, INCIDENT_GONE, IS_RUNNING, REQUEST_KEY_OF, ContactDelivery
+    from workflows.domain.incident import CLOSED, REOPEN_WINDOW_PASSED
     from workflows.domain.inputs import (
         INTAKE_WORKFLOW_TYPE,
+        KEEP_REQUEST_IDS,
         IncidentInput,
         IntakeKey,
+        IntakeMemory,
         IntakeRequest,
         IntakeResult,
     )
-    from workflows.domain.tickets import new_ticket_id, ticket_for_request
+    from workflows.domain.models import ActionResult, CustomerContact
+    from workflows.domain.tickets import new_ticket_id, request_key, ticket_for_request
     from workflows.incident_start import opening_state, start_options
 
 TICKET_ATTEMPTS = 5
+# The refusal type a caller gets when the open incident cannot take what the request carries.
+JOIN_REFUSED = "JoinRefused"
+# Histories recorded before each change replay the old way at the point of the change.
+JOIN_BY_UPDATE = "intake-join-by-update"
+EXACT_REQUEST_IDS = "intake-exact-request-ids"
+CONTINUES_AS_NEW = "intake-continues-as-new"
+# Refusals after which the request deserves an incident of its own, naming the one it follows.
+FOLLOW_UP_CODES = frozenset({CLOSED, REOPEN_WINDOW_PASSED, INCIDENT_GONE})
+CALL_TIMEOUT = timedelta(seconds=10)
+CALL_GIVE_UP_AFTER = timedelta(seconds=60)
+# A continued intake cannot await the child it started in an earlier run; it asks now and then instead.
+CARRIED_CHECK_EVERY = timedelta(hours=6)
 
 
 @workflow.defn(name=INTAKE_WORKFLOW_TYPE)
 class IncidentIntakeWorkflow:
-    def __init__(self) -> None:
-        self._current: str | None = None
-        self._by_request: dict[str, str] = {}
-        self._served = 0
+    @workflow.init
+    def __init__(self, key: IntakeKey) -> None:
+        # What a previous run carried is known before any update handler runs (they may run before `run`).
+        carried = key.carried or IntakeMemory()
+        self._current: str | None = carried.current
+        self._by_request: dict[str, str] = dict(carried.by_request)
+        self._served = carried.served
+        self._may_continue = True
         # Update handlers interleave at every await; the lock makes "look, then start or join" atomic.
         self._lock = asyncio.Lock()
+        self._watchers: set[asyncio.Task[None]] = set()
 
     @workflow.run
     async def run(self, key: IntakeKey) -> None:
+        if key.carried is not None and self._current == key.carried.current and self._current is not None:
+            self._watch(self._poll_until_closed(self._current))
         # Started by update-with-start, so an update is on its way; stay until its incident closes.
-        await workflow.wait_condition(lambda: self._served > 0 and self._current is None)
+        while True:
+            await workflow.wait_condition(
+                lambda: (self._served > 0 and self._current is None) or self._history_is_long(key)
+            )
+            if self._served > 0 and self._current is None:
+                break
+            if not workflow.patched(CONTINUES_AS_NEW):
+                self._may_continue = False  # a history from before: it waited on, and replays so
+                continue
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(
+                IntakeKey(
+                    customer_id=key.customer_id,
+                    category=key.category,
+                    carried=IntakeMemory(
+                        current=self._current,
+                        by_request=dict(list(self._by_request.items())[-KEEP_REQUEST_IDS:]),
+                        served=self._served,
+                    ),
+                    history_limit=key.history_limit,
+                )
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
+
+    def _history_is_long(self, key: IntakeKey) -> bool:
+        if not self._may_continue:
+            return False
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= key.history_limit
 
     @workflow.update(name="open")
     async def open(self, intake: IntakeRequest) -> IntakeResult:
@@ -55,9 +115,12 @@ class IncidentIntakeWorkflow:
         try:
             if request.request_id and request.request_id in self._by_request:
                 return IntakeResult(ticket_id=self._by_request[request.request_id], outcome="existing")
-            if self._current is not None and await self._join(self._current, intake):
-                return self._remember(request.request_id, IntakeResult(ticket_id=self._current, outcome="joined"))
-            return self._remember(request.request_id, await self._start_incident(intake))
+            previous: str | None = None
+            if self._current is not None:
+                joined, previous = await self._join(self._current, intake)
+                if joined is not None:
+                    return self._remember(request.request_id, joined)
+            return self._remember(request.request_id, await self._start_incident(intake, previous))
         finally:
             self._served += 1
 
@@ -70,26 +133,51 @@ class IncidentIntakeWorkflow:
             self._by_request[request_id] = result.ticket_id
         return result
 
-    async def _join(self, ticket_id: str, intake: IntakeRequest) -> bool:
+    async def _join(self, ticket_id: str, intake: IntakeRequest) -> tuple[IntakeResult | None, str | None]:
+        """(joined, None), or (None, the ticket a new incident follows); raises when the caller must hear no."""
         request = intake.request
-        try:
-            await workflow.get_external_workflow_handle(ticket_id).signal(
-                "customer_contact", {"channel": request.channel.value, "text": request.description}
-            )
-        except FailureError:
-            return False  # it closed a moment ago: this contact deserves a new incident
-        return True
+        if not workflow.patched(JOIN_BY_UPDATE):
+            try:
+                await workflow.get_external_workflow_handle(ticket_id).signal(
+                    "customer_contact", {"channel": request.channel.value, "text": request.description}
+                )
+            except FailureError:
+                return None, None
+            return IntakeResult(ticket_id=ticket_id, outcome="joined"), None
+        contact = CustomerContact(
+            channel=request.channel, text=request.description, contact=request.contact, refund=request.refund
+        )
+        verdict: ActionResult = await workflow.execute_local_activity(
+            DELIVER_CONTACT,
+            ContactDelivery(ticket_id=ticket_id, contact=contact),
+            result_type=ActionResult,
+            start_to_close_timeout=CALL_TIMEOUT,
+            schedule_to_close_timeout=CALL_GIVE_UP_AFTER,
+            summary=f"join {ticket_id}",
+        )
+        if verdict.accepted:
+            return IntakeResult(ticket_id=ticket_id, outcome="joined"), None
+        if verdict.code in FOLLOW_UP_CODES:
+            return None, ticket_id
+        raise ApplicationError(
+            f"the open incident {ticket_id} refused what this request carries: {verdict.reason}",
+            ticket_id,
+            type=JOIN_REFUSED,
+            non_retryable=True,
+        )
 
-    async def _start_incident(self, intake: IntakeRequest) -> IntakeResult:
+    async def _start_incident(self, intake: IntakeRequest, previous: str | None) -> IntakeResult:
         request = intake.request
-        for _ in range(TICKET_ATTEMPTS):
+        for attempt in range(TICKET_ATTEMPTS):
             if request.request_id:
-                ticket = ticket_for_request(request.customer_id, request.request_id)
+                ticket = ticket_for_request(request.customer_id, request.request_id, attempt)
             else:
                 ticket = new_ticket_id(workflow.random())
             # The incident opens at the intake's clock, so the intake knows its opening state exactly.
             opened_at = workflow.now()
-            input = IncidentInput(ticket_id=ticket, request=request, policy=intake.policy, opened_at=opened_at)
+            input = IncidentInput(
+                ticket_id=ticket, request=request, policy=intake.policy, opened_at=opened_at, previous_ticket=previous
+            )
             opened = opening_state(input)
             assert opened is not None  # an opening time and no carried state: always known here
             try:
@@ -102,13 +190,33 @@ class IncidentIntakeWorkflow:
                 )
             except WorkflowAlreadyStartedError:
                 if request.request_id:
-                    # The same request was opened before this intake existed (its incident may be closed).
-                    return IntakeResult(ticket_id=ticket, outcome="existing")
-                continue  # a random ticket number collided: draw another
+                    if not workflow.patched(EXACT_REQUEST_IDS):
+                        return IntakeResult(ticket_id=ticket, outcome="existing")
+                    # The ticket is taken: by this very request (opened before this intake existed), or by
+                    # another customer's request whose number collided with ours, which is never answered.
+                    if await self._request_key_of(ticket) == request_key(request.customer_id, request.request_id):
+                        return IntakeResult(ticket_id=ticket, outcome="existing")
+                continue  # a collision: draw the next candidate
             self._current = ticket
-            self._watcher = asyncio.create_task(self._forget_when_closed(child, ticket))
-            return IntakeResult(ticket_id=ticket, outcome="created", state=opened)
+            self._watch(self._forget_when_closed(child, ticket))
+            return IntakeResult(ticket_id=ticket, outcome="created", state=opened, previous_ticket=previous)
         raise ApplicationError("could not draw a free ticket number", non_retryable=True)
+
+    async def _request_key_of(self, ticket: str) -> str | None:
+        key: str | None = await workflow.execute_local_activity(
+            REQUEST_KEY_OF,
+            ticket,
+            result_type=str,
+            start_to_close_timeout=CALL_TIMEOUT,
+            schedule_to_close_timeout=CALL_GIVE_UP_AFTER,
+            summary=f"whose request is {ticket}",
+        )
+        return key
+
+    def _watch(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
 
     async def _forget_when_closed(self, child: workflow.ChildWorkflowHandle[object, object], ticket: str) -> None:
         try:
@@ -117,3 +225,19 @@ class IncidentIntakeWorkflow:
             workflow.logger.warning("incident %s ended without closing: %r", ticket, error)
         if self._current == ticket:
             self._current = None
+
+    async def _poll_until_closed(self, ticket: str) -> None:
+        while self._current == ticket:
+            await workflow.sleep(CARRIED_CHECK_EVERY, summary=f"is {ticket} still open?")
+            if self._current != ticket:
+                return
+            running = await workflow.execute_local_activity(
+                IS_RUNNING,
+                ticket,
+                result_type=bool,
+                start_to_close_timeout=CALL_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+                summary=f"is {ticket} still open?",
+            )
+            if not running and self._current == ticket:
+                self._current = None

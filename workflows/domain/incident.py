@@ -54,6 +54,7 @@ BAD_FEEDBACK = 2
 
 # Behaviour switched on by the workflow once its `workflow.patched` marker says this run may use it.
 ANNOUNCE_ACKNOWLEDGEMENT = "announce-acknowledgement"
+RECONTACT_REOPENS = "recontact-reopens"
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,21 @@ class Outcome:
     accepted: bool
     event_seq: int
     reason: str | None = None
+    code: str | None = None
     effects: list[Effect] = field(default_factory=list)
 
 
 class Rejected(Exception):
     """Raised inside the state machine only, to turn into an `action_rejected` event."""
+
+    def __init__(self, reason: str, code: str = "invalid") -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+# Refusal codes a program acts on (the intake opens a new incident for these two).
+CLOSED = "closed"
+REOPEN_WINDOW_PASSED = "reopen_window_passed"
 
 
 def line_recipient(line: int) -> Recipient:
@@ -115,7 +126,7 @@ class Incident:
 
     @classmethod
     def open(
-        cls, ticket_id: str, request: OpenIncident, policy: Policy, now: datetime
+        cls, ticket_id: str, request: OpenIncident, policy: Policy, now: datetime, previous_ticket: str | None = None
     ) -> tuple[Incident, list[Effect]]:
         verdict = triage(request.category, policy)
         rules = policy.for_severity(verdict.severity)
@@ -127,6 +138,7 @@ class Incident:
             channel=request.channel,
             contact=request.contact,
             request_id=request.request_id,
+            previous_ticket=previous_ticket,
             severity=verdict.severity,
             triage_note=verdict.note,
             policy_name=policy.name,
@@ -143,6 +155,8 @@ class Incident:
         }
         if verdict.note:
             data["triage_note"] = verdict.note
+        if previous_ticket:
+            data["previous_ticket"] = previous_ticket
         incident._record(EventType.opened, now, by=request.channel.value, **data)
         incident._start_line_clock(now)
         if rules.acknowledge_within is not None:
@@ -228,16 +242,16 @@ class Incident:
         try:
             event = handlers[action.type](action, now)
         except Rejected as rejection:
-            return self.reject(action.type, _actor(action), str(rejection), now)
+            return self.reject(action.type, _actor(action), str(rejection), now, rejection.code)
         self._refresh()
         return Outcome(accepted=True, event_seq=event.seq, effects=self._take_effects())
 
-    def reject(self, action_type: str, by: str | None, reason: str, now: datetime) -> Outcome:
+    def reject(self, action_type: str, by: str | None, reason: str, now: datetime, code: str = "invalid") -> Outcome:
         """Record an action that cannot apply (also used for payloads that did not even parse)."""
         self._take_effects()
         reason = reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
         event = self._record(EventType.action_rejected, now, by=by, action=action_type, reason=reason)
-        return Outcome(accepted=False, event_seq=event.seq, reason=reason)
+        return Outcome(accepted=False, event_seq=event.seq, reason=reason, code=code)
 
     def advance(self, now: datetime) -> list[Effect]:
         """Fire every deadline that is due at `now`, oldest first."""
@@ -403,23 +417,44 @@ class Incident:
         return event
 
     def _customer_contact(self, action: CustomerContact, now: datetime) -> IncidentEvent:
-        self._require_not_closed("join a customer contact to")
-        self.state.recontacts += 1
-        event = self._record(
-            EventType.customer_recontacted,
-            now,
-            by="customer",
-            channel=action.channel.value,
-            text=action.text,
-            count=self.state.recontacts,
-        )
-        who = f" ({self.state.assignee})" if self.state.assignee else ""
+        state = self.state
+        if state.status is Status.closed:
+            raise Rejected("cannot join a customer contact to a closed incident", CLOSED)
+        reopens = state.status is Status.resolved and RECONTACT_REOPENS in self.features
+        if reopens and state.resolved_at is not None:
+            window = self.policy.recontact_reopens_within
+            if now - state.resolved_at > window:
+                raise Rejected(
+                    f"resolved more than {format_duration(window)} ago: a new incident follows it", REOPEN_WINDOW_PASSED
+                )
+        repeats_refund = False
+        if action.refund is not None and state.refund is not None:
+            if state.refund.money != action.refund:
+                raise Rejected(
+                    f"refund: {_fmt_money(state.refund.money)} is already owed on this incident; "
+                    f"a second refund of {_fmt_money(action.refund)} needs an agent"
+                )
+            repeats_refund = True
+        state.recontacts += 1
+        data: dict[str, Any] = {"channel": action.channel.value, "text": action.text, "count": state.recontacts}
+        if action.contact and action.contact != state.contact:
+            state.contact = action.contact
+            data["contact_updated"] = True  # the contact itself stays out of the event log
+        if repeats_refund:
+            data["refund_already_owed"] = True
+        event = self._record(EventType.customer_recontacted, now, by="customer", **data)
+        who = f" ({state.assignee})" if state.assignee else ""
         self._notify_line(
-            self.state.line,
+            state.line,
             "customer_recontacted",
             f"Customer got in touch again about {self.t}{who} via {action.channel.value}: {action.text}",
             now,
         )
+        if action.refund is not None and not repeats_refund:
+            self._owe_refund(action.refund, added_by="opened", approver_line=1, now=now)
+        if reopens:
+            # Seed 003: "is this about the same issue?" yes, so the same case, back with the line that resolved it.
+            self._reopen("the customer got in touch again after the resolution", now, by="customer", line=state.line)
         return event
 
     def _feedback(self, action: Feedback, now: datetime) -> IncidentEvent:
@@ -607,13 +642,13 @@ class Incident:
             self._start_customer_updates(now)  # the customer just heard from us; the next update counts from here
         return event
 
-    def _reopen(self, reason: str, now: datetime, by: str) -> IncidentEvent:
+    def _reopen(self, reason: str, now: datetime, by: str, line: int = REOPEN_LINE) -> IncidentEvent:
         state = self.state
         state.status = Status.open
         state.awaiting = None
         state.close_pending = None
         state.reopen_count += 1
-        state.line = REOPEN_LINE
+        state.line = line
         state.line_entered_at = now
         state.assignee = None
         state.clock.stop(Clock.callback, Clock.feedback)

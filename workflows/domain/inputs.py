@@ -28,14 +28,33 @@ class IncidentInput(BaseModel):
         "intake can answer with the incident as opened; None (direct starts, older incidents): the start time",
     )
     history_limit: int = Field(default=DEFAULT_HISTORY_LIMIT, ge=50)
+    previous_ticket: str | None = Field(
+        default=None, description="the customer's earlier incident in this category, closed or past reopening"
+    )
 
 
 INTAKE_WORKFLOW_TYPE = "IncidentIntake"
 
 
+# An intake continues as new well before Temporal's limits: years of recontacts must not exhaust its history.
+DEFAULT_INTAKE_HISTORY_LIMIT = 2_000
+# Request ids an intake remembers across runs; older ones are still found through their incidents' memos.
+KEEP_REQUEST_IDS = 1_000
+
+
+class IntakeMemory(BaseModel):
+    """What an intake carries into its next run."""
+
+    current: str | None = None
+    by_request: dict[str, str] = Field(default_factory=dict)
+    served: int = 0
+
+
 class IntakeKey(BaseModel):
     customer_id: str
     category: str
+    carried: IntakeMemory | None = None
+    history_limit: int = Field(default=DEFAULT_INTAKE_HISTORY_LIMIT, ge=50)
 
 
 class IntakeRequest(BaseModel):
@@ -46,6 +65,7 @@ class IntakeRequest(BaseModel):
 class IntakeResult(BaseModel):
     ticket_id: str
     outcome: Literal["created", "joined", "existing"]
+    previous_ticket: str | None = Field(default=None, description="a created incident follows this closed one")
     # The incident as opened, for a created one: the caller need not ask the incident (one query less).
     state: IncidentState | None = None
 

@@ -143,6 +143,9 @@ class CustomerContact(Contract):
     type: Literal["customer_contact"] = "customer_contact"
     channel: Channel
     text: Text
+    # What a joined open request carries besides its words: a new way to reach the customer, money owed.
+    contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)] | None = None
+    refund: Money | None = None
 
 
 class Feedback(Contract):
@@ -213,6 +216,7 @@ class ActionEnvelope(BaseModel):
 class ActionResult(BaseModel):
     accepted: bool
     reason: str | None = None
+    code: str | None = Field(default=None, description="why it was refused, for programs: e.g. closed")
     event_seq: int = Field(description="sequence number of the event the action produced (or its rejection)")
 
 
@@ -307,6 +311,7 @@ class IncidentState(BaseModel):
     channel: Channel
     contact: str | None = None
     request_id: str | None = None
+    previous_ticket: str | None = Field(default=None, description="the customer's earlier incident this one follows")
     severity: Severity
     triage_note: str | None = None
     policy_name: str

@@ -82,6 +82,8 @@ class Policy(BaseModel):
     severities: dict[Severity, SeverityPolicy]
     refund_approval_limits: dict[Line, Amount] = Field(default_factory=dict)
     refund_give_up_after: PositiveDuration = timedelta(days=3)
+    # A customer back about a resolved incident within this window reopens it; later, a new incident follows it.
+    recontact_reopens_within: PositiveDuration = timedelta(days=3)
 
     @field_validator("severities")
     @classmethod
