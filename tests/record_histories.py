@@ -30,7 +30,7 @@ from tests.policies import fast_policy
 from tests.sandbox_servers import serve
 from workers.binaries import temporal_test_server
 from workflows.domain.inputs import intake_workflow_id
-from workflows.domain.models import Resolve
+from workflows.domain.models import Feedback, Resolve
 
 HERE = Path(__file__).parent / "histories"
 
@@ -53,6 +53,10 @@ async def main(tag: str | None) -> None:
         async with running_worker(env.client, boxes) as running:
             intake = await intake_open_join_close(running)
             store(await intake.fetch_history(), HERE / "intake", "open_join_close", tag)
+        async with running_worker(env.client, boxes) as running:
+            intake, incident = await intake_join_refund_and_reopen(running)
+            store(await intake.fetch_history(), HERE / "intake", "join_refund_reopen", tag)
+            store(await incident.fetch_history(), HERE, "recontact_refund_reopen", tag)
     await env.shutdown()
 
 
@@ -73,6 +77,26 @@ async def intake_open_join_close(running: RunningWorker) -> WorkflowHandle[Any, 
     intake = running.client.get_workflow_handle(intake_workflow_id("cust-intake", first.state.category))
     await intake.result()
     return intake
+
+
+async def intake_join_refund_and_reopen(
+    running: RunningWorker,
+) -> tuple[WorkflowHandle[Any, Any], WorkflowHandle[Any, Any]]:
+    """A joined request that brings a refund and a new contact, then the customer back after the resolution."""
+    policy = fast_policy(line_timeouts={"1": "1h", "2": "1h"}, callback_after="1h")
+    service = IncidentService(running.client, policy=policy, task_queue=running.task_queue)
+    first = await service.open(open_request(customer_id="cust-rejoin"))
+    refund = {"amount": "700.00", "currency": "RUB"}
+    await service.open(open_request(customer_id="cust-rejoin", description="charged 700", refund=refund))
+    await service.act(first.ticket_id, Resolve(agent="ann", resolution="port reset"))
+    await service.open(open_request(customer_id="cust-rejoin", description="down again"))
+    await service.act(first.ticket_id, Resolve(agent="ann", resolution="line replaced"))
+    await service.act(first.ticket_id, Feedback(score=5))
+    incident = running.client.get_workflow_handle(first.ticket_id)
+    await incident.result()
+    intake = running.client.get_workflow_handle(intake_workflow_id("cust-rejoin", first.state.category))
+    await intake.result()
+    return intake, incident
 
 
 if __name__ == "__main__":
