@@ -13,13 +13,13 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
-    field_validator,
 )
 from pydantic_extra_types.currency_code import ISO4217
 
@@ -77,6 +77,19 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{5,24}$")
 
 
+def _email_or_phone(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if _EMAIL.match(value) or _PHONE.match(value):
+        return value
+    raise ValueError("must be an e-mail address or a phone number")
+
+
+ContactAddress = Annotated[
+    Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)] | None, AfterValidator(_email_or_phone)
+]
+
+
 class Contract(BaseModel):
     """Base of every inbound model: unknown fields are a mistake worth naming, not silently dropped."""
 
@@ -95,22 +108,13 @@ class OpenIncident(Contract):
     category: Category
     description: Text
     channel: Channel
-    contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)] | None = None
+    contact: ContactAddress = None
     request_id: Identifier | None = None
     refund: Money | None = None
     new_incident: bool = Field(
         default=False,
         description="open a new incident even if this customer has an open one in the same category",
     )
-
-    @field_validator("contact")
-    @classmethod
-    def _contact_is_email_or_phone(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        if _EMAIL.match(value) or _PHONE.match(value):
-            return value
-        raise ValueError("must be an e-mail address or a phone number")
 
 
 # --- agent actions: one model per action, discriminated by `type` so one union carries them all ---
@@ -144,7 +148,7 @@ class CustomerContact(Contract):
     channel: Channel
     text: Text
     # What a joined open request carries besides its words: a new way to reach the customer, money owed.
-    contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)] | None = None
+    contact: ContactAddress = None
     refund: Money | None = None
 
 
