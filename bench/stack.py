@@ -21,6 +21,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from starter.processes import spawn as spawn_tied
 from workers.binaries import dev_server_argv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,21 +63,22 @@ async def bounded(limit: int, jobs: Iterable[Awaitable[Any]]) -> list[Any]:
 
 @dataclass
 class Processes:
-    """Every child in its own process group, so stopping one stops whatever it started too."""
+    """Every child in its own process group, so stopping one stops whatever it started too, and tied to
+    the benchmark: should it be killed outright, the kernel sends each child SIGTERM. Spawn from the
+    main thread (the event loop's), never from a thread pool's: the tie is to the spawning thread."""
 
     folder: Path
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         with open(self.folder / f"{name}.log", "ab") as log:
-            child = subprocess.Popen(
+            child = spawn_tied(
                 argv,
                 # The marker lets anyone find this run's processes (the smoke test checks none outlive it).
                 env={**os.environ, **(env or {}), RUN_MARKER: str(self.folder)},
                 stdout=log,
                 stderr=log,
                 cwd=ROOT,
-                start_new_session=True,
             )
         self.children.append(child)
         return child

@@ -5,7 +5,9 @@ UI, namespace and search attributes) unless a server is configured already,
 then the payment and notification sandboxes, the codec server, a worker and
 the HTTP API, each a child process in its own process group. Prints where
 everything listens and this run's API tokens. Ctrl-C (or SIGTERM) stops them
-in reverse order: SIGTERM, then SIGKILL for any that linger. No orphans.
+in reverse order: SIGTERM, then SIGKILL for any that linger. No orphans, even
+when this process is killed outright: each child gets SIGTERM from the kernel
+then (starter/processes.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from starter.devconfig import DevConfig, DevConfigError, find_config_file, load_dev_config
+from starter.processes import spawn
 
 STOP_GRACE_SECONDS = 10.0
 READY_SECONDS = 60.0
@@ -44,14 +47,17 @@ class Child:
     ready: Callable[[], bool]
     where: str
     log: Path | None = None
+    death_signal: int = signal.SIGTERM  # what the kernel sends it should this process die without stopping it
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, env: dict[str, str]) -> None:
+        # In a session of its own (Ctrl-C reaches only us, and we stop the children in order), yet
+        # tied to this process: SIGTERM from the kernel should we die without stopping them.
         if self.log is None:
-            self.process = subprocess.Popen(self.argv, env=env, start_new_session=True)
+            self.process = spawn(self.argv, env=env, death_signal=self.death_signal)
             return
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(self.argv, env=env, stdout=log, stderr=log, start_new_session=True)
+            self.process = spawn(self.argv, env=env, stdout=log, stderr=log, death_signal=self.death_signal)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -170,6 +176,10 @@ class DevStack:
                 [*py, "worker"],
                 lambda: _port_open("127.0.0.1", c.worker.metrics_port),
                 f"worker on task queue incidents, metrics http://127.0.0.1:{c.worker.metrics_port}/metrics",
+                # Our own server dies beside it: a worker given SIGTERM then retries the vanished server
+                # for some 20 s before it exits, holding its metrics port against the next `make run`,
+                # and has nothing to finish. A configured server outlives us: there it shuts down cleanly.
+                death_signal=signal.SIGKILL if self.external_temporal is None else signal.SIGTERM,
             ),
             Child(
                 "HTTP API",

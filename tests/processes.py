@@ -1,5 +1,5 @@
 """Real processes for fault tests: a dev server on a SQLite file and worker processes, each of
-which a test can kill with SIGKILL and start again."""
+which a test can kill with SIGKILL and start again. Each dies with the test run, however it ends."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from starter.connection import data_converter
+from starter.processes import spawn
 from tests.sandbox_servers import free_port
 from workers.binaries import dev_server_argv
 
@@ -46,18 +47,18 @@ class DevServerProcess:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._spawn)
+        # Here, not in a thread pool's thread: the child gets SIGTERM when the thread that started it ends.
+        self._spawn()
         await self._wait_ready()
 
     def _spawn(self) -> None:
         log = open(self.db.with_suffix(".log"), "ab")  # noqa: SIM115 - the child owns it
-        self.process = subprocess.Popen(
+        self.process = spawn(
             dev_server_argv(
                 str(self.db), self.port, extra=["--http-port", str(free_port()), "--metrics-port", str(free_port())]
             ),
             stdout=log,
             stderr=log,
-            start_new_session=True,
         )
 
     async def _wait_ready(self) -> None:
@@ -108,14 +109,7 @@ class WorkerProcess:
             "PYTHONPATH": str(ROOT),
         }
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "workers.main"],
-                env=env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                cwd=ROOT,
-            )
+            self.process = spawn([sys.executable, "-m", "workers.main"], env=env, stdout=log, stderr=log, cwd=ROOT)
 
     @property
     def identity_prefix(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from starter.processes import spawn
 from tests.sandbox_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +82,10 @@ class RunningStack:
                     found.append(int(entry.name))
         return found
 
+    def descendants(self) -> list[int]:
+        """Every process below `incidents dev`: its children and whatever they started in turn."""
+        return descendants(self.process.pid)
+
     def interrupt(self, within: float = 40) -> int:
         """Ctrl-C, as a terminal sends it: SIGINT to the foreground process group."""
         os.killpg(self.process.pid, signal.SIGINT)
@@ -89,14 +95,14 @@ class RunningStack:
 def start(
     config: Path, argv: list[str] | None = None, within: float = 90, extra_env: dict[str, str] | None = None
 ) -> RunningStack:
-    process = subprocess.Popen(
+    # Should the test run die, `incidents dev` gets SIGTERM and stops its stack as on Ctrl-C.
+    process = spawn(
         argv or [sys.executable, "-m", "starter.cli", "dev"],
         cwd=ROOT,
         env=stack_env(config, extra_env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        start_new_session=True,
     )
     stack = RunningStack(config, process, extra_env=dict(extra_env or {}))
     up = threading.Event()
@@ -116,6 +122,60 @@ def start(
                 os.killpg(process.pid, signal.SIGKILL)
             raise AssertionError(f"the stack did not come up:\n{stack.output}")
     return stack
+
+
+def _parents() -> dict[int, int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    return parents
+
+
+def descendants(root: int) -> list[int]:
+    parents = _parents()
+    found: list[int] = []
+    below = [root]
+    while below:
+        pid = below.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        found += children
+        below += children
+    return found
+
+
+def _listening_sockets() -> dict[str, int]:
+    """Socket inode -> port of every TCP socket listening in this network namespace."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A":  # LISTEN
+                    found[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+    return found
+
+
+def listening_ports(pids: list[int]) -> set[int]:
+    """The TCP ports these processes listen on."""
+    sockets = _listening_sockets()
+    ports = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in (Path("/proc") / str(pid) / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:[") and target[8:-1] in sockets:
+                        ports.add(sockets[target[8:-1]])
+    return ports
+
+
+def ports_listened() -> set[int]:
+    """Every TCP port some process listens on."""
+    return set(_listening_sockets().values())
 
 
 def alive(pid: int) -> bool:

@@ -15,8 +15,20 @@ from pathlib import Path
 import httpx
 import yaml
 
+from starter.processes import spawn
 from tests.sandbox_servers import free_port
-from tests.stack import ROOT, RunningStack, alive, cli, listed, stack_env, start, write_config
+from tests.stack import (
+    ROOT,
+    RunningStack,
+    alive,
+    cli,
+    listed,
+    listening_ports,
+    ports_listened,
+    stack_env,
+    start,
+    write_config,
+)
 from workers.binaries import temporal_cli
 
 
@@ -63,6 +75,46 @@ def test_the_stack_starts_serves_stops_cleanly_and_keeps_incidents(tmp_path: Pat
         again.interrupt()
 
 
+def test_kill_9_of_the_supervisor_takes_the_whole_stack_with_it(tmp_path: Path):
+    """The OOM killer or a stray `kill -9` gives `incidents dev` no chance to stop its children: they
+    (and anything they started) must die with it, ports and all, so that the next `make run` starts."""
+    config = write_config(tmp_path)
+    stack = start(config)
+    tree = stack.descendants()
+    try:
+        assert len(stack.children()) == 6, stack.output
+        settings = stack.settings
+        configured = {
+            settings["temporal"]["port"],
+            settings["temporal"]["ui_port"],
+            settings["api"]["port"],
+            settings["sandboxes"]["payments_port"],
+            settings["sandboxes"]["notify_port"],
+            settings["worker"]["metrics_port"],
+            settings["codec_server"]["port"],
+        }
+        held = listening_ports(tree)
+        assert configured <= held, f"the stack listens on every configured port: {sorted(configured - held)} missing"
+
+        os.kill(stack.process.pid, signal.SIGKILL)
+        stack.process.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and ([pid for pid in tree if alive(pid)] or configured & ports_listened()):
+            time.sleep(0.1)
+        left = [(Path("/proc") / str(pid) / "cmdline").read_bytes()[:60] for pid in tree if alive(pid)]
+        assert not left, f"processes outlived their supervisor: {left}"
+        # (Dead, they hold no port at all; the dev server's random internal ports may be anyone's by now.)
+        assert not configured & ports_listened(), f"ports still held: {sorted(configured & ports_listened())}"
+    finally:
+        for pid in tree:  # on failure, leave nothing of ours running
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    again = start(config)
+    assert "stack is up" in again.output
+    assert again.interrupt() == 0, again.output
+
+
 def test_a_taken_port_is_named(tmp_path: Path):
     config = write_config(tmp_path)
     api_port = int(yaml.safe_load(config.read_text())["api"]["port"])
@@ -78,11 +130,10 @@ def test_a_configured_temporal_is_used_and_given_the_search_attributes(tmp_path:
     """TEMPORAL_ADDRESS names a server (as a team's shared one or Temporal Cloud would be): no server is
     started, and the namespace learns the incidents' search attributes it lacked."""
     port = free_port()
-    server = subprocess.Popen(
+    server = spawn(
         [temporal_cli(), "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -116,14 +167,13 @@ def test_an_unreachable_configured_temporal_is_named(tmp_path: Path):
 
 
 def test_ctrl_c_while_starting_stops_at_once(tmp_path: Path):
-    process = subprocess.Popen(
+    process = spawn(
         [sys.executable, "-m", "starter.cli", "dev"],
         cwd=ROOT,
         env=stack_env(write_config(tmp_path)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        start_new_session=True,
     )
     assert process.stdout is not None
     started: list[int] = []
