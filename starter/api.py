@@ -368,7 +368,7 @@ def create_app(
             f"incident {ticket}",
             "The action may still be applied when a worker picks it up: read the incident before repeating it.",
         )
-        state = await answered(service.state(ticket), f"incident {ticket}")
+        state = result.state or await answered(service.state(ticket), f"incident {ticket}")
         return ActionResponse(accepted=result.accepted, event_seq=result.event_seq, state=state)
 
     @app.post("/incidents/{ticket}/acknowledge", summary="An agent takes ownership", responses=_ACT)

@@ -201,7 +201,7 @@ def _act(build: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[[arg
         async def work(service: Any) -> None:
             result = await service.act(args.ticket, action)
             if args.json:
-                state = await service.state(args.ticket)
+                state = result.state or await service.state(args.ticket)
                 print(json.dumps({**result.model_dump(mode="json"), "state": state.model_dump(mode="json")}))
             else:
                 _console().print(f"{args.ticket}: {action.type.replace('_', ' ')} recorded (event {result.event_seq})")

@@ -117,6 +117,9 @@ async def test_actions_report_rejections_and_unknown_tickets(service: IncidentSe
     opened = await service.open(open_request(customer_id=customer(), category="tariff_change"))
     result = await service.act(opened.ticket_id, Acknowledge(agent="ann"))
     assert result.accepted
+    # The answer carries the incident as the action left it: callers need no second query.
+    assert result.state is not None and result.state.assignee == "ann"
+    assert result.state.events[-1].seq >= result.event_seq
     with pytest.raises(ActionRejected, match="already acknowledged by ann"):
         await service.act(opened.ticket_id, Acknowledge(agent="ann"))
     with pytest.raises(IncidentNotFound):

@@ -189,7 +189,11 @@ class IncidentWorkflow:
         """The same actions as the signals, for callers who want the verdict back at once."""
         outcome = self._receive(action_type, payload)
         return ActionResult(
-            accepted=outcome.accepted, reason=outcome.reason, code=outcome.code, event_seq=outcome.event_seq
+            accepted=outcome.accepted,
+            reason=outcome.reason,
+            code=outcome.code,
+            event_seq=outcome.event_seq,
+            state=self._incident.state,
         )
 
     @workflow.query(name="state")

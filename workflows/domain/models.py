@@ -217,13 +217,6 @@ class ActionEnvelope(BaseModel):
     action: Action
 
 
-class ActionResult(BaseModel):
-    accepted: bool
-    reason: str | None = None
-    code: str | None = Field(default=None, description="why it was refused, for programs: e.g. closed")
-    event_seq: int = Field(description="sequence number of the event the action produced (or its rejection)")
-
-
 # --- the domain event log and the incident state ---
 
 
@@ -348,6 +341,16 @@ class IncidentState(BaseModel):
     )
     event_seq: int = 0
     clock: SlaClock = Field(default_factory=SlaClock)
+
+
+class ActionResult(BaseModel):
+    accepted: bool
+    reason: str | None = None
+    code: str | None = Field(default=None, description="why it was refused, for programs: e.g. closed")
+    event_seq: int = Field(description="sequence number of the event the action produced (or its rejection)")
+    state: IncidentState | None = Field(
+        default=None, description="the incident right after the action (or its rejection): no second query needed"
+    )
 
 
 ACTION_MODELS: dict[str, type[Contract]] = {
