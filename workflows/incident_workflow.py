@@ -79,6 +79,13 @@ LOGGED_EVENTS = frozenset(
 )
 # Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
 PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
+# Publishes the NotificationsFailed search attribute, likewise.
+PUBLISH_NOTIFICATIONS_FAILED = "publish-notifications-failed"
+# Search attributes added after incidents were already running, each published only under its patch.
+PATCHED_ATTRIBUTES = {
+    search_attributes.NEXT_DEADLINE.name: PUBLISH_NEXT_DEADLINE,
+    search_attributes.NOTIFICATIONS_FAILED.name: PUBLISH_NOTIFICATIONS_FAILED,
+}
 # The domain event log a run carries into the next; older events become counts by type.
 KEEP_DOMAIN_EVENTS = 500
 
@@ -464,10 +471,10 @@ class IncidentWorkflow:
                         extra={"ticket_id": state.ticket_id, "line": state.line, "by": event.by, **event.data},
                     )
         current = search_attributes.values_of(state)
-        next_deadline = search_attributes.NEXT_DEADLINE.name
-        if current[next_deadline] != self._published.get(next_deadline) and not workflow.patched(PUBLISH_NEXT_DEADLINE):
-            # Incidents that ran before the attribute existed replay without its upserts.
-            current[next_deadline] = self._published.get(next_deadline)
+        for attribute, patch_id in PATCHED_ATTRIBUTES.items():
+            if current[attribute] != self._published.get(attribute) and not workflow.patched(patch_id):
+                # Incidents that ran before the attribute existed replay without its upserts.
+                current[attribute] = self._published.get(attribute)
         changes = search_attributes.updates(self._published, current)
         if changes:
             workflow.upsert_search_attributes(changes)
