@@ -380,7 +380,9 @@ class IncidentWorkflow:
                 local_retry_threshold=NOTIFY_LOCAL_RETRY_THRESHOLD,
                 summary=notification_summary(effects),
             )
-        except (ActivityError, ApplicationError) as error:
+        # A local activity's give-up (its schedule-to-close timeout) arrives as a bare TimeoutError; uncaught,
+        # it failed the incident's workflow task forever instead of recording the notification_failed.
+        except (ActivityError, ApplicationError, TimeoutError) as error:
             reason = _failure_reason(error)
             workflow.logger.warning("notifications gave up", extra={"reason": reason})
             self._pending.extend(
@@ -491,18 +493,18 @@ def _actor_of(data: Any) -> str | None:
     return None
 
 
-def _root_cause(error: ActivityError | ApplicationError) -> BaseException | None:
+def _root_cause(error: ActivityError | ApplicationError | TimeoutError) -> BaseException | None:
     # A regular activity's failure arrives as an ActivityError around the cause; a local activity's
     # may arrive as the cause itself.
     return error.cause if isinstance(error, ActivityError) else error
 
 
-def _is_rejection(error: ActivityError | ApplicationError) -> bool:
+def _is_rejection(error: ActivityError | ApplicationError | TimeoutError) -> bool:
     cause = _root_cause(error)
     return isinstance(cause, ApplicationError) and cause.type in (PAYMENT_REJECTED, NOTIFICATION_REJECTED)
 
 
-def _failure_reason(error: ActivityError | ApplicationError) -> str:
+def _failure_reason(error: ActivityError | ApplicationError | TimeoutError) -> str:
     cause = _root_cause(error)
     if isinstance(cause, ApplicationError):
         if _is_rejection(error):
