@@ -21,10 +21,11 @@ class AuditActivities:
     @activity.defn(name=AUDIT_INCIDENTS)
     async def audit_incidents(self, grace_seconds: float) -> AuditReport:
         findings = await find_vanished(self._client, timedelta(seconds=grace_seconds))
-        tickets = [f.ticket_id for f in findings]
+        tickets = list(dict.fromkeys(f.ticket_id for f in findings))
         if findings:
             # One alert per distinct set of findings per day: a retried activity does not page twice.
-            fingerprint = hashlib.sha256(",".join(tickets).encode()).hexdigest()[:12]
+            problems = sorted(f"{f.ticket_id}/{f.run_id}:{f.kind}" for f in findings)
+            fingerprint = hashlib.sha256(",".join(problems).encode()).hexdigest()[:12]
             await self._notifier.deliver(
                 Notification(
                     id=f"audit:{datetime.now(UTC):%Y-%m-%d}:{fingerprint}",

@@ -128,6 +128,7 @@ class DevStack:
         if self.external_temporal is None:
             t = c.temporal
             from workers.binaries import dev_server_argv
+            from workflows.search_attributes import reported_problems_flags
 
             children.append(
                 Child(
@@ -140,7 +141,11 @@ class DevStack:
                         namespace=c.namespace,
                         log_level=t.log_level,
                         sqlite_pragmas=t.sqlite_pragmas.as_flags(),
-                        extra=["--ui-codec-endpoint", self._codec_endpoint_for_ui()],
+                        extra=[
+                            *["--ui-codec-endpoint", self._codec_endpoint_for_ui()],
+                            # The audit finds incidents whose workflow task keeps failing by the server's flag.
+                            *reported_problems_flags(),
+                        ],
                     ),
                     lambda: _grpc_ready(t.host, t.port),
                     f"Temporal {t.host}:{t.port}, web UI http://localhost:{t.ui_port} (log: {c.data_dir}/temporal.log)",

@@ -60,7 +60,10 @@ async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wor
         dev_server_existing_path=temporal_cli(),
         dev_server_database_filename=str(db),
         search_attributes=list(search_attributes.ALL_KEYS),
-        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+        dev_server_extra_args=[
+            *["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+            *search_attributes.reported_problems_flags(),
+        ],
     )
     yield env
     await env.shutdown()

@@ -83,6 +83,13 @@ LOGGED_EVENTS = frozenset(
 FEATURES_BY_ACTION = {"acknowledge": ANNOUNCE_ACKNOWLEDGEMENT, "customer_contact": RECONTACT_REOPENS}
 # Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
 PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
+# Publishes the NotificationsFailed search attribute, likewise.
+PUBLISH_NOTIFICATIONS_FAILED = "publish-notifications-failed"
+# Search attributes added after incidents were already running, each published only under its patch.
+PATCHED_ATTRIBUTES = {
+    search_attributes.NEXT_DEADLINE.name: PUBLISH_NEXT_DEADLINE,
+    search_attributes.NOTIFICATIONS_FAILED.name: PUBLISH_NOTIFICATIONS_FAILED,
+}
 # The domain event log a run carries into the next; older events become counts by type.
 KEEP_DOMAIN_EVENTS = 500
 
@@ -357,7 +364,9 @@ class IncidentWorkflow:
                 local_retry_threshold=NOTIFY_LOCAL_RETRY_THRESHOLD,
                 summary=notification_summary(effects),
             )
-        except (ActivityError, ApplicationError) as error:
+        # A local activity's give-up (its schedule-to-close timeout) arrives as a bare TimeoutError; uncaught,
+        # it failed the incident's workflow task forever instead of recording the notification_failed.
+        except (ActivityError, ApplicationError, TimeoutError) as error:
             reason = _failure_reason(error)
             workflow.logger.warning("notifications gave up", extra={"reason": reason})
             self._pending.extend(
@@ -448,10 +457,10 @@ class IncidentWorkflow:
                         extra={"ticket_id": state.ticket_id, "line": state.line, "by": event.by, **event.data},
                     )
         current = search_attributes.values_of(state)
-        next_deadline = search_attributes.NEXT_DEADLINE.name
-        if current[next_deadline] != self._published.get(next_deadline) and not workflow.patched(PUBLISH_NEXT_DEADLINE):
-            # Incidents that ran before the attribute existed replay without its upserts.
-            current[next_deadline] = self._published.get(next_deadline)
+        for attribute, patch_id in PATCHED_ATTRIBUTES.items():
+            if current[attribute] != self._published.get(attribute) and not workflow.patched(patch_id):
+                # Incidents that ran before the attribute existed replay without its upserts.
+                current[attribute] = self._published.get(attribute)
         changes = search_attributes.updates(self._published, current)
         if changes:
             workflow.upsert_search_attributes(changes)
@@ -474,18 +483,18 @@ def _actor_of(data: Any) -> str | None:
     return None
 
 
-def _root_cause(error: ActivityError | ApplicationError) -> BaseException | None:
+def _root_cause(error: ActivityError | ApplicationError | TimeoutError) -> BaseException | None:
     # A regular activity's failure arrives as an ActivityError around the cause; a local activity's
     # may arrive as the cause itself.
     return error.cause if isinstance(error, ActivityError) else error
 
 
-def _is_rejection(error: ActivityError | ApplicationError) -> bool:
+def _is_rejection(error: ActivityError | ApplicationError | TimeoutError) -> bool:
     cause = _root_cause(error)
     return isinstance(cause, ApplicationError) and cause.type in (PAYMENT_REJECTED, NOTIFICATION_REJECTED)
 
 
-def _failure_reason(error: ActivityError | ApplicationError) -> str:
+def _failure_reason(error: ActivityError | ApplicationError | TimeoutError) -> str:
     cause = _root_cause(error)
     if isinstance(cause, ApplicationError):
         if _is_rejection(error):

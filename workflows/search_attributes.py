@@ -29,6 +29,8 @@ ASSIGNEE = SearchAttributeKey.for_keyword("Assignee")
 # The earliest deadline of any clock: an incident that is not closed always has one, so the audit can
 # find every incident whose next deadline is long gone (frozen, or no worker serving it).
 NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
+# How many notifications gave up (a customer or a line never told): the audit finds them by `> 0`.
+NOTIFICATIONS_FAILED = SearchAttributeKey.for_int("NotificationsFailed")
 
 ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     SEVERITY,
@@ -39,7 +41,21 @@ ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     SLA_DEADLINE,
     ASSIGNEE,
     NEXT_DEADLINE,
+    NOTIFICATIONS_FAILED,
 )
+
+# System attributes the server keeps by itself; the audit reads them, nothing here writes them.
+# Set after N consecutive workflow task failures or timeouts (N: the dynamic config below), cleared by
+# the next task that succeeds. Values like "category=WorkflowTaskFailed", "cause=...".
+REPORTED_PROBLEMS = SearchAttributeKey.for_keyword_list("TemporalReportedProblems")
+# The build ids of the workers that completed a workflow task of the execution: empty (IS NULL) as long
+# as no worker has ever completed one.
+BUILD_IDS = SearchAttributeKey.for_keyword_list("BuildIds")
+# After how many consecutive failures the server sets TemporalReportedProblems: Server 1.32's default is 5
+# (0 turns it off). Its retries back off, so 5 took ~55 s on the dev server; the dev stack and the tests
+# ask for 2 (~10 s).
+REPORTED_PROBLEMS_CONFIG = "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute"
+REPORTED_PROBLEMS_AFTER = 2
 
 _INDEXED_TYPE_NAMES = {
     SearchAttributeIndexedValueType.KEYWORD: "Keyword",
@@ -56,6 +72,11 @@ def dev_server_flags() -> list[str]:
     return flags
 
 
+def reported_problems_flags(after: int = REPORTED_PROBLEMS_AFTER) -> list[str]:
+    """`temporal server start-dev` flags that make the server flag executions whose workflow task keeps failing."""
+    return ["--dynamic-config-value", f"{REPORTED_PROBLEMS_CONFIG}={after}"]
+
+
 def values_of(state: IncidentState) -> dict[str, object]:
     deadline: datetime | None = state.sla_deadline
     return {
@@ -67,6 +88,7 @@ def values_of(state: IncidentState) -> dict[str, object]:
         SLA_DEADLINE.name: deadline,
         ASSIGNEE.name: state.assignee,
         NEXT_DEADLINE.name: state.next_deadline,
+        NOTIFICATIONS_FAILED.name: state.notifications_failed,
     }
 
 
@@ -109,5 +131,6 @@ def initial(state_severity: str, category: str, customer_id: str) -> TypedSearch
             SLA_DEADLINE.name: None,
             ASSIGNEE.name: None,
             NEXT_DEADLINE.name: None,
+            NOTIFICATIONS_FAILED.name: 0,
         }
     )

@@ -353,6 +353,7 @@ class Incident:
     def notifications_failed(self, notification_seqs: list[int], reason: str, now: datetime) -> list[Effect]:
         """Delivery gave up; the record keeps the promise visible even though the message never left."""
         self._record(EventType.notification_failed, now, notifications=notification_seqs, reason=reason)
+        self.state.notifications_failed += len(notification_seqs)
         self._refresh()
         return self._take_effects()
 

@@ -334,6 +334,7 @@ class IncidentState(BaseModel):
     notes: int = 0
     recontacts: int = 0
     reopen_count: int = 0
+    notifications_failed: int = Field(default=0, description="notifications that gave up: nobody was told")
     events: list[IncidentEvent] = Field(default_factory=list)
     events_compacted: int = Field(default=0, description="older events summarised away by continue-as-new")
     compacted_counts: dict[str, int] = Field(
