@@ -180,6 +180,12 @@ class SettleRefund(Contract):
     reference: ShortText = Field(description="how the money reached the customer outside the provider")
 
 
+class SettleCompensation(Contract):
+    type: Literal["settle_compensation"] = "settle_compensation"
+    agent: AgentName
+    reference: ShortText = Field(description="how the goodwill credit reached the customer outside the provider")
+
+
 class Reclassify(Contract):
     type: Literal["reclassify"] = "reclassify"
     agent: AgentName
@@ -199,7 +205,8 @@ Action = Annotated[
     | ApproveRefund
     | RetryRefund
     | SettleRefund
-    | Reclassify,
+    | Reclassify
+    | SettleCompensation,
     Field(discriminator="type"),
 ]
 
@@ -236,6 +243,7 @@ class EventType(StrEnum):
     refund_settled = "refund_settled"
     compensation_granted = "compensation_granted"
     compensation_failed = "compensation_failed"
+    compensation_settled = "compensation_settled"
     notification_failed = "notification_failed"
     resolved = "resolved"
     callback_scheduled = "callback_scheduled"
@@ -286,9 +294,19 @@ class RefundState(BaseModel):
 class CompensationState(BaseModel):
     amount: Amount
     currency: str
-    status: Literal["granting", "granted", "failed"]
+    status: Literal["granting", "granted", "failed", "settled"]
     idempotency_key: str
     payment_id: str | None = None
+    failure: str | None = None
+    reference: str | None = Field(default=None, description="how it was credited by hand (settled)")
+
+
+class ReminderState(BaseModel):
+    """One reminder ladder in progress: what it is about and how many reminders went out."""
+
+    about: str = Field(description="the work it chases, e.g. refund:failed:1; when that changes, it starts over")
+    since: datetime
+    sent: int = 0
 
 
 class FeedbackRecord(BaseModel):
@@ -328,6 +346,9 @@ class IncidentState(BaseModel):
     close_pending: str | None = Field(default=None, description="why it will close once money has settled")
     refund: RefundState | None = None
     compensation: CompensationState | None = None
+    reminders: dict[str, ReminderState] = Field(
+        default_factory=dict, description="reminder ladders in progress, by clock (owned, refund, compensation)"
+    )
     feedback: FeedbackRecord | None = None
     notes: int = 0
     recontacts: int = 0
@@ -356,5 +377,6 @@ ACTION_MODELS: dict[str, type[Contract]] = {
         RetryRefund,
         SettleRefund,
         Reclassify,
+        SettleCompensation,
     )
 }
