@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.errors import describe_validation_error
     from workflows.domain.incident import (
         ANNOUNCE_ACKNOWLEDGEMENT,
+        FOLLOW_THROUGH,
         Effect,
         GrantCompensation,
         Incident,
@@ -79,6 +80,10 @@ LOGGED_EVENTS = frozenset(
 )
 # Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
 PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
+# Follow-through (reminders, the reopen's fix time, credit tasks): on from the first task of a run started
+# after the change (patch FOLLOW_THROUGH), or, for a run started before it, from the first time its rules
+# apply to the incident (this second patch id, so the first one's memoized "no" does not decide it).
+FOLLOW_THROUGH_WHEN_NEEDED = "follow-through-when-needed"
 # The domain event log a run carries into the next; older events become counts by type.
 KEEP_DOMAIN_EVENTS = 500
 
@@ -111,6 +116,7 @@ class IncidentWorkflow:
         self._timer_for: Deadline | None = None
         self._published: dict[str, object] = search_attributes.from_typed(workflow.info().typed_search_attributes)
         self._broken: BaseException | None = None
+        self._follow_through_from_the_start()
 
     # --- the incident: live while it is being worked on, frozen to JSON while it waits ---
 
@@ -139,6 +145,7 @@ class IncidentWorkflow:
     async def run(self, input: IncidentInput) -> IncidentState:
         while True:
             self._changed = False
+            self._follow_through_when_first_needed()
             self._fire_due_deadlines()
             self._carry_out(self._pending)
             self._publish()
@@ -252,6 +259,29 @@ class IncidentWorkflow:
         outcome = self._incident.act(action, now)  # type: ignore[arg-type]
         self._pending.extend(outcome.effects)
         return outcome
+
+    # --- switching on behaviour that running incidents must replay without ---
+
+    def _follow_through_from_the_start(self) -> None:
+        """A run whose first task runs this code follows through from its start (a new incident, or a
+        new run after continue-as-new). Replaying a run whose first task ran older code answers False."""
+        if workflow.patched(FOLLOW_THROUGH):
+            self._pending.extend(self._incident.enable(FOLLOW_THROUGH, workflow.now()))
+
+    def _follow_through_when_first_needed(self) -> None:
+        """A run started before the change switches on the first time the rules apply to its incident.
+
+        The state alone decides when `patched` is asked, so a replay asks at the same point. A run that
+        reached that point before the change replays it with False, which the SDK memoizes for the
+        run: that incident carries on as before, with no new timer appearing in its replay.
+        """
+        incident = self._incident
+        if (
+            FOLLOW_THROUGH not in incident.features
+            and incident.follow_through_matters()
+            and workflow.patched(FOLLOW_THROUGH_WHEN_NEEDED)
+        ):
+            self._pending.extend(incident.enable(FOLLOW_THROUGH, workflow.now()))
 
     # --- a long life: continue as new with the whole incident ---
 
