@@ -29,10 +29,11 @@ from tests.conftest import WEBHOOK_SECRET, RunningWorker, Sandboxes, running_wor
 from tests.helpers import HOUR, MINUTE, event_types, events_of, send, settled, start_incident, state_of, until
 from tests.test_api import served_api
 from workers.worker import workflow_runner
+from workflows.domain.incident import FOLLOW_THROUGH
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import IncidentState, Resolve, SettleCompensation
 from workflows.domain.policy import default_policy
-from workflows.incident_workflow import FOLLOW_THROUGH_WHEN_NEEDED, IncidentWorkflow
+from workflows.incident_workflow import IncidentWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = timedelta(days=1)
@@ -172,7 +173,7 @@ def _plain_env() -> dict[str, str]:
 
 @workflow.defn(name=WORKFLOW_TYPE)
 class IncidentBeforeTheChange(IncidentWorkflow):
-    """The workflow as it ran before follow-through existed: the same code with both switches left out."""
+    """The workflow as it ran before follow-through existed: the same code with its switch left out."""
 
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
@@ -181,9 +182,6 @@ class IncidentBeforeTheChange(IncidentWorkflow):
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
         return await super().run(input)
-
-    def _follow_through_from_the_start(self) -> None:
-        pass
 
     def _follow_through_when_first_needed(self) -> None:
         pass
@@ -225,8 +223,8 @@ async def test_an_incident_running_before_the_change_switches_on_when_first_need
             kept = await settled(already)
             assert kept.next_deadline is None, "it met the rules before the change: it carries on as it ran"
             histories = [await h.fetch_history() for h in (not_yet, already)]
-    assert FOLLOW_THROUGH_WHEN_NEEDED in _patch_ids(histories[0])
-    assert FOLLOW_THROUGH_WHEN_NEEDED not in _patch_ids(histories[1])
+    assert FOLLOW_THROUGH in _patch_ids(histories[0])
+    assert FOLLOW_THROUGH not in _patch_ids(histories[1])
     replayer = Replayer(
         workflows=[IncidentWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
     )

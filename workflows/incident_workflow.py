@@ -80,10 +80,6 @@ LOGGED_EVENTS = frozenset(
 )
 # Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
 PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
-# Follow-through (reminders, the reopen's fix time, credit tasks): on from the first task of a run started
-# after the change (patch FOLLOW_THROUGH), or, for a run started before it, from the first time its rules
-# apply to the incident (this second patch id, so the first one's memoized "no" does not decide it).
-FOLLOW_THROUGH_WHEN_NEEDED = "follow-through-when-needed"
 # The domain event log a run carries into the next; older events become counts by type.
 KEEP_DOMAIN_EVENTS = 500
 
@@ -116,7 +112,6 @@ class IncidentWorkflow:
         self._timer_for: Deadline | None = None
         self._published: dict[str, object] = search_attributes.from_typed(workflow.info().typed_search_attributes)
         self._broken: BaseException | None = None
-        self._follow_through_from_the_start()
 
     # --- the incident: live while it is being worked on, frozen to JSON while it waits ---
 
@@ -262,24 +257,21 @@ class IncidentWorkflow:
 
     # --- switching on behaviour that running incidents must replay without ---
 
-    def _follow_through_from_the_start(self) -> None:
-        """A run whose first task runs this code follows through from its start (a new incident, or a
-        new run after continue-as-new). Replaying a run whose first task ran older code answers False."""
-        if workflow.patched(FOLLOW_THROUGH):
-            self._pending.extend(self._incident.enable(FOLLOW_THROUGH, workflow.now()))
-
     def _follow_through_when_first_needed(self) -> None:
-        """A run started before the change switches on the first time the rules apply to its incident.
+        """Switch FOLLOW_THROUGH on the first time its rules apply to the incident (they change nothing before).
 
-        The state alone decides when `patched` is asked, so a replay asks at the same point. A run that
-        reached that point before the change replays it with False, which the SDK memoizes for the
-        run: that incident carries on as before, with no new timer appearing in its replay.
+        The state alone decides when `patched` is asked, so every replay asks at the same point: a new
+        incident (or a new run after continue-as-new) gets True there and keeps it; an incident that
+        reached that point before the change replays it with False, which the SDK memoizes for the run,
+        so it carries on as it ran, with no new timer in its replay. Not asked at open: each `patched`
+        also upserts TemporalChangeVersion, and an incident's first task upserts nothing (the intake
+        set its attributes), nor do incidents that never need it (a quick fix on line 1).
         """
         incident = self._incident
         if (
             FOLLOW_THROUGH not in incident.features
             and incident.follow_through_matters()
-            and workflow.patched(FOLLOW_THROUGH_WHEN_NEEDED)
+            and workflow.patched(FOLLOW_THROUGH)
         ):
             self._pending.extend(incident.enable(FOLLOW_THROUGH, workflow.now()))
 
