@@ -61,6 +61,7 @@ from workflows.domain.models import (
     Reopen,
     Resolve,
     RetryRefund,
+    SettleCompensation,
     SettleRefund,
     Severity,
     Status,
@@ -427,6 +428,14 @@ def create_app(
 
     @app.post("/incidents/{ticket}/refund/settle", summary="Record a refund paid outside the provider", responses=_ACT)
     async def settle_refund(ticket: TicketPath, body: SettleRefund, _: Agent) -> ActionResponse:
+        return await act(ticket, body)
+
+    @app.post(
+        "/incidents/{ticket}/compensation/settle",
+        summary="Record a goodwill credit that failed as paid by hand (the incident may then close)",
+        responses=_ACT,
+    )
+    async def settle_compensation(ticket: TicketPath, body: SettleCompensation, _: Agent) -> ActionResponse:
         return await act(ticket, body)
 
     instrument_fastapi(app, tracer_provider)

@@ -419,6 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
         _ticket(step)
         step.add_argument("--agent", required=True)
 
+    compensation = command("compensation", lambda a: 0, "goodwill credits: settle")
+    credit_steps = compensation.add_subparsers(dest="step", required=True)
+    settle_credit = credit_steps.add_parser("settle", help="record a failed credit as paid by hand")
+    settle_credit.set_defaults(
+        handler=_act(lambda a: {"type": "settle_compensation", "agent": a.agent, "reference": a.reference})
+    )
+    _ticket(settle_credit)
+    settle_credit.add_argument("--agent", required=True)
+    settle_credit.add_argument("--reference", required=True, help="how the credit reached the customer")
+
     audit = command("audit", _audit, "list incident executions that vanished (ended unclosed or stalled)")
     audit.add_argument("rest", nargs=argparse.REMAINDER, help="--grace 5m | --schedule 15m | --json")
     demo = command("demo", _demo, "play the three stories of the seeds against a running stack")

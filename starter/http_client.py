@@ -37,6 +37,7 @@ _ACTION_PATHS = {
     "approve_refund": "refund/approve",
     "retry_refund": "refund/retry",
     "settle_refund": "refund/settle",
+    "settle_compensation": "compensation/settle",
 }
 _EVENTS = TypeAdapter(list[IncidentEvent])
 _SUMMARIES = TypeAdapter(list[IncidentSummary])

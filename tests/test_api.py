@@ -185,6 +185,7 @@ ALLOWED = {
             "refund/approve",
             "refund/retry",
             "refund/settle",
+            "compensation/settle",
         )
     },
 }

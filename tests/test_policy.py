@@ -9,7 +9,14 @@ import yaml
 
 from workflows.domain.durations import format_duration, parse_duration
 from workflows.domain.models import Severity
-from workflows.domain.policy import PolicyError, default_policy, load_policy, load_policy_file, parse_policy
+from workflows.domain.policy import (
+    DEFAULT_REMINDERS,
+    PolicyError,
+    default_policy,
+    load_policy,
+    load_policy_file,
+    parse_policy,
+)
 from workflows.domain.triage import triage
 
 
@@ -108,6 +115,36 @@ def test_unknown_category_is_routine_with_a_note():
             "severities.critical.compensation.currency",
             "ISO 4217",
         ),
+        (
+            lambda d: d["severities"]["routine"]["reminders"].update(owned=[]),
+            "severities.routine.reminders.owned",
+            "at least one interval",
+        ),
+        (
+            lambda d: d["severities"]["critical"]["reminders"].update(refund=["1h", "0s"]),
+            "severities.critical.reminders.refund",
+            "interval 2: must be longer than 0s",
+        ),
+        (
+            lambda d: d["severities"]["critical"]["reminders"].update(compensation=["1h"] * 11),
+            "severities.critical.reminders.compensation",
+            "at most 10",
+        ),
+        (
+            lambda d: d["severities"]["convenience"]["reminders"].update(owned=["daily"]),
+            "severities.convenience.reminders.owned.0",
+            "not a duration",
+        ),
+        (
+            lambda d: d["severities"]["routine"]["reminders"].update(idle=["1h"]),
+            "severities.routine.reminders.idle",
+            "Extra inputs",
+        ),
+        (
+            lambda d: d["severities"]["routine"].update(compensate_again_after_reopen=True),
+            "severities.routine",
+            "compensate_again_after_reopen needs compensation",
+        ),
     ],
 )
 def test_a_bad_policy_file_names_the_field(tmp_path: Path, change, field, words):
@@ -147,3 +184,19 @@ def test_incident_policy_variable_names_the_file(tmp_path: Path):
 def test_policy_round_trips_through_json_as_the_workflow_input_carries_it():
     policy = default_policy()
     assert parse_policy(policy.model_dump(mode="json")) == policy
+
+
+def test_reminder_ladders_default_per_severity_when_a_policy_file_has_none():
+    """Policy files written before reminders existed keep working, with the shipped defaults."""
+    data = policy_data()
+    for rules in data["severities"].values():
+        rules.pop("reminders")
+    older = parse_policy(data)
+    shipped = default_policy()
+    for severity in Severity:
+        assert older.for_severity(severity).reminders is None
+        assert older.reminders_for(severity) == DEFAULT_REMINDERS[severity] == shipped.reminders_for(severity)
+    critical = shipped.reminders_for(Severity.critical)
+    assert [critical.wait("owned", sent) for sent in range(4)] == [timedelta(hours=h) for h in (1, 2, 2, 2)]
+    assert shipped.reminders_for(Severity.convenience).refund == [timedelta(days=1)]
+    assert shipped.for_severity(Severity.critical).compensate_again_after_reopen is False

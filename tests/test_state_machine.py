@@ -9,9 +9,16 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from tests.helpers import open_request
-from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT, GrantCompensation, Incident, Notify, PayRefund
+from workflows.domain.incident import (
+    ANNOUNCE_ACKNOWLEDGEMENT,
+    FOLLOW_THROUGH,
+    GrantCompensation,
+    Incident,
+    Notify,
+    PayRefund,
+)
 from workflows.domain.models import Action, Money, OpenIncident
-from workflows.domain.policy import default_policy
+from workflows.domain.policy import default_policy, parse_policy
 from workflows.domain.sla import Clock, SlaClock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -361,3 +368,186 @@ def test_an_opening_time_without_a_time_zone_is_refused_by_name():
         )
     assert caught.value.errors()[0]["loc"] == ("opened_at",)
     assert "timezone" in str(caught.value)
+
+
+# --- follow-through (issue 14, items 6 and 9): nothing that is not closed waits without a clock ---
+
+
+def following(**overrides) -> tuple[Incident, list]:
+    return Incident.open("INC-TEST01", open_request(**overrides), default_policy(), T0, frozenset({FOLLOW_THROUGH}))
+
+
+def to_last_line(incident: Incident, at: datetime) -> None:
+    incident.act(action(type="escalate", agent="ann", reason="billing"), at)
+    incident.act(action(type="escalate", agent="boris", reason="needs engineering"), at)
+    assert incident.state.line == 3
+
+
+def reminders(effects) -> list[tuple[str, str]]:
+    return [(e.recipient, e.kind) for e in effects if isinstance(e, Notify) and "Reminder" in e.message]
+
+
+def test_an_acknowledged_routine_incident_on_the_last_line_is_chased_on_the_ladder_until_there_is_news():
+    incident, _ = following(category="tariff_change")
+    to_last_line(incident, T0 + M)
+    incident.act(action(type="acknowledge", agent="duty"), T0 + H)
+    assert incident.state.next_deadline == T0 + 5 * H, "routine: first reminder after 4h"
+    effects = incident.advance(T0 + 5 * H)
+    assert reminders(effects) == [("line_3", "owned_reminder")]
+    message = next(e.message for e in effects if isinstance(e, Notify))
+    assert "duty" in message and "add_note" in message and "resolve" in message
+    assert incident.state.next_deadline == T0 + 13 * H, "then every 8h"
+    assert reminders(incident.advance(T0 + 13 * H)) == [("line_3", "owned_reminder")]
+    assert incident.state.events[-1].data == {"line": 3, "kind": "owned_reminder", "reminder": 2}
+    incident.act(action(type="add_note", agent="duty", text="waiting for the vendor"), T0 + 14 * H)
+    assert incident.state.next_deadline == T0 + 18 * H, "a note is news: the ladder starts over"
+    incident.act(action(type="resolve", agent="duty", resolution="tariff switched"), T0 + 15 * H)
+    assert incident.finished and incident.state.next_deadline is None
+
+
+def test_a_failed_refund_is_chased_at_line_two_until_it_is_retried_or_settled():
+    incident, _ = following(category="tariff_change", refund={"amount": "100.00", "currency": "RUB"})
+    incident.act(action(type="resolve", agent="ann", resolution="done"), T0 + M)
+    assert incident.state.status == "resolved" and incident.state.close_pending == "resolved"
+    incident.refund_failed("rejected: card_closed", T0 + 2 * M)
+    assert incident.state.next_deadline == T0 + 2 * M + 4 * H
+    effects = incident.advance(T0 + 2 * M + 4 * H)
+    assert reminders(effects) == [("line_2", "refund_reminder")]
+    message = next(e.message for e in effects if isinstance(e, Notify))
+    assert "card_closed" in message and "retry_refund" in message and "settle_refund" in message
+    assert incident.state.next_deadline == T0 + 2 * M + 4 * H + 24 * H
+    retry = incident.act(action(type="retry_refund", agent="boris"), T0 + 5 * H)
+    assert any(isinstance(e, PayRefund) for e in retry.effects)
+    # In flight: chased only if no outcome arrives by the payment's give-up time.
+    assert incident.state.next_deadline == T0 + 5 * H + 3 * 24 * H + 4 * H
+    incident.refund_failed("gave up: provider down", T0 + 6 * H)
+    incident.act(action(type="settle_refund", agent="boris", reference="bank transfer 77"), T0 + 7 * H)
+    assert incident.finished and incident.state.next_deadline is None
+
+
+def test_a_refund_awaiting_approval_is_chased_at_the_line_that_may_approve_it():
+    incident, effects = following(category="tariff_change", refund={"amount": "7000.00", "currency": "RUB"})
+    assert incident.state.clock.due_at(Clock.refund_reminder) == T0 + 4 * H
+    effects = incident.advance(T0 + 4 * H)
+    assert reminders(effects) == [("line_2", "refund_reminder")]
+    assert "approve_refund" in next(e.message for e in effects if isinstance(e, Notify))
+
+
+def test_a_failed_credit_is_a_task_that_holds_the_closing_until_it_is_settled_by_hand():
+    incident, _ = following()
+    incident.advance(T0 + H)
+    grant = incident.act(action(type="resolve", agent="ann", resolution="fixed"), T0 + 2 * H).effects
+    assert [e.idempotency_key for e in grant if isinstance(e, GrantCompensation)] == ["INC-TEST01:compensation"]
+    task = incident.compensation_failed("rejected: account_closed", T0 + 2 * H)
+    assert notified(task) == [("line_2", "compensation_task")]
+    assert any(isinstance(e, Notify) and "settle_compensation" in e.message for e in task)
+    assert incident.state.next_deadline == T0 + 2 * H + 4 * H, "reminded after 4h"
+    assert reminders(incident.advance(T0 + 6 * H)) == [("line_2", "compensation_reminder")]
+    assert incident.state.clock.due_at(Clock.compensation_reminder) == T0 + 6 * H + 24 * H, "then daily"
+    incident.advance(T0 + 26 * H)
+    incident.act(action(type="feedback", score=5), T0 + 27 * H)
+    assert incident.state.status == "resolved" and incident.state.close_pending, "the unpaid credit holds it open"
+    assert incident.state.next_deadline == T0 + 30 * H, "and it goes on being chased"
+    refused = incident.act(action(type="settle_refund", agent="boris", reference="x"), T0 + 28 * H)
+    assert not refused.accepted
+    settled = incident.act(
+        action(type="settle_compensation", agent="boris", reference="manual credit #12"), T0 + 29 * H
+    )
+    assert settled.accepted and notified(settled.effects) == [("customer", "compensation")]
+    assert incident.finished and incident.state.next_deadline is None
+    assert incident.state.compensation is not None and incident.state.compensation.reference == "manual credit #12"
+    event = next(e for e in incident.state.events if e.seq == settled.event_seq)
+    assert (event.type, event.by, event.data["reference"]) == ("compensation_settled", "boris", "manual credit #12")
+
+
+def test_settle_compensation_is_refused_unless_a_credit_failed():
+    incident, _ = following()
+    outcome = incident.act(action(type="settle_compensation", agent="boris", reference="r"), T0 + M)
+    assert not outcome.accepted and "none owed" in (outcome.reason or "")
+    incident.advance(T0 + H)
+    incident.act(action(type="resolve", agent="ann", resolution="fixed"), T0 + 2 * H)
+    outcome = incident.act(action(type="settle_compensation", agent="boris", reference="r"), T0 + 2 * H)
+    assert not outcome.accepted and "granting" in (outcome.reason or "")
+
+
+def reopened_after_an_on_time_fix(incident: Incident) -> datetime:
+    """Resolved within the hour, bad feedback a day later: reopened on line 2; returns when."""
+    incident.act(action(type="resolve", agent="ann", resolution="port reset"), T0 + 30 * M)
+    incident.advance(T0 + 30 * M + 24 * H)
+    reopened_at = T0 + 25 * H
+    incident.act(action(type="feedback", score=1, comment="still slow"), reopened_at)
+    assert incident.state.status == "open" and incident.state.compensation is None
+    return reopened_at
+
+
+def test_a_reopen_promises_a_new_fix_time_and_a_fix_within_it_is_not_compensated():
+    incident, _ = following()
+    reopened_at = reopened_after_an_on_time_fix(incident)
+    assert incident.state.expected_fix_by == reopened_at + 4 * H, "the SLA of line 2, where it reopens"
+    reopened = next(e for e in incident.state.events if e.type == "reopened")
+    assert reopened.data["expected_fix_by"] == (reopened_at + 4 * H).isoformat()
+    effects = incident.act(action(type="resolve", agent="boris", resolution="card replaced"), reopened_at + 3 * H)
+    assert not any(isinstance(e, GrantCompensation) for e in effects.effects)
+
+
+def test_a_reopened_fix_that_misses_its_new_time_is_compensated():
+    incident, _ = following()
+    reopened_at = reopened_after_an_on_time_fix(incident)
+    outcome = incident.act(action(type="resolve", agent="boris", resolution="card replaced"), reopened_at + 5 * H)
+    grants = [e for e in outcome.effects if isinstance(e, GrantCompensation)]
+    assert [g.idempotency_key for g in grants] == ["INC-TEST01:compensation"]
+
+
+def test_a_customer_credited_once_is_not_credited_again_unless_the_policy_says_so():
+    def late_twice(policy) -> list[GrantCompensation]:
+        incident, _ = Incident.open("INC-TEST01", open_request(), policy, T0, frozenset({FOLLOW_THROUGH}))
+        incident.advance(T0 + H)
+        first = incident.act(action(type="resolve", agent="ann", resolution="fixed"), T0 + 2 * H).effects
+        incident.compensation_paid("pay_c1", T0 + 2 * H)
+        incident.advance(T0 + 26 * H)
+        incident.act(action(type="feedback", score=1), T0 + 27 * H)
+        again = incident.act(action(type="resolve", agent="ann", resolution="fixed"), T0 + 40 * H).effects
+        return [e for e in first + again if isinstance(e, GrantCompensation)]
+
+    assert [g.idempotency_key for g in late_twice(default_policy())] == ["INC-TEST01:compensation"]
+    data = default_policy().model_dump(mode="json")
+    data["severities"]["critical"]["compensate_again_after_reopen"] = True
+    generous = late_twice(parse_policy(data))
+    assert [g.idempotency_key for g in generous] == ["INC-TEST01:compensation", "INC-TEST01:compensation:1"]
+
+
+def test_switched_on_mid_life_the_work_waiting_gets_its_clocks_and_a_reopen_its_fix_time():
+    incident, _ = opened(category="tariff_change")
+    to_last_line(incident, T0 + M)
+    incident.act(action(type="acknowledge", agent="duty"), T0 + H)
+    assert incident.state.next_deadline is None
+    incident.enable(FOLLOW_THROUGH, T0 + 2 * H)
+    assert incident.state.next_deadline == T0 + 6 * H
+
+    critical, _ = opened()
+    reopened_at = reopened_after_an_on_time_fix(critical)
+    critical.enable(FOLLOW_THROUGH, reopened_at + M)
+    assert critical.state.expected_fix_by == reopened_at + 4 * H
+
+
+def test_without_the_feature_the_machine_behaves_as_before():
+    """Incidents running before the change replay on this path: no new clocks, the old compensation rule."""
+    idle, _ = opened(category="tariff_change")
+    to_last_line(idle, T0 + M)
+    idle.act(action(type="acknowledge", agent="duty"), T0 + H)
+    assert idle.state.next_deadline is None and idle.advance(T0 + 30 * 24 * H) == []
+
+    credit, _ = opened()
+    credit.advance(T0 + H)
+    credit.act(action(type="resolve", agent="ann", resolution="fixed"), T0 + 2 * H)
+    credit.compensation_failed("rejected", T0 + 2 * H)
+    credit.advance(T0 + 26 * H)
+    credit.act(action(type="feedback", score=5), T0 + 27 * H)
+    assert credit.finished, "a failed credit did not hold the closing"
+
+    reopened, _ = opened()
+    reopened_at = reopened_after_an_on_time_fix(reopened)
+    assert reopened.state.expected_fix_by == T0 + H, "the first promise stays"
+    quick = reopened.act(action(type="resolve", agent="boris", resolution="card replaced"), reopened_at + M).effects
+    assert any(isinstance(e, GrantCompensation) for e in quick), "judged against the first promise"
+    assert not any(e.type == "line_notified" and "reminder" in e.data for e in reopened.state.events)

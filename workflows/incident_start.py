@@ -20,7 +20,9 @@ def opening_state(input: IncidentInput) -> IncidentState | None:
     """The incident exactly as it will open, when its opening time is known before the start."""
     if input.opened_at is None or input.carried is not None:
         return None
-    incident, _ = Incident.open(input.ticket_id, input.request, input.policy, input.opened_at, input.previous_ticket)
+    incident, _ = Incident.open(
+        input.ticket_id, input.request, input.policy, input.opened_at, previous_ticket=input.previous_ticket
+    )
     return incident.state
 
 

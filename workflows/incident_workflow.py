@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.errors import describe_validation_error
     from workflows.domain.incident import (
         ANNOUNCE_ACKNOWLEDGEMENT,
+        FOLLOW_THROUGH,
         RECONTACT_REOPENS,
         Effect,
         GrantCompensation,
@@ -110,7 +111,7 @@ class IncidentWorkflow:
             # Never later than the start: an opening time from the future would push every deadline out.
             opened_at = min(input.opened_at, workflow.now()) if input.opened_at else workflow.now()
             incident, effects = Incident.open(
-                input.ticket_id, input.request, input.policy, opened_at, input.previous_ticket
+                input.ticket_id, input.request, input.policy, opened_at, previous_ticket=input.previous_ticket
             )
             self._observed_seq = 0
         self._live: Incident | None = incident
@@ -152,6 +153,7 @@ class IncidentWorkflow:
     async def run(self, input: IncidentInput) -> IncidentState:
         while True:
             self._changed = False
+            self._follow_through_when_first_needed()
             self._fire_due_deadlines()
             self._carry_out(self._pending)
             self._publish()
@@ -243,6 +245,26 @@ class IncidentWorkflow:
         outcome = self._incident.act(action, now)  # type: ignore[arg-type]
         self._pending.extend(outcome.effects)
         return outcome
+
+    # --- switching on behaviour that running incidents must replay without ---
+
+    def _follow_through_when_first_needed(self) -> None:
+        """Switch FOLLOW_THROUGH on the first time its rules apply to the incident (they change nothing before).
+
+        The state alone decides when `patched` is asked, so every replay asks at the same point: a new
+        incident (or a new run after continue-as-new) gets True there and keeps it; an incident that
+        reached that point before the change replays it with False, which the SDK memoizes for the run,
+        so it carries on as it ran, with no new timer in its replay. Not asked at open: each `patched`
+        also upserts TemporalChangeVersion, and an incident's first task upserts nothing (the intake
+        set its attributes), nor do incidents that never need it (a quick fix on line 1).
+        """
+        incident = self._incident
+        if (
+            FOLLOW_THROUGH not in incident.features
+            and incident.follow_through_matters()
+            and workflow.patched(FOLLOW_THROUGH)
+        ):
+            self._pending.extend(incident.enable(FOLLOW_THROUGH, workflow.now()))
 
     # --- a long life: continue as new with the whole incident ---
 

@@ -35,9 +35,11 @@ from workflows.domain.models import (
     Reclassify,
     RefundState,
     RefundStatus,
+    ReminderState,
     Reopen,
     Resolve,
     RetryRefund,
+    SettleCompensation,
     SettleRefund,
     Severity,
     Status,
@@ -55,6 +57,19 @@ BAD_FEEDBACK = 2
 # Behaviour switched on by the workflow once its `workflow.patched` marker says this run may use it.
 ANNOUNCE_ACKNOWLEDGEMENT = "announce-acknowledgement"
 RECONTACT_REOPENS = "recontact-reopens"
+# Nothing that is not closed waits without a clock: reminder ladders chase owned-but-idle work on the
+# last line, refund tasks and failed credits (a failed credit is a task that holds the closing until
+# `settle_compensation`); a reopen promises a new fix time, and compensation judges the reopened fix by it.
+FOLLOW_THROUGH = "follow-through"
+
+ReminderLadder = Literal["owned", "refund", "compensation"]
+REMINDER_LADDERS: dict[Clock, ReminderLadder] = {
+    Clock.owned_reminder: "owned",
+    Clock.refund_reminder: "refund",
+    Clock.compensation_reminder: "compensation",
+}
+# Reminder subjects of money on its way to the customer: chased only once the payment's give-up time has passed.
+_IN_FLIGHT = ("refund:requested", "refund:approved", "compensation:granting")
 
 
 @dataclass(frozen=True)
@@ -126,7 +141,13 @@ class Incident:
 
     @classmethod
     def open(
-        cls, ticket_id: str, request: OpenIncident, policy: Policy, now: datetime, previous_ticket: str | None = None
+        cls,
+        ticket_id: str,
+        request: OpenIncident,
+        policy: Policy,
+        now: datetime,
+        features: frozenset[str] = frozenset(),
+        previous_ticket: str | None = None,
     ) -> tuple[Incident, list[Effect]]:
         verdict = triage(request.category, policy)
         rules = policy.for_severity(verdict.severity)
@@ -146,7 +167,7 @@ class Incident:
             opened_at=now,
             expected_fix_by=now + rules.line_timeouts[1],
         )
-        incident = cls(state, policy)
+        incident = cls(state, policy, features)
         data: dict[str, Any] = {
             "severity": verdict.severity.value,
             "category": request.category,
@@ -176,7 +197,7 @@ class Incident:
         )
         if request.refund is not None:
             incident._owe_refund(request.refund, added_by="opened", approver_line=1, now=now)
-        incident._refresh()
+        incident._refresh(now)
         return incident, incident._take_effects()
 
     # --- reading ---
@@ -198,6 +219,43 @@ class Incident:
 
     def next_deadline(self) -> Deadline | None:
         return self.state.clock.next()
+
+    def follow_through_matters(self) -> bool:
+        """Whether switching FOLLOW_THROUGH on would change what this incident does from here on.
+
+        Not while it is open below the last line with no money and no reopen: there the line's SLA
+        clock chases it and the first fix is judged as before. The workflow asks its `patched`
+        marker only once this holds, so an incident that was running before the change switches on
+        when the rules first apply to it, and replays the same way.
+        """
+        state = self.state
+        if state.status is Status.closed:
+            return False
+        return (
+            state.status is Status.resolved
+            or state.line >= LAST_LINE
+            or state.reopen_count > 0
+            or state.refund is not None
+            or state.compensation is not None
+        )
+
+    def enable(self, feature: str, now: datetime) -> list[Effect]:
+        """Switch `feature` on for the rest of the incident's life (the workflow's patch allows it).
+
+        For FOLLOW_THROUGH the incident then behaves as if it had been on all along where that still
+        matters: the reminders of the work waiting now start from `now`, and an incident reopened
+        while it was off gets the fix time its reopen would have promised.
+        """
+        if feature in self.features:
+            return []
+        self.features.add(feature)
+        state = self.state
+        if feature == FOLLOW_THROUGH and state.status is Status.open and state.reopen_count:
+            reopened = next((e for e in reversed(state.events) if e.type is EventType.reopened), None)
+            if reopened is not None:
+                self._renew_fix_time(reopened.at)
+        self._refresh(now)
+        return self._take_effects()
 
     def resume_effects(self) -> list[Effect]:
         """Money that was on its way when the previous run continued as new: ask again, same key."""
@@ -238,12 +296,13 @@ class Incident:
             "retry_refund": self._retry_refund,
             "settle_refund": self._settle_refund,
             "reclassify": self._reclassify,
+            "settle_compensation": self._settle_compensation,
         }
         try:
             event = handlers[action.type](action, now)
         except Rejected as rejection:
             return self.reject(action.type, _actor(action), str(rejection), now, rejection.code)
-        self._refresh()
+        self._refresh(now)
         return Outcome(accepted=True, event_seq=event.seq, effects=self._take_effects())
 
     def reject(self, action_type: str, by: str | None, reason: str, now: datetime, code: str = "invalid") -> Outcome:
@@ -262,6 +321,9 @@ class Incident:
             Clock.customer_update: self._customer_update,
             Clock.callback: self._callback_due,
             Clock.feedback: self._feedback_window_over,
+            Clock.owned_reminder: self._remind,
+            Clock.refund_reminder: self._remind,
+            Clock.compensation_reminder: self._remind,
         }
         # A handler may start a clock that is already due (a reclassified incident); bound the chain.
         for _ in range(20):
@@ -272,7 +334,7 @@ class Incident:
                 if self.state.clock.deadlines.get(deadline.clock) == deadline:
                     self.state.clock.stop(deadline.clock)
                     handlers[deadline.clock](deadline, now)
-        self._refresh()
+        self._refresh(now)
         return self._take_effects()
 
     def refund_paid(self, payment_id: str, now: datetime) -> list[Effect]:
@@ -285,7 +347,7 @@ class Incident:
             "refund_paid", f"Your refund of {_fmt_money(refund.money)} has been sent (ticket {self.t}).", now
         )
         self._close_if_pending(now)
-        self._refresh()
+        self._refresh(now)
         return self._take_effects()
 
     def refund_failed(self, reason: str, now: datetime) -> list[Effect]:
@@ -308,7 +370,7 @@ class Incident:
             "Retry it (retry_refund) or record how it was paid (settle_refund).",
             now,
         )
-        self._refresh()
+        self._refresh(now)
         return self._take_effects()
 
     def compensation_paid(self, payment_id: str, now: datetime) -> list[Effect]:
@@ -331,23 +393,29 @@ class Incident:
             now,
         )
         self._close_if_pending(now)
-        self._refresh()
+        self._refresh(now)
         return self._take_effects()
 
     def compensation_failed(self, reason: str, now: datetime) -> list[Effect]:
         compensation = self.state.compensation
         assert compensation is not None, "compensation result without a compensation"
         compensation.status = "failed"
+        compensation.failure = reason
         self._record(EventType.compensation_failed, now, reason=reason, idempotency_key=compensation.idempotency_key)
+        what_to_do = (
+            "Credit it by hand and record it (settle_compensation with a reference); the incident closes after that."
+            if FOLLOW_THROUGH in self.features
+            else "Credit it by hand."
+        )
         self._notify_line(
             2,
             "compensation_task",
             f"Compensation of {compensation.amount:.2f} {compensation.currency} for {self.t} could not be "
-            f"credited: {reason}. Credit it by hand.",
+            f"credited: {reason}. {what_to_do}",
             now,
         )
         self._close_if_pending(now)
-        self._refresh()
+        self._refresh(now)
         return self._take_effects()
 
     def notifications_failed(self, notification_seqs: list[int], reason: str, now: datetime) -> list[Effect]:
@@ -527,6 +595,33 @@ class Incident:
         self._close_if_pending(now)
         return event
 
+    def _settle_compensation(self, action: SettleCompensation, now: datetime) -> IncidentEvent:
+        self._require_not_closed("settle the compensation of")
+        compensation = self.state.compensation
+        if compensation is None or compensation.status != "failed":
+            status = compensation.status if compensation else "none owed"
+            raise Rejected(f"only a failed compensation can be settled by hand (compensation: {status})")
+        compensation.status = "settled"
+        compensation.reference = action.reference
+        money = Money(amount=compensation.amount, currency=compensation.currency)
+        event = self._record(
+            EventType.compensation_settled,
+            now,
+            by=action.agent,
+            reference=action.reference,
+            amount=f"{money.amount:.2f}",
+            currency=money.currency,
+            idempotency_key=compensation.idempotency_key,
+        )
+        self._notify_customer(
+            "compensation",
+            f"We are sorry it took longer than promised: {_fmt_money(money)} has been credited "
+            f"to your account (ticket {self.t}).",
+            now,
+        )
+        self._close_if_pending(now)
+        return event
+
     def _reclassify(self, action: Reclassify, now: datetime) -> IncidentEvent:
         self._require_status(Status.open, "reclassify")
         previous = self.state.severity
@@ -612,6 +707,15 @@ class Incident:
         self.state.awaiting = None
         self._close_when_money_settles("no feedback within the window", now)
 
+    def _remind(self, deadline: Deadline, now: datetime) -> None:
+        reminder = self.state.reminders.get(deadline.clock.value)
+        if reminder is None:
+            return
+        reminder.sent += 1
+        line, kind, message = self._reminder(deadline.clock, reminder)
+        self._notify_line(line, kind, message, now, reminder=reminder.sent)
+        self._start_reminder(deadline.clock, now)
+
     # --- shared transitions ---
 
     def _escalate(self, reason: str, now: datetime, by: str | None = None, comment: str | None = None) -> IncidentEvent:
@@ -653,12 +757,25 @@ class Incident:
         state.line_entered_at = now
         state.assignee = None
         state.clock.stop(Clock.callback, Clock.feedback)
-        event = self._record(EventType.reopened, now, by=by, reason=reason, line=state.line)
+        data: dict[str, Any] = {"reason": reason, "line": state.line}
+        message = f"We have reopened {self.t} and are working on it again."
+        if FOLLOW_THROUGH in self.features:
+            # A new promise: the reopened incident is judged (and compensated) by this fix time.
+            self._renew_fix_time(now)
+            data["expected_fix_by"] = state.expected_fix_by.isoformat()
+            if state.severity is Severity.critical:
+                message += f" We expect to fix it by {_fmt_time(state.expected_fix_by)}."
+        event = self._record(EventType.reopened, now, by=by, **data)
         self._start_line_clock(now)
         self._start_customer_updates(now)
         self._notify_line(state.line, "reopened", f"Incident {self.t} reopened: {reason}", now)
-        self._notify_customer("reopened", f"We have reopened {self.t} and are working on it again.", now)
+        self._notify_customer("reopened", message, now)
         return event
+
+    def _renew_fix_time(self, since: datetime) -> None:
+        # The line it reopens on promises by its own SLA; the last line has none, so line 2's stands in.
+        timeouts = self.rules.line_timeouts
+        self.state.expected_fix_by = since + timeouts.get(self.state.line, timeouts[REOPEN_LINE])
 
     def _close_when_money_settles(self, reason: str, now: datetime) -> None:
         self.state.close_pending = reason
@@ -672,6 +789,8 @@ class Incident:
             return
         if state.compensation is not None and state.compensation.status == "granting":
             return
+        if FOLLOW_THROUGH in self.features and state.compensation is not None and state.compensation.status == "failed":
+            return  # a credit that could not be paid is a task: it closes when settled by hand
         reason, state.close_pending = state.close_pending, None
         state.status = Status.closed
         state.closed_at = now
@@ -722,6 +841,9 @@ class Incident:
 
     def _grant_compensation_if_owed(self, now: datetime) -> None:
         state, money = self.state, self.rules.compensation
+        if FOLLOW_THROUGH in self.features:
+            self._grant_compensation_for_this_fix(now)
+            return
         if money is None or state.compensation is not None or state.resolved_at is None:
             return
         breached = "line_1" in state.sla_breaches or state.resolved_at > state.expected_fix_by
@@ -732,6 +854,134 @@ class Incident:
             amount=money.amount, currency=money.currency, status="granting", idempotency_key=key
         )
         self._effects.append(GrantCompensation(idempotency_key=key, money=money))
+
+    def _grant_compensation_for_this_fix(self, now: datetime) -> None:
+        """Judge the fix just recorded by the promise in force: the opening's, or the latest reopen's.
+
+        One credit per incident: a reopened incident that is late again is credited again only if
+        the policy says so (`compensate_again_after_reopen`), and only once the earlier credit has
+        reached the customer; a credit still unpaid stays the one task to settle.
+        """
+        state, money = self.state, self.rules.compensation
+        if money is None or state.resolved_at is None:
+            return
+        late = state.resolved_at > state.expected_fix_by
+        if state.reopen_count == 0:
+            late = late or "line_1" in state.sla_breaches
+        if not late:
+            return
+        earlier = state.compensation
+        if earlier is not None and not (
+            self.rules.compensate_again_after_reopen and earlier.status in ("granted", "settled")
+        ):
+            return
+        key = f"{self.t}:compensation" if earlier is None else f"{self.t}:compensation:{state.reopen_count}"
+        state.compensation = CompensationState(
+            amount=money.amount, currency=money.currency, status="granting", idempotency_key=key
+        )
+        self._effects.append(GrantCompensation(idempotency_key=key, money=money))
+
+    # --- reminders: work that waits on a person always has a clock ---
+
+    def _reminders_wanted(self) -> dict[Clock, str]:
+        """Which reminder ladders the incident needs now, each with what it is about."""
+        state, wanted = self.state, {}
+        if state.status is Status.closed:
+            return {}
+        if state.status is Status.open and state.line >= LAST_LINE and state.assignee is not None:
+            # Owned on the last line: nothing escalates it any more. A note is news and starts over.
+            wanted[Clock.owned_reminder] = f"owned:{state.assignee}:{state.notes}"
+        refund = state.refund
+        if refund is not None and refund.status not in SETTLED_REFUND:
+            wanted[Clock.refund_reminder] = f"refund:{refund.status.value}:{refund.attempts_started}"
+        compensation = state.compensation
+        if compensation is not None and compensation.status in ("granting", "failed"):
+            wanted[Clock.compensation_reminder] = f"compensation:{compensation.status}:{compensation.idempotency_key}"
+        return wanted
+
+    def _keep_reminders(self, now: datetime) -> None:
+        """Start, restart or stop each reminder ladder so that it matches the work waiting now."""
+        if FOLLOW_THROUGH not in self.features:
+            return
+        state, wanted = self.state, self._reminders_wanted()
+        for clock in REMINDER_LADDERS:
+            about = wanted.get(clock)
+            current = state.reminders.get(clock.value)
+            if about is None:
+                state.reminders.pop(clock.value, None)
+                state.clock.stop(clock)
+            elif current is None or current.about != about:
+                state.reminders[clock.value] = ReminderState(about=about, since=now)
+                self._start_reminder(clock, now)
+            elif not state.clock.running(clock):
+                self._start_reminder(clock, now)
+
+    def _start_reminder(self, clock: Clock, now: datetime) -> None:
+        reminder = self.state.reminders[clock.value]
+        ladder = REMINDER_LADDERS[clock]
+        wait = self.policy.reminders_for(self.state.severity).wait(ladder, reminder.sent)
+        label = f"{ladder} reminder {reminder.sent + 1} in {format_duration(wait)}"
+        if reminder.sent == 0 and reminder.about.startswith(_IN_FLIGHT):
+            # The payment is retried until its give-up time; only an outcome later than that is news.
+            wait += self.policy.refund_give_up_after
+            label = f"{ladder} payment outcome overdue after {format_duration(wait)}"
+        self.state.clock.start(clock, now, wait, label)
+
+    def _reminder(self, clock: Clock, reminder: ReminderState) -> tuple[int, str, str]:
+        """Whom to remind (the line that owns the work), the notification kind, and what to do."""
+        state, n, since = self.state, reminder.sent, _fmt_time(reminder.since)
+        refund, compensation = state.refund, state.compensation
+        if clock is Clock.owned_reminder:
+            return (
+                state.line,
+                "owned_reminder",
+                f"Reminder {n}: incident {self.t} ({state.severity.value}) is with {state.assignee} on line "
+                f"{state.line} with no news since {since}. Add a note on the progress (add_note), resolve it "
+                "(resolve), or let another agent take it over (acknowledge).",
+            )
+        if clock is Clock.refund_reminder and refund is not None:
+            money = _fmt_money(refund.money)
+            if refund.status is RefundStatus.awaiting_approval:
+                line = self.policy.approver_line(refund.amount)
+                return (
+                    line,
+                    "refund_reminder",
+                    f"Reminder {n}: the refund of {money} for {self.t} has awaited approval since "
+                    f"{_fmt_time(refund.owed_since)}. Approve it (approve_refund, line {line} or above) or "
+                    "record how it was paid (settle_refund).",
+                )
+            if refund.status is RefundStatus.failed:
+                return (
+                    2,
+                    "refund_reminder",
+                    f"Reminder {n}: the refund of {money} for {self.t} (owed since {_fmt_time(refund.owed_since)}) "
+                    f"failed: {refund.failure}. Retry it (retry_refund) or record how it was paid (settle_refund).",
+                )
+            return (
+                2,
+                "payment_overdue",
+                f"Reminder {n}: the refund of {money} for {self.t} was sent to the payment provider at {since} "
+                f"(round {refund.attempts_started}) and has no outcome past its give-up time. Check the worker "
+                f"and the provider for idempotency key {refund.idempotency_key}.",
+            )
+        if clock is Clock.compensation_reminder and compensation is not None:
+            money = f"{compensation.amount:.2f} {compensation.currency}"
+            if compensation.status == "failed":
+                return (
+                    2,
+                    "compensation_reminder",
+                    f"Reminder {n}: the goodwill credit of {money} for {self.t} could not be paid "
+                    f"({compensation.failure}). Credit it by hand and record it (settle_compensation with a "
+                    "reference); the incident closes after that.",
+                )
+            return (
+                2,
+                "payment_overdue",
+                f"Reminder {n}: the goodwill credit of {money} for {self.t} was sent to the payment provider at "
+                f"{since} and has no outcome past its give-up time. Check the worker and the provider for "
+                f"idempotency key {compensation.idempotency_key}.",
+            )
+        return state.line, "reminder", f"Reminder {n}: incident {self.t} is waiting on line {state.line}."
 
     def _breach(self, clock_name: str, deadline: Deadline, now: datetime) -> None:
         if clock_name not in self.state.sla_breaches:
@@ -784,8 +1034,8 @@ class Incident:
         event = self._record(EventType.customer_notified, now, kind=kind)
         self._effects.append(Notify("customer", kind, message, event.seq))
 
-    def _notify_line(self, line: int, kind: str, message: str, now: datetime) -> None:
-        event = self._record(EventType.line_notified, now, line=line, kind=kind)
+    def _notify_line(self, line: int, kind: str, message: str, now: datetime, **data: Any) -> None:
+        event = self._record(EventType.line_notified, now, line=line, kind=kind, **data)
         self._effects.append(Notify(line_recipient(line), kind, message, event.seq))
 
     def _require_status(self, status: Status, verb: str) -> None:
@@ -808,8 +1058,10 @@ class Incident:
             "idempotency_key": refund.idempotency_key,
         }
 
-    def _refresh(self) -> None:
-        """Keep the denormalised deadline fields of the state in step with the clock."""
+    def _refresh(self, now: datetime | None = None) -> None:
+        """Keep the reminders in step with the work waiting (given `now`), and the deadline fields with the clock."""
+        if now is not None:
+            self._keep_reminders(now)
         clock = self.state.clock
         self.state.sla_deadline = clock.due_at(Clock.line)
         self.state.acknowledge_deadline = clock.due_at(Clock.acknowledge)

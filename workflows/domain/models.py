@@ -187,6 +187,12 @@ class SettleRefund(Contract):
     reference: ShortText = Field(description="how the money reached the customer outside the provider")
 
 
+class SettleCompensation(Contract):
+    type: Literal["settle_compensation"] = "settle_compensation"
+    agent: AgentName
+    reference: ShortText = Field(description="how the goodwill credit reached the customer outside the provider")
+
+
 class Reclassify(Contract):
     type: Literal["reclassify"] = "reclassify"
     agent: AgentName
@@ -206,7 +212,8 @@ Action = Annotated[
     | ApproveRefund
     | RetryRefund
     | SettleRefund
-    | Reclassify,
+    | Reclassify
+    | SettleCompensation,
     Field(discriminator="type"),
 ]
 
@@ -237,6 +244,7 @@ class EventType(StrEnum):
     refund_settled = "refund_settled"
     compensation_granted = "compensation_granted"
     compensation_failed = "compensation_failed"
+    compensation_settled = "compensation_settled"
     notification_failed = "notification_failed"
     resolved = "resolved"
     callback_scheduled = "callback_scheduled"
@@ -287,9 +295,19 @@ class RefundState(BaseModel):
 class CompensationState(BaseModel):
     amount: Amount
     currency: str
-    status: Literal["granting", "granted", "failed"]
+    status: Literal["granting", "granted", "failed", "settled"]
     idempotency_key: str
     payment_id: str | None = None
+    failure: str | None = None
+    reference: str | None = Field(default=None, description="how it was credited by hand (settled)")
+
+
+class ReminderState(BaseModel):
+    """One reminder ladder in progress: what it is about and how many reminders went out."""
+
+    about: str = Field(description="the work it chases, e.g. refund:failed:1; when that changes, it starts over")
+    since: datetime
+    sent: int = 0
 
 
 class FeedbackRecord(BaseModel):
@@ -330,6 +348,9 @@ class IncidentState(BaseModel):
     close_pending: str | None = Field(default=None, description="why it will close once money has settled")
     refund: RefundState | None = None
     compensation: CompensationState | None = None
+    reminders: dict[str, ReminderState] = Field(
+        default_factory=dict, description="reminder ladders in progress, by clock (owned, refund, compensation)"
+    )
     feedback: FeedbackRecord | None = None
     notes: int = 0
     recontacts: int = 0
@@ -369,5 +390,6 @@ ACTION_MODELS: dict[str, type[Contract]] = {
         RetryRefund,
         SettleRefund,
         Reclassify,
+        SettleCompensation,
     )
 }

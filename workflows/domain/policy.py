@@ -12,12 +12,12 @@ from datetime import timedelta
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from workflows.domain.durations import Duration
+from workflows.domain.durations import Duration, parse_duration
 from workflows.domain.errors import describe_validation_error
 from workflows.domain.models import Amount, Category, Line, Money, Severity
 
@@ -32,6 +32,61 @@ class PolicyError(ValueError):
 PositiveDuration = Annotated[Duration, Field(description="e.g. 15m, 4h, 3d")]
 
 
+MAX_REMINDER_RUNGS = 10
+
+
+class Reminders(BaseModel):
+    """How often work that waits on a person is brought back to the line that owns it.
+
+    Each entry is a ladder: the wait before the first reminder, before the second, and so on; the
+    last rung repeats until the work moves. A change in the work (a note, a new owner, a refund that
+    fails again) starts its ladder from the bottom.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    owned: list[PositiveDuration] = Field(
+        description="an acknowledged incident on the last line with no news from its owner"
+    )
+    refund: list[PositiveDuration] = Field(
+        description="a refund awaiting approval or failed; a payment with no outcome past its give-up time"
+    )
+    compensation: list[PositiveDuration] = Field(description="a goodwill credit that could not be paid")
+
+    @field_validator("owned", "refund", "compensation")
+    @classmethod
+    def _a_ladder(cls, value: list[timedelta]) -> list[timedelta]:
+        if not value:
+            raise ValueError("give at least one interval, e.g. [1h, 4h]")
+        if len(value) > MAX_REMINDER_RUNGS:
+            raise ValueError(f"at most {MAX_REMINDER_RUNGS} intervals (the last one repeats), got {len(value)}")
+        for rung, interval in enumerate(value):
+            if interval <= timedelta(0):
+                raise ValueError(f"interval {rung + 1}: must be longer than 0s")
+        return value
+
+    def wait(self, ladder: Literal["owned", "refund", "compensation"], sent: int) -> timedelta:
+        """The wait before the next reminder of `ladder` when `sent` have gone out already."""
+        rungs: list[timedelta] = getattr(self, ladder)
+        return rungs[min(sent, len(rungs) - 1)]
+
+
+def _ladders(owned: str, refund: str, compensation: str) -> Reminders:
+    return Reminders(
+        owned=[parse_duration(d) for d in owned.split()],
+        refund=[parse_duration(d) for d in refund.split()],
+        compensation=[parse_duration(d) for d in compensation.split()],
+    )
+
+
+# For policy files written before reminders existed: critical work is chased hourly, convenience daily.
+DEFAULT_REMINDERS = {
+    Severity.critical: _ladders(owned="1h 2h", refund="1h 4h", compensation="4h 1d"),
+    Severity.routine: _ladders(owned="4h 8h", refund="4h 1d", compensation="1d"),
+    Severity.convenience: _ladders(owned="1d 3d", refund="1d", compensation="1d"),
+}
+
+
 class SeverityPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,6 +97,11 @@ class SeverityPolicy(BaseModel):
     callback_after: PositiveDuration | None = None
     feedback_window: PositiveDuration | None = None
     compensation: Money | None = None
+    compensate_again_after_reopen: bool = Field(
+        default=False,
+        description="credit the customer again when a reopened incident also misses its new fix time",
+    )
+    reminders: Reminders | None = Field(default=None, description="omitted: the defaults of the severity")
 
     @field_validator(
         "acknowledge_within", "renotify_every", "customer_updates_every", "callback_after", "feedback_window"
@@ -70,6 +130,8 @@ class SeverityPolicy(BaseModel):
     def _callback_needs_window(self) -> SeverityPolicy:
         if self.callback_after is not None and self.feedback_window is None:
             raise ValueError("callback_after needs feedback_window: how long to wait for the customer's answer")
+        if self.compensate_again_after_reopen and self.compensation is None:
+            raise ValueError("compensate_again_after_reopen needs compensation: the credit to grant again")
         return self
 
 
@@ -95,6 +157,13 @@ class Policy(BaseModel):
 
     def for_severity(self, severity: Severity) -> SeverityPolicy:
         return self.severities[severity]
+
+    def reminders_for(self, severity: Severity) -> Reminders:
+        return self.severities[severity].reminders or DEFAULT_REMINDERS[severity]
+
+    def approver_line(self, amount: Decimal) -> int:
+        """The lowest line above the first that may approve `amount` (the line a refund task belongs to)."""
+        return next((line for line in range(2, LAST_LINE + 1) if self.may_approve(line, amount)), LAST_LINE)
 
     def approval_limit(self, line: int) -> Decimal | None:
         """The largest refund `line` may approve; None means unlimited."""

@@ -2,11 +2,12 @@
 
 Every deadline the incident has (first response, how long a line may hold it,
 the last line's re-notification, the customer's status updates, the
-satisfaction callback and its answer window) lives here, so the workflow
-holds a single timer for the earliest of them. The arithmetic that turns
-"now + 4h" into a due time is in one method, `_after`, which is where business
-hours and team calendars will plug in; `pause`/`resume` stop the SLA clocks
-while the incident waits on the customer.
+satisfaction callback and its answer window, the reminders of work that waits
+on a person) lives here, so the workflow holds a single timer for the earliest
+of them. The arithmetic that turns "now + 4h" into a due time is in one
+method, `_after`, which is where business hours and team calendars will plug
+in; `pause`/`resume` stop the SLA clocks while the incident waits on the
+customer.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ class Clock(StrEnum):
     customer_update = "customer_update"
     callback = "callback"
     feedback = "feedback"
+    # Reminders for work that waits on a person (the policy's `reminders` ladders).
+    owned_reminder = "owned_reminder"
+    refund_reminder = "refund_reminder"
+    compensation_reminder = "compensation_reminder"
 
 
 # The clocks that measure the support team against its SLA; only these stop while the customer owes us.
