@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from workflows.domain.models import CustomerContact, Money
+from workflows.domain.actions import CustomerContact
+from workflows.domain.models import Money
 
 SEND_NOTIFICATIONS = "send_notifications"
 MAKE_PAYMENT = "make_payment"

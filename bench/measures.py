@@ -34,8 +34,9 @@ from starter.auth import write_dev_tokens
 from starter.connection import data_converter
 from starter.incidents import IncidentService
 from workflows import search_attributes as sa
+from workflows.domain.actions import Acknowledge, Feedback, Resolve
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
-from workflows.domain.models import Acknowledge, Feedback, IncidentState, OpenIncident, Resolve
+from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, default_policy, parse_policy
 from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options

@@ -23,6 +23,7 @@ worker answered in time).
 # No `from __future__ import annotations` here: the role dependencies are aliases local to create_app,
 # and FastAPI must see their annotations as objects, not as names to look up in the module.
 import asyncio
+import inspect
 import logging
 import os
 import sys
@@ -43,29 +44,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from starter.auth import Principal, Role, TokenStore
 from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
 from workers.telemetry import configure_tracing, instrument_fastapi
+from workflows.domain.actions import CATALOGUE, ActionModel
 from workflows.domain.errors import field_path
 from workflows.domain.inputs import TASK_QUEUE
-from workflows.domain.models import (
-    Acknowledge,
-    Action,
-    AddNote,
-    AddRefund,
-    ApproveRefund,
-    CustomerContact,
-    Escalate,
-    Feedback,
-    IncidentEvent,
-    IncidentState,
-    OpenIncident,
-    Reclassify,
-    Reopen,
-    Resolve,
-    RetryRefund,
-    SettleCompensation,
-    SettleRefund,
-    Severity,
-    Status,
-)
+from workflows.domain.models import IncidentEvent, IncidentState, OpenIncident, Severity, Status
 from workflows.domain.tickets import is_ticket_id
 
 log = logging.getLogger(__name__)
@@ -84,6 +66,26 @@ class ActionResponse(BaseModel):
     accepted: bool
     event_seq: int = Field(description="sequence number of the event the action produced")
     state: IncidentState
+
+
+def action_endpoint(
+    model: type[ActionModel], role: Any, act: Callable[[str, ActionModel], Awaitable[ActionResponse]]
+) -> Callable[..., Awaitable[ActionResponse]]:
+    """One action's route, from its catalogue entry: the body is the action's model, the caller its role."""
+
+    async def endpoint(ticket: str, body: ActionModel, caller: Principal) -> ActionResponse:
+        return await act(ticket, body)
+
+    # FastAPI reads the body model and the role dependency from the signature, so give it the real ones.
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("ticket", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=TicketPath),
+            inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=model),
+            inspect.Parameter("caller", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=role),
+        ],
+        return_annotation=ActionResponse,
+    )
+    return endpoint
 
 
 class Problem(BaseModel):
@@ -363,7 +365,7 @@ def create_app(
     async def get_history(ticket: TicketPath, _: Reader) -> list[IncidentEvent]:
         return await answered(service.history(known(ticket)), f"incident {ticket}")
 
-    async def act(ticket: str, action: Action) -> ActionResponse:
+    async def act(ticket: str, action: ActionModel) -> ActionResponse:
         result = await answered(
             service.act(known(ticket), action),
             f"incident {ticket}",
@@ -372,71 +374,17 @@ def create_app(
         state = result.state or await answered(service.state(ticket), f"incident {ticket}")
         return ActionResponse(accepted=result.accepted, event_seq=result.event_seq, state=state)
 
-    @app.post("/incidents/{ticket}/acknowledge", summary="An agent takes ownership", responses=_ACT)
-    async def acknowledge(ticket: TicketPath, body: Acknowledge, _: Agent) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post("/incidents/{ticket}/notes", summary="Add a note to the incident's history", responses=_ACT)
-    async def add_note(ticket: TicketPath, body: AddNote, _: Agent) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post("/incidents/{ticket}/escalate", summary="Hand the incident to the next line", responses=_ACT)
-    async def escalate(ticket: TicketPath, body: Escalate, _: Agent) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post("/incidents/{ticket}/resolve", summary="Record the fix; the customer is told", responses=_ACT)
-    async def resolve(ticket: TicketPath, body: Resolve, _: Agent) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post("/incidents/{ticket}/reopen", summary="Reopen a resolved incident on line 2", responses=_ACT)
-    async def reopen(ticket: TicketPath, body: Reopen, _: Agent) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post("/incidents/{ticket}/reclassify", summary="Change the severity (the SLA clocks follow)", responses=_ACT)
-    async def reclassify(ticket: TicketPath, body: Reclassify, _: Agent) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post(
-        "/incidents/{ticket}/feedback",
-        summary="The customer's satisfaction score (1-2 reopens); service or agent",
-        responses=_ACT,
-    )
-    async def feedback(ticket: TicketPath, body: Feedback, _: CustomerVoice) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post(
-        "/incidents/{ticket}/customer-contacts",
-        summary="The customer got in touch again about it; service or agent",
-        responses=_ACT,
-    )
-    async def customer_contact(ticket: TicketPath, body: CustomerContact, _: CustomerVoice) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post("/incidents/{ticket}/refund", summary="Line 2 adds a refund owed to the customer", responses=_ACT)
-    async def add_refund(ticket: TicketPath, body: AddRefund, _: Agent) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post("/incidents/{ticket}/refund/approve", summary="Approve a refund above the line-1 limit", responses=_ACT)
-    async def approve_refund(ticket: TicketPath, body: ApproveRefund, _: Agent) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post(
-        "/incidents/{ticket}/refund/retry", summary="Retry a failed refund (same idempotency key)", responses=_ACT
-    )
-    async def retry_refund(ticket: TicketPath, body: RetryRefund, _: Agent) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post("/incidents/{ticket}/refund/settle", summary="Record a refund paid outside the provider", responses=_ACT)
-    async def settle_refund(ticket: TicketPath, body: SettleRefund, _: Agent) -> ActionResponse:
-        return await act(ticket, body)
-
-    @app.post(
-        "/incidents/{ticket}/compensation/settle",
-        summary="Record a goodwill credit that failed as paid by hand (the incident may then close)",
-        responses=_ACT,
-    )
-    async def settle_compensation(ticket: TicketPath, body: SettleCompensation, _: Agent) -> ActionResponse:
-        return await act(ticket, body)
+    roles = {"agent": Agent, "customer_voice": CustomerVoice}
+    for model in CATALOGUE.values():
+        app.add_api_route(
+            f"/incidents/{{ticket}}/{model.meta.path}",
+            action_endpoint(model, roles[model.meta.role], act),
+            methods=["POST"],
+            summary=model.summary(),
+            responses=_ACT,
+            response_model=ActionResponse,
+            name=model.action_name(),
+        )
 
     instrument_fastapi(app, tracer_provider)
     return app

@@ -13,17 +13,19 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from enum import Enum
+from typing import Any, NoReturn, get_args
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from rich.console import Console
 
+from workflows.domain.actions import ACTION_ADAPTER, CATALOGUE, ActionModel
 from workflows.domain.errors import describe_validation_error
-from workflows.domain.models import Action, Channel, OpenIncident, Severity, Status
+from workflows.domain.models import Channel, Money, OpenIncident, Severity, Status
 
 EXIT_REFUSED = 1
 EXIT_INVALID = 2
-_ACTION = TypeAdapter(Action)
+_ACTION = ACTION_ADAPTER
 
 
 class CliError(Exception):
@@ -194,9 +196,72 @@ def _list(args: argparse.Namespace) -> int:
     return _run(work)
 
 
-def _act(build: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[[argparse.Namespace], int]:
+def _action_commands(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+    """One subcommand per catalogue action (workflows/domain/actions.py): its words, help and options."""
+    groups: dict[str, list[type[ActionModel]]] = {}
+    for model in CATALOGUE.values():
+        groups.setdefault(model.meta.cli[0], []).append(model)
+    steps: dict[str, Any] = {}
+    for model in CATALOGUE.values():
+        first, *rest = model.meta.cli
+        if not rest:
+            sub = command(first, _act(model), model.summary())
+        else:
+            if first not in steps:
+                words = ", ".join(m.meta.cli[1] for m in groups[first])
+                steps[first] = command(first, lambda a: 0, f"{first}: {words}").add_subparsers(
+                    dest="step", required=True
+                )
+            sub = steps[first].add_parser(rest[0], help=model.summary(), description=model.summary())
+            sub.set_defaults(handler=_act(model))
+        _ticket(sub)
+        for flags, options in _action_options(model):
+            sub.add_argument(*flags, **options)
+
+
+def _action_options(model: type[ActionModel]) -> list[tuple[list[str], dict[str, Any]]]:
+    """argparse options from the action's fields: --agent names the actor, money is --amount and --currency."""
+    found: list[tuple[list[str], dict[str, Any]]] = []
+    defaults = model.meta.cli_defaults
+    for name, field in model.model_fields.items():
+        if name == "type":
+            continue
+        required = field.is_required() and name not in defaults
+        kinds = get_args(field.annotation) or (field.annotation,)
+        if name in ("agent", "by"):
+            found.append((["--agent"], {"dest": name, "metavar": "NAME", "required": True, "help": "who does it"}))
+        elif Money in kinds:
+            found.append((["--amount"], {"required": required, "help": 'e.g. "1500.00"'}))
+            found.append((["--currency"], {"required": required, "help": "ISO currency, e.g. RUB"}))
+        else:
+            options: dict[str, Any] = {"dest": name, "required": required, "help": field.description or name}
+            if name in defaults:
+                options["default"] = defaults[name]
+            kind = kinds[0]
+            if isinstance(kind, type) and issubclass(kind, Enum):
+                options["choices"] = [member.value for member in kind]
+            elif kind is int:
+                options["type"] = int
+            found.append(([f"--{name.replace('_', '-')}"], options))
+    return found
+
+
+def _action_payload(model: type[ActionModel], args: argparse.Namespace) -> dict[str, Any]:
+    payload: dict[str, Any] = {"type": model.action_name()}
+    for name, field in model.model_fields.items():
+        if name == "type":
+            continue
+        if Money in (get_args(field.annotation) or (field.annotation,)):
+            if args.amount is not None or args.currency is not None:
+                payload[name] = {"amount": args.amount, "currency": args.currency}
+        elif getattr(args, name, None) is not None:
+            payload[name] = getattr(args, name)
+    return payload
+
+
+def _act(model: type[ActionModel]) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
-        action = _validated(lambda: _ACTION.validate_python(build(args)))
+        action = _validated(lambda: _ACTION.validate_python(_action_payload(model, args)))
 
         async def work(service: Any) -> None:
             result = await service.act(args.ticket, action)
@@ -355,79 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=_limit, default=50, help="at most this many (1-1000, default 50)")
     listing.add_argument("--json", action="store_true")
 
-    def agent_command(name: str, kind: str, help: str, **extra: str) -> None:
-        sub = command(name, _act(lambda a: {"type": kind, "agent": a.agent, **{k: getattr(a, k) for k in extra}}), help)
-        _ticket(sub)
-        sub.add_argument("--agent", required=True, help="who does it")
-        for option, text in extra.items():
-            sub.add_argument(f"--{option}", required=True, help=text)
-
-    agent_command("ack", "acknowledge", "take ownership of the incident")
-    agent_command("note", "add_note", "add a note", text="the note")
-    agent_command("escalate", "escalate", "hand the incident to the next line", reason="why")
-    agent_command("resolve", "resolve", "record the fix (the customer is told)", resolution="what was done")
-    agent_command(
-        "reclassify", "reclassify", "change the severity", severity="critical|routine|convenience", reason="why"
-    )
-
-    reopen = command(
-        "reopen",
-        _act(lambda a: {"type": "reopen", "by": a.agent, "reason": a.reason}),
-        "reopen a resolved incident on line 2",
-    )
-    _ticket(reopen)
-    reopen.add_argument("--agent", required=True)
-    reopen.add_argument("--reason", required=True)
-
-    feedback = command(
-        "feedback",
-        _act(lambda a: {"type": "feedback", "score": a.score, "comment": a.comment}),
-        "record the customer's score (1-2 reopens the incident)",
-    )
-    _ticket(feedback)
-    feedback.add_argument("--score", type=int, required=True)
-    feedback.add_argument("--comment")
-
-    contact = command(
-        "contact",
-        _act(lambda a: {"type": "customer_contact", "channel": a.channel, "text": a.text}),
-        "the customer got in touch again about this incident",
-    )
-    _ticket(contact)
-    contact.add_argument("--channel", default="phone")
-    contact.add_argument("--text", required=True)
-
-    refund = command("refund", lambda a: 0, "refunds: add, approve, retry, settle")
-    steps = refund.add_subparsers(dest="step", required=True)
-    add = steps.add_parser("add", help="line 2 adds a refund owed")
-    add.set_defaults(
-        handler=_act(
-            lambda a: {"type": "add_refund", "agent": a.agent, "refund": {"amount": a.amount, "currency": a.currency}}
-        )
-    )
-    add.add_argument("--amount", required=True)
-    add.add_argument("--currency", required=True)
-    approve = steps.add_parser("approve", help="approve a refund above the lower line's limit")
-    approve.set_defaults(handler=_act(lambda a: {"type": "approve_refund", "agent": a.agent, "line": a.line}))
-    approve.add_argument("--line", type=int, required=True, help="the approving agent's line")
-    retry = steps.add_parser("retry", help="retry a failed refund (same idempotency key)")
-    retry.set_defaults(handler=_act(lambda a: {"type": "retry_refund", "agent": a.agent}))
-    settle = steps.add_parser("settle", help="record a refund paid outside the provider")
-    settle.set_defaults(handler=_act(lambda a: {"type": "settle_refund", "agent": a.agent, "reference": a.reference}))
-    settle.add_argument("--reference", required=True)
-    for step in (add, approve, retry, settle):
-        _ticket(step)
-        step.add_argument("--agent", required=True)
-
-    compensation = command("compensation", lambda a: 0, "goodwill credits: settle")
-    credit_steps = compensation.add_subparsers(dest="step", required=True)
-    settle_credit = credit_steps.add_parser("settle", help="record a failed credit as paid by hand")
-    settle_credit.set_defaults(
-        handler=_act(lambda a: {"type": "settle_compensation", "agent": a.agent, "reference": a.reference})
-    )
-    _ticket(settle_credit)
-    settle_credit.add_argument("--agent", required=True)
-    settle_credit.add_argument("--reference", required=True, help="how the credit reached the customer")
+    _action_commands(commands, command)
 
     audit = command("audit", _audit, "list incident executions that vanished (ended unclosed or stalled)")
     audit.add_argument("rest", nargs=argparse.REMAINDER, help="--grace 5m | --schedule 15m | --json")

@@ -24,7 +24,8 @@ from rich.console import Console
 
 from starter.devconfig import load_dev_config
 from starter.incidents import IncidentService
-from workflows.domain.models import Acknowledge, Feedback, IncidentState, OpenIncident, Resolve
+from workflows.domain.actions import Acknowledge, Feedback, Resolve
+from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, parse_policy
 
 

@@ -20,25 +20,11 @@ import httpx
 from pydantic import TypeAdapter
 
 from starter.incidents import IncidentSummary, Outcome
-from workflows.domain.models import Action, IncidentEvent, IncidentState, OpenIncident, Severity, Status
+from workflows.domain.actions import ActionModel
+from workflows.domain.models import IncidentEvent, IncidentState, OpenIncident, Severity, Status
 from workflows.domain.tickets import is_ticket_id
 
 OUTCOME_HEADER = "Incident-Outcome"
-_ACTION_PATHS = {
-    "acknowledge": "acknowledge",
-    "add_note": "notes",
-    "escalate": "escalate",
-    "resolve": "resolve",
-    "reopen": "reopen",
-    "reclassify": "reclassify",
-    "feedback": "feedback",
-    "customer_contact": "customer-contacts",
-    "add_refund": "refund",
-    "approve_refund": "refund/approve",
-    "retry_refund": "refund/retry",
-    "settle_refund": "refund/settle",
-    "settle_compensation": "compensation/settle",
-}
 _EVENTS = TypeAdapter(list[IncidentEvent])
 _SUMMARIES = TypeAdapter(list[IncidentSummary])
 
@@ -155,10 +141,10 @@ class IncidentsHttpClient:
         params = {name: str(value) for name, value in filters.items() if value is not None}
         return _SUMMARIES.validate_json((await self._call("GET", "/incidents", params=params)).content)
 
-    async def act(self, ticket_id: str, action: Action) -> IncidentState:
+    async def act(self, ticket_id: str, action: ActionModel) -> IncidentState:
         """Apply an action; returns the incident's new state, or raises Rejected with its reason."""
         body = action.model_dump(mode="json", exclude={"type"})
-        response = await self._call("POST", f"{_incident(ticket_id)}/{_ACTION_PATHS[action.type]}", json=body)
+        response = await self._call("POST", f"{_incident(ticket_id)}/{action.meta.path}", json=body)
         return IncidentState.model_validate(response.json()["state"])
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.intake import request_key_of
 from workflows import search_attributes as sa
+from workflows.domain.actions import ActionModel
 from workflows.domain.inputs import (
     TASK_QUEUE,
     WORKFLOW_TYPE,
@@ -39,7 +40,7 @@ from workflows.domain.inputs import (
     IntakeResult,
     intake_workflow_id,
 )
-from workflows.domain.models import Action, ActionResult, IncidentEvent, IncidentState, OpenIncident, Severity, Status
+from workflows.domain.models import ActionResult, IncidentEvent, IncidentState, OpenIncident, Severity, Status
 from workflows.domain.policy import Policy, load_policy
 from workflows.domain.tickets import new_ticket_id, request_key, ticket_for_request
 from workflows.incident_start import start_options
@@ -265,7 +266,7 @@ class IncidentService:
 
     # --- acting ---
 
-    async def act(self, ticket_id: str, action: Action) -> ActionResult:
+    async def act(self, ticket_id: str, action: ActionModel) -> ActionResult:
         """Apply an agent's action and return the verdict; a rejection raises ActionRejected."""
         payload = action.model_dump(mode="json", exclude={"type"})
         handle = self.handle(ticket_id)

@@ -29,8 +29,8 @@ from tests.lifecycles import LIFECYCLES
 from tests.policies import fast_policy
 from tests.sandbox_servers import serve
 from workers.binaries import temporal_test_server
+from workflows.domain.actions import Feedback, Resolve
 from workflows.domain.inputs import intake_workflow_id
-from workflows.domain.models import Feedback, Resolve
 
 HERE = Path(__file__).parent / "histories"
 

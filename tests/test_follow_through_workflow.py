@@ -29,9 +29,10 @@ from tests.conftest import WEBHOOK_SECRET, RunningWorker, Sandboxes, running_wor
 from tests.helpers import HOUR, MINUTE, event_types, events_of, send, settled, start_incident, state_of, until
 from tests.test_api import served_api
 from workers.worker import workflow_runner
+from workflows.domain.actions import Resolve, SettleCompensation
 from workflows.domain.incident import FOLLOW_THROUGH
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
-from workflows.domain.models import IncidentState, Resolve, SettleCompensation
+from workflows.domain.models import IncidentState
 from workflows.domain.policy import default_policy
 from workflows.incident_workflow import IncidentWorkflow
 

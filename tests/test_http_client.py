@@ -24,15 +24,8 @@ from starter.incidents import IncidentService
 from tests.conftest import Sandboxes, running_worker
 from tests.policies import fast_policy
 from tests.test_api import Api, served_api
-from workflows.domain.models import (
-    Acknowledge,
-    AddNote,
-    CustomerContact,
-    Feedback,
-    OpenIncident,
-    Reopen,
-    Resolve,
-)
+from workflows.domain.actions import Acknowledge, AddNote, CustomerContact, Feedback, Reopen, Resolve
+from workflows.domain.models import OpenIncident
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from starter.incidents import ActionRejected, IncidentNotFound, IncidentService,
 from tests.conftest import RunningWorker, Sandboxes, running_worker
 from tests.helpers import open_request
 from tests.policies import fast_policy
+from workflows.domain.actions import Acknowledge, Resolve
 from workflows.domain.inputs import IntakeKey, IntakeRequest, IntakeResult, intake_workflow_id
-from workflows.domain.models import Acknowledge, OpenIncident, Resolve
+from workflows.domain.models import OpenIncident
 from workflows.domain.policy import parse_policy
 from workflows.domain.tickets import ticket_for_request
 

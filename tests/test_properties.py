@@ -8,16 +8,17 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from tests.helpers import open_request
+from workflows.domain.actions import ACTION_ADAPTER
 from workflows.domain.incident import Incident, PayRefund
-from workflows.domain.models import Action, IncidentState, OpenIncident, RefundStatus, Status
+from workflows.domain.models import IncidentState, OpenIncident, RefundStatus, Status
 from workflows.domain.policy import default_policy
 from workflows.domain.sla import Clock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-ACTION = TypeAdapter(Action)
+ACTION = ACTION_ADAPTER
 names = st.sampled_from(["ann", "boris", "duty", ""])
 texts = st.text(min_size=0, max_size=30)
 money = st.fixed_dictionaries(

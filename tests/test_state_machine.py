@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from tests.helpers import open_request
+from workflows.domain.actions import ACTION_ADAPTER
 from workflows.domain.incident import (
     ANNOUNCE_ACKNOWLEDGEMENT,
     FOLLOW_THROUGH,
@@ -17,14 +18,14 @@ from workflows.domain.incident import (
     Notify,
     PayRefund,
 )
-from workflows.domain.models import Action, Money, OpenIncident
+from workflows.domain.models import Money, OpenIncident
 from workflows.domain.policy import default_policy, parse_policy
 from workflows.domain.sla import Clock, SlaClock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
-ACTION = TypeAdapter(Action)
+ACTION = ACTION_ADAPTER
 
 
 def action(**data):

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentRequest,
     )
     from workflows import search_attributes
+    from workflows.domain.actions import CATALOGUE
     from workflows.domain.errors import describe_validation_error
     from workflows.domain.incident import (
         ANNOUNCE_ACKNOWLEDGEMENT,
@@ -46,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         PayRefund,
     )
     from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
-    from workflows.domain.models import ACTION_MODELS, MAX_NAME, ActionResult, IncidentState, Money
+    from workflows.domain.models import MAX_NAME, ActionResult, IncidentState, Money
     from workflows.domain.policy import shared
     from workflows.domain.sla import Deadline
     from workflows.metrics import IncidentMetrics
@@ -215,7 +216,7 @@ class IncidentWorkflow:
         now = workflow.now()
         self._changed = True
         action_type = _bounded_name(action_type)
-        model = ACTION_MODELS.get(action_type)
+        model = CATALOGUE.get(action_type)
         undecodable = undecodable_reason(payload.payload)
         if undecodable is not None:
             return self._incident.reject(action_type, None, f"payload could not be decoded: {undecodable}", now)
@@ -242,7 +243,7 @@ class IncidentWorkflow:
         if feature is not None and feature not in self._incident.features and workflow.patched(feature):
             # Incidents that took this action before the feature existed replay without it.
             self._incident.features.add(feature)
-        outcome = self._incident.act(action, now)  # type: ignore[arg-type]
+        outcome = self._incident.act(action, now)
         self._pending.extend(outcome.effects)
         return outcome
 

@@ -27,6 +27,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import DELIVER_CONTACT, INCIDENT_GONE, IS_RUNNING, REQUEST_KEY_OF, ContactDelivery
+    from workflows.domain.actions import CustomerContact
     from workflows.domain.incident import CLOSED, REOPEN_WINDOW_PASSED
     from workflows.domain.inputs import (
         INTAKE_WORKFLOW_TYPE,
@@ -37,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         IntakeRequest,
         IntakeResult,
     )
-    from workflows.domain.models import ActionResult, CustomerContact
+    from workflows.domain.models import ActionResult
     from workflows.domain.tickets import new_ticket_id, request_key, ticket_for_request
     from workflows.incident_start import opening_state, start_options
 

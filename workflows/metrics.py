@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 from temporalio.common import MetricMeter
 
-from workflows.domain.models import ACTION_MODELS, EventType, IncidentEvent, IncidentState
+from workflows.domain.actions import CATALOGUE
+from workflows.domain.models import EventType, IncidentEvent, IncidentState
 
 PREFIX = "incidents_"
 DESCRIPTIONS = {
@@ -145,4 +146,4 @@ def _open_since(state: IncidentState, resolved: IncidentEvent) -> datetime:
 
 def _action_label(action: object) -> str:
     # Action names come from any client's signal name: only the known ones become label values.
-    return action if isinstance(action, str) and action in ACTION_MODELS else "unknown"
+    return action if isinstance(action, str) and action in CATALOGUE else "unknown"

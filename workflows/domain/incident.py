@@ -14,33 +14,36 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from workflows.domain.durations import format_duration
-from workflows.domain.models import (
-    SETTLED_REFUND,
+from workflows.domain.actions import (
+    CATALOGUE,
     Acknowledge,
-    Action,
+    ActionModel,
     AddNote,
     AddRefund,
     ApproveRefund,
-    CompensationState,
     CustomerContact,
     Escalate,
-    EventType,
     Feedback,
-    FeedbackRecord,
-    IncidentEvent,
-    IncidentState,
-    Money,
-    OpenIncident,
     Reclassify,
-    RefundState,
-    RefundStatus,
-    ReminderState,
     Reopen,
     Resolve,
     RetryRefund,
     SettleCompensation,
     SettleRefund,
+)
+from workflows.domain.durations import format_duration
+from workflows.domain.models import (
+    SETTLED_REFUND,
+    CompensationState,
+    EventType,
+    FeedbackRecord,
+    IncidentEvent,
+    IncidentState,
+    Money,
+    OpenIncident,
+    RefundState,
+    RefundStatus,
+    ReminderState,
     Severity,
     Status,
 )
@@ -128,6 +131,26 @@ def _fmt_time(moment: datetime) -> str:
 
 def _fmt_money(money: Money) -> str:
     return f"{money.amount:.2f} {money.currency}"
+
+
+Handler = Callable[["Incident", Any, datetime], IncidentEvent]
+# Each action's handler, by action name: filled by @handles as the class body runs.
+_HANDLERS: dict[str, Handler] = {}
+
+
+def handles(model: type[ActionModel]) -> Callable[[Handler], Handler]:
+    """Mark a method as the handler of one catalogue action (workflows/domain/actions.py)."""
+
+    def register(method: Handler) -> Handler:
+        _HANDLERS[model.action_name()] = method
+        return method
+
+    return register
+
+
+def unhandled_actions() -> set[str]:
+    """Catalogue actions without a handler: none, or the state machine cannot take them (tests check)."""
+    return set(CATALOGUE) - set(_HANDLERS)
 
 
 class Incident:
@@ -282,24 +305,10 @@ class Incident:
 
     # --- inputs ---
 
-    def act(self, action: Action, now: datetime) -> Outcome:
-        handlers: dict[str, Callable[[Any, datetime], IncidentEvent]] = {
-            "acknowledge": self._acknowledge,
-            "add_note": self._add_note,
-            "escalate": self._escalate_manually,
-            "resolve": self._resolve,
-            "customer_contact": self._customer_contact,
-            "feedback": self._feedback,
-            "reopen": self._reopen_manually,
-            "add_refund": self._add_refund,
-            "approve_refund": self._approve_refund,
-            "retry_refund": self._retry_refund,
-            "settle_refund": self._settle_refund,
-            "reclassify": self._reclassify,
-            "settle_compensation": self._settle_compensation,
-        }
+    def act(self, action: ActionModel, now: datetime) -> Outcome:
+        handler = _HANDLERS[action.type]
         try:
-            event = handlers[action.type](action, now)
+            event = handler(self, action, now)
         except Rejected as rejection:
             return self.reject(action.type, _actor(action), str(rejection), now, rejection.code)
         self._refresh(now)
@@ -427,6 +436,7 @@ class Incident:
 
     # --- action handlers: each returns the event it recorded or raises Rejected ---
 
+    @handles(Acknowledge)
     def _acknowledge(self, action: Acknowledge, now: datetime) -> IncidentEvent:
         self._require_status(Status.open, "acknowledge")
         if self.state.assignee == action.agent:
@@ -450,17 +460,20 @@ class Incident:
             )
         return event
 
+    @handles(AddNote)
     def _add_note(self, action: AddNote, now: datetime) -> IncidentEvent:
         self._require_not_closed("add a note")
         self.state.notes += 1
         return self._record(EventType.note_added, now, by=action.agent, text=action.text)
 
+    @handles(Escalate)
     def _escalate_manually(self, action: Escalate, now: datetime) -> IncidentEvent:
         self._require_status(Status.open, "escalate")
         if self.state.line >= LAST_LINE:
             raise Rejected(f"already on line {LAST_LINE}, the last line")
         return self._escalate("manual", now, by=action.agent, comment=action.reason)
 
+    @handles(Resolve)
     def _resolve(self, action: Resolve, now: datetime) -> IncidentEvent:
         self._require_status(Status.open, "resolve")
         state = self.state
@@ -485,6 +498,7 @@ class Incident:
             self._close_when_money_settles("resolved", now)
         return event
 
+    @handles(CustomerContact)
     def _customer_contact(self, action: CustomerContact, now: datetime) -> IncidentEvent:
         state = self.state
         if state.status is Status.closed:
@@ -526,6 +540,7 @@ class Incident:
             self._reopen("the customer got in touch again after the resolution", now, by="customer", line=state.line)
         return event
 
+    @handles(Feedback)
     def _feedback(self, action: Feedback, now: datetime) -> IncidentEvent:
         if self.state.status is not Status.resolved:
             raise Rejected(f"feedback is accepted only after resolution; the incident is {self.state.status}")
@@ -543,10 +558,12 @@ class Incident:
             self._close_when_money_settles(f"customer feedback scored {action.score}", now)
         return event
 
+    @handles(Reopen)
     def _reopen_manually(self, action: Reopen, now: datetime) -> IncidentEvent:
         self._require_status(Status.resolved, "reopen")
         return self._reopen(action.reason, now, by=action.by)
 
+    @handles(AddRefund)
     def _add_refund(self, action: AddRefund, now: datetime) -> IncidentEvent:
         self._require_not_closed("add a refund to")
         if self.state.line < 2:
@@ -555,6 +572,7 @@ class Incident:
             raise Rejected(f"a refund of {_fmt_money(self.state.refund.money)} is already owed on this incident")
         return self._owe_refund(action.refund, added_by=action.agent, approver_line=self.state.line, now=now)
 
+    @handles(ApproveRefund)
     def _approve_refund(self, action: ApproveRefund, now: datetime) -> IncidentEvent:
         refund = self.state.refund
         if refund is None or refund.status is not RefundStatus.awaiting_approval:
@@ -572,6 +590,7 @@ class Incident:
         self._request_payment(refund, now)
         return event
 
+    @handles(RetryRefund)
     def _retry_refund(self, action: RetryRefund, now: datetime) -> IncidentEvent:
         refund = self.state.refund
         if refund is None or refund.status is not RefundStatus.failed:
@@ -579,6 +598,7 @@ class Incident:
             raise Rejected(f"only a failed refund can be retried (refund: {status})")
         return self._request_payment(refund, now, by=action.agent)
 
+    @handles(SettleRefund)
     def _settle_refund(self, action: SettleRefund, now: datetime) -> IncidentEvent:
         refund = self.state.refund
         if refund is None or refund.status not in (RefundStatus.failed, RefundStatus.awaiting_approval):
@@ -595,6 +615,7 @@ class Incident:
         self._close_if_pending(now)
         return event
 
+    @handles(SettleCompensation)
     def _settle_compensation(self, action: SettleCompensation, now: datetime) -> IncidentEvent:
         self._require_not_closed("settle the compensation of")
         compensation = self.state.compensation
@@ -622,6 +643,7 @@ class Incident:
         self._close_if_pending(now)
         return event
 
+    @handles(Reclassify)
     def _reclassify(self, action: Reclassify, now: datetime) -> IncidentEvent:
         self._require_status(Status.open, "reclassify")
         previous = self.state.severity
@@ -1073,7 +1095,7 @@ class Incident:
         return effects
 
 
-def _actor(action: Action) -> str | None:
+def _actor(action: ActionModel) -> str | None:
     for name in ("agent", "by"):
         value = getattr(action, name, None)
         if isinstance(value, str):

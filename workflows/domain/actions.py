@@ -1,0 +1,196 @@
+"""The action catalogue: every action an agent, the customer or a service can send an incident.
+
+Each action is one model here (its fields are the contract every client uses:
+HTTP, CLI, raw Temporal signals) with its metadata (`ActionMeta`: the HTTP path,
+the CLI words, who may send it; its docstring is its summary), plus one handler
+in the state machine (`@handles` in workflows/domain/incident.py). Everything
+else is derived from this catalogue: the workflow's dispatch (one dynamic signal
+handler and the `act` update take any action by its name), the API's routes, the
+CLI's subcommands and the HTTP client's paths. Adding an action is two edits:
+its model here, its handler there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import Field, StringConstraints, TypeAdapter
+
+from workflows.domain.models import (
+    MAX_SHORT_TEXT,
+    AgentName,
+    Channel,
+    ContactAddress,
+    Contract,
+    Line,
+    Money,
+    Severity,
+    ShortText,
+    Text,
+)
+
+# Who may send an action: agents only, or the customer's voice (a service relaying the customer, or an agent).
+Role = Literal["agent", "customer_voice"]
+
+
+@dataclass(frozen=True)
+class ActionMeta:
+    path: str  # POST /incidents/{ticket}/<path>
+    cli: tuple[str, ...]  # incidents <words...> TICKET
+    role: Role = "agent"
+    # Options the CLI fills in when they are not given (the model itself requires them).
+    cli_defaults: dict[str, str] = field(default_factory=dict)
+
+
+CATALOGUE: dict[str, type[ActionModel]] = {}
+
+
+class ActionModel(Contract):
+    """Base of every action; a subclass with `meta` joins the catalogue under its `type`."""
+
+    meta: ClassVar[ActionMeta]
+    type: str
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        name = cls.model_fields["type"].default
+        if name in CATALOGUE:
+            raise TypeError(f"two actions are called {name!r}")
+        CATALOGUE[name] = cls
+
+    @classmethod
+    def summary(cls) -> str:
+        return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+
+    @classmethod
+    def action_name(cls) -> str:
+        name: str = cls.model_fields["type"].default
+        return name
+
+
+class Acknowledge(ActionModel):
+    """An agent takes ownership (stops the first-response clock, not the resolution clock)"""
+
+    meta = ActionMeta(path="acknowledge", cli=("ack",))
+    type: Literal["acknowledge"] = "acknowledge"
+    agent: AgentName
+
+
+class AddNote(ActionModel):
+    """Add a note to the incident's history"""
+
+    meta = ActionMeta(path="notes", cli=("note",))
+    type: Literal["add_note"] = "add_note"
+    agent: AgentName
+    text: Text = Field(description="the note")
+
+
+class Escalate(ActionModel):
+    """Hand the incident to the next line"""
+
+    meta = ActionMeta(path="escalate", cli=("escalate",))
+    type: Literal["escalate"] = "escalate"
+    agent: AgentName
+    reason: ShortText = Field(description="why")
+
+
+class Resolve(ActionModel):
+    """Record the fix; the customer is told"""
+
+    meta = ActionMeta(path="resolve", cli=("resolve",))
+    type: Literal["resolve"] = "resolve"
+    agent: AgentName
+    resolution: Text = Field(description="what was done")
+
+
+class CustomerContact(ActionModel):
+    """The customer got in touch again about it (reopens it after a resolution); service or agent"""
+
+    meta = ActionMeta(
+        path="customer-contacts", cli=("contact",), role="customer_voice", cli_defaults={"channel": "phone"}
+    )
+    type: Literal["customer_contact"] = "customer_contact"
+    channel: Channel
+    text: Text = Field(description="what the customer said")
+    # What a joined open request carries besides its words: a new way to reach the customer, money owed.
+    contact: ContactAddress = Field(default=None, description="the customer's new e-mail or phone")
+    refund: Money | None = Field(default=None, description="money the customer asks back")
+
+
+class Feedback(ActionModel):
+    """The customer's satisfaction score (1-2 reopens the incident); service or agent"""
+
+    meta = ActionMeta(path="feedback", cli=("feedback",), role="customer_voice")
+    type: Literal["feedback"] = "feedback"
+    score: Annotated[int, Field(ge=1, le=5, strict=True, description="1 (bad) to 5 (good)")]
+    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_SHORT_TEXT)] | None = None
+
+
+class Reopen(ActionModel):
+    """Reopen a resolved incident on line 2"""
+
+    meta = ActionMeta(path="reopen", cli=("reopen",))
+    type: Literal["reopen"] = "reopen"
+    by: AgentName
+    reason: ShortText = Field(description="why")
+
+
+class AddRefund(ActionModel):
+    """Line 2 adds a refund owed to the customer"""
+
+    meta = ActionMeta(path="refund", cli=("refund", "add"))
+    type: Literal["add_refund"] = "add_refund"
+    agent: AgentName
+    refund: Money
+
+
+class ApproveRefund(ActionModel):
+    """Approve a refund above the lower line's limit"""
+
+    meta = ActionMeta(path="refund/approve", cli=("refund", "approve"))
+    type: Literal["approve_refund"] = "approve_refund"
+    agent: AgentName
+    line: Line = Field(description="the approving agent's line; the policy caps what each line may approve")
+
+
+class RetryRefund(ActionModel):
+    """Retry a failed refund (same idempotency key)"""
+
+    meta = ActionMeta(path="refund/retry", cli=("refund", "retry"))
+    type: Literal["retry_refund"] = "retry_refund"
+    agent: AgentName
+
+
+class SettleRefund(ActionModel):
+    """Record a refund paid outside the provider"""
+
+    meta = ActionMeta(path="refund/settle", cli=("refund", "settle"))
+    type: Literal["settle_refund"] = "settle_refund"
+    agent: AgentName
+    reference: ShortText = Field(description="how the money reached the customer outside the provider")
+
+
+class SettleCompensation(ActionModel):
+    """Record a goodwill credit paid by hand after the automatic one failed"""
+
+    meta = ActionMeta(path="compensation/settle", cli=("compensation", "settle"))
+    type: Literal["settle_compensation"] = "settle_compensation"
+    agent: AgentName
+    reference: ShortText = Field(description="how the goodwill credit reached the customer outside the provider")
+
+
+class Reclassify(ActionModel):
+    """Change the severity (the SLA clocks follow)"""
+
+    meta = ActionMeta(path="reclassify", cli=("reclassify",))
+    type: Literal["reclassify"] = "reclassify"
+    agent: AgentName
+    severity: Severity
+    reason: ShortText = Field(description="why")
+
+
+# Any action, told apart by its `type`: what the CLI and tests parse a plain dict with.
+_ANY_ACTION: Any = Annotated[Union[tuple(CATALOGUE.values())], Field(discriminator="type")]  # noqa: UP007
+ACTION_ADAPTER: TypeAdapter[ActionModel] = TypeAdapter(_ANY_ACTION)
