@@ -53,7 +53,8 @@ def test_open_show_act_and_history(stack: RunningStack):
     assert shown["ticket_id"] == ticket
     assert set(shown) == set(state) - {"outcome"}, "open --json prints the same state query as show --json"
     for args in (
-        ("ack", ticket, "--agent", "ann"),
+        ("ack", ticket, "--agent", "boris"),
+        ("assign", ticket, "--agent", "duty", "--assignee", "ann"),
         ("note", ticket, "--agent", "ann", "--text", "checking the port"),
         ("escalate", ticket, "--agent", "ann", "--reason", "needs the fibre team"),
         ("resolve", ticket, "--agent", "boris", "--resolution", "port replaced"),
@@ -62,7 +63,7 @@ def test_open_show_act_and_history(stack: RunningStack):
         assert result.returncode == 0 and "recorded" in result.stdout, result.stderr
     history = cli(stack, "history", ticket)
     assert history.returncode == 0
-    for words in ("opened", "acknowledged", "note_added", "line 1 -> 2 (manual)", "resolved"):
+    for words in ("opened", "assigned", "acknowledged", "note_added", "line 1 -> 2 (manual)", "resolved"):
         assert words in history.stdout
     events = json.loads(cli(stack, "history", ticket, "--json").stdout)
     assert [e["type"] for e in events][:1] == ["opened"]

@@ -49,6 +49,7 @@ money = st.fixed_dictionaries(
 # One strategy per action, valid and invalid arguments alike; the test below keeps it complete.
 PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "acknowledge": st.builds(lambda a: {"agent": a}, agents),
+    "assign": st.builds(lambda a, b: {"agent": a, "assignee": b}, agents, agents),
     "add_note": st.builds(lambda a, t: {"agent": a, "text": t}, agents, texts),
     "escalate": st.builds(lambda a, t: {"agent": a, "reason": t}, agents, texts),
     "resolve": st.builds(lambda a, t: {"agent": a, "resolution": t}, agents, texts),

@@ -78,6 +78,15 @@ class Acknowledge(ActionModel):
     agent: AgentName
 
 
+class Assign(ActionModel):
+    """Hand the incident to a named agent, who owns it from now on (as if they had acknowledged it)"""
+
+    meta = ActionMeta(path="assign", cli=("assign",))
+    type: Literal["assign"] = "assign"
+    agent: AgentName
+    assignee: AgentName = Field(description="the agent who takes it over")
+
+
 class AddNote(ActionModel):
     """Add a note to the incident's history"""
 

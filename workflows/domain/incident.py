@@ -21,6 +21,7 @@ from workflows.domain.actions import (
     AddNote,
     AddRefund,
     ApproveRefund,
+    Assign,
     CustomerContact,
     Escalate,
     Feedback,
@@ -441,16 +442,7 @@ class Incident:
         self._require_status(Status.open, "acknowledge")
         if self.state.assignee == action.agent:
             raise Rejected(f"already acknowledged by {action.agent}")
-        previous = self.state.assignee
-        self.state.assignee = action.agent
-        if self.state.acknowledged_at is None:
-            self.state.acknowledged_at = now
-        # Acknowledging stops the first-response clock, never the resolution clock.
-        self.state.clock.stop(Clock.acknowledge, Clock.renotify)
-        data: dict[str, Any] = {"line": self.state.line}
-        if previous:
-            data["took_over_from"] = previous
-        event = self._record(EventType.acknowledged, now, by=action.agent, **data)
+        event = self._record(EventType.acknowledged, now, by=action.agent, **self._take_ownership(action.agent, now))
         if ANNOUNCE_ACKNOWLEDGEMENT in self.features and self.rules.customer_updates_every is not None:
             # Seed 000: a critical customer hears at once that a person has their case, not only a ticket.
             self._notify_customer(
@@ -459,6 +451,29 @@ class Incident:
                 now,
             )
         return event
+
+    @handles(Assign)
+    def _assign(self, action: Assign, now: datetime) -> IncidentEvent:
+        self._require_status(Status.open, "assign")
+        if self.state.assignee == action.assignee:
+            raise Rejected(f"already with {action.assignee}")
+        data = self._take_ownership(action.assignee, now)
+        event = self._record(EventType.assigned, now, by=action.agent, assignee=action.assignee, **data)
+        message = f"Incident {self.t} is now with {action.assignee} ({action.agent} assigned it)."
+        self._notify_line(self.state.line, "assigned", message, now)
+        return event
+
+    def _take_ownership(self, owner: str, now: datetime) -> dict[str, Any]:
+        previous = self.state.assignee
+        self.state.assignee = owner
+        if self.state.acknowledged_at is None:
+            self.state.acknowledged_at = now
+        # Someone owning it stops the first-response clock, never the resolution clock.
+        self.state.clock.stop(Clock.acknowledge, Clock.renotify)
+        data: dict[str, Any] = {"line": self.state.line}
+        if previous:
+            data["took_over_from"] = previous
+        return data
 
     @handles(AddNote)
     def _add_note(self, action: AddNote, now: datetime) -> IncidentEvent:

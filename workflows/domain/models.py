@@ -125,6 +125,7 @@ class EventType(StrEnum):
     customer_notified = "customer_notified"
     line_notified = "line_notified"
     acknowledged = "acknowledged"
+    assigned = "assigned"
     note_added = "note_added"
     escalated = "escalated"
     sla_breached = "sla_breached"
