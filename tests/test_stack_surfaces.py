@@ -58,10 +58,7 @@ def test_no_process_of_the_stack_has_a_secret_on_its_command_line(stack: Running
     assert len(commands) >= 7, f"the supervisor and its six children at least: {commands}"
     assert any("start-dev" in c for c in commands.values()) and any("codec-server" in c for c in commands.values())
     leaks = [
-        (what, command[:120])
-        for what, value in known.items()
-        for command in commands.values()
-        if value in command
+        (what, command[:120]) for what, value in known.items() for command in commands.values() if value in command
     ]
     assert not leaks, f"secrets on a command line, for any user's `ps` to read: {leaks}"
 
