@@ -3,16 +3,33 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every package `make install` installs, pinned with the hashes of its files (see the README's Dependencies).
+LOCK := requirements.lock
+UV := uv==0.13.9
 
-.PHONY: install browser run test lint typecheck unit bench clean
+.PHONY: install lock browser run test lint typecheck unit bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Only what the lock names, each file checked against its hash; then the project itself, built by the
+# locked setuptools (no build isolation: that would fetch an unpinned one). `pip check` fails when
+# pyproject.toml asks for something the lock lacks: run `make lock`.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# Resolve pyproject.toml's ranges (runtime, dev extra and build backend) into $(LOCK) for every platform
+# and Python >= 3.11. Pins already in the lock are kept while they satisfy the ranges;
+# `make lock ARGS=--upgrade` moves everything to the newest, `ARGS="--upgrade-package rich"` one package.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet '$(UV)'
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(BIN)/uv pip compile pyproject.toml - --extra dev --universal --python-version 3.11 \
+			--generate-hashes --custom-compile-command "make lock" --quiet --output-file $(LOCK) $(ARGS)
 
 run: install
 	$(BIN)/incidents dev

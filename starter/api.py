@@ -13,11 +13,12 @@
 - **Reading** (`GET`, every role): the state, the domain event log, and a
   search over Temporal visibility (status, severity, line, customer, category).
 
-Every error body has a readable `detail`: 401 (no valid bearer token), 403
-(the token's role may not), 404 (`no incident INC-...`), 409 (the incident's
-reason), 413 (body too large), 422 (names the field, e.g. `description: String
-should have at least 1 character`), 503 (Temporal unreachable), 504 (no
-worker answered in time).
+Every error body has a readable `detail`: 400 (a body that cannot be read at
+all, e.g. not UTF-8), 401 (no valid bearer token), 403 (the token's role may
+not), 404 (`no incident INC-...`), 409 (the incident's reason), 413 (body too
+large), 422 (names the field, e.g. `description: String should have at least
+1 character`), 502 (Temporal refused the call), 503 (Temporal unreachable),
+504 (no worker answered in time). Each operation lists the ones it answers.
 """
 
 # No `from __future__ import annotations` here: the role dependencies are aliases local to create_app,
@@ -109,23 +110,40 @@ class Refusal(Problem):
 
 def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     known: dict[int, dict[str, Any]] = {
+        400: {"model": Problem, "description": "the body cannot be read at all (e.g. JSON that is not UTF-8)"},
         401: {"model": Problem, "description": "no valid bearer token"},
         403: {"model": Problem, "description": "the token's role may not do this"},
         404: {"model": Problem, "description": "no incident with this ticket number"},
         409: {"model": Refusal, "description": "the incident refused the action (the reason is in `detail`)"},
         413: {"model": Problem, "description": f"the body is larger than {MAX_BODY_BYTES} bytes"},
         422: {"model": InvalidInput, "description": "invalid input; `detail` names each field"},
-        503: {"model": Problem, "description": "Temporal is unreachable"},
+        502: {"model": Problem, "description": "Temporal refused the call (e.g. an unknown namespace, a permission)"},
+        503: {"model": Problem, "description": "Temporal is unreachable; try again shortly"},
         504: {"model": Problem, "description": "no worker answered in time"},
     }
     return {status: known[status] for status in statuses}
 
 
-_READ = _documented(401, 403, 422, 503, 504)
-_READ_ONE = _documented(401, 403, 404, 422, 503, 504)
-_ACT = _documented(401, 403, 404, 409, 413, 422, 503, 504)
+# Every status each kind of route answers besides its success (tests/test_api_statuses.py provokes them).
+# The body limit (413) guards every route, with or without a body; 400 and 403 only come with a body or
+# a role some token lacks; 502-504 wherever Temporal is called.
+_HEALTH = {
+    **_documented(413),
+    503: {"description": 'Temporal is unreachable: `{"ok": false, "temporal": "unreachable"}`'},
+}
+_READ = _documented(401, 413, 422, 502, 503, 504)
+_READ_ONE = _documented(401, 404, 413, 422, 502, 503, 504)
+_ACT = _documented(400, 401, 403, 404, 409, 413, 422, 502, 503, 504)
 _OPEN = {
-    **_documented(401, 403, 409, 413, 422, 503, 504),
+    **_documented(400, 401, 403, 409, 413, 422, 502, 503, 504),
+    409: {
+        "model": Refusal,
+        "description": "the customer's open incident in this category cannot take what this request carries",
+    },
+    503: {
+        "model": Problem,
+        "description": "Temporal is unreachable, or opening lost every race it retried: repeat the request",
+    },
     200: {
         "model": IncidentState,
         "description": "a repeated request id (`Incident-Outcome: existing`), or a recontact joined to the "
@@ -317,7 +335,7 @@ def create_app(
         detail = "could not open the incident just now; repeat the request (with the same request_id)"
         return JSONResponse({"detail": detail}, status_code=503)
 
-    @app.get("/healthz", summary="Is the API up, and can it reach Temporal? (no token needed)")
+    @app.get("/healthz", summary="Is the API up, and can it reach Temporal? (no token needed)", responses=_HEALTH)
     async def healthz() -> JSONResponse:
         if not await temporal_reachable():
             return JSONResponse({"ok": False, "temporal": "unreachable"}, status_code=503)

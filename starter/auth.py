@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from starter.private_files import write_private
 from workflows.domain.errors import describe_validation_error
 
 TOKENS_FILE_ENV = "INCIDENTS_API_TOKENS_FILE"
@@ -113,6 +114,5 @@ def write_dev_tokens(path: str | Path) -> dict[str, tuple[Role, str]]:
     """Fresh random tokens for local use: one per role. Returns name -> (role, plaintext token)."""
     issued = {f"dev-{role.value}": (role, f"{role.value}-{secrets.token_urlsafe(24)}") for role in Role}
     document = {name: {"role": role.value, "sha256": digest(token)} for name, (role, token) in issued.items()}
-    Path(path).write_text(yaml.safe_dump(document, sort_keys=True), encoding="utf-8")
-    os.chmod(path, 0o600)
+    write_private(path, yaml.safe_dump(document, sort_keys=True))
     return issued

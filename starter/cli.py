@@ -40,7 +40,11 @@ def _console() -> Console:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    print(f"incidents: {message}", file=sys.stderr)
+    from starter.render import visible
+
+    # The message may quote what someone typed (a ticket number, a reason): no control character of it
+    # reaches the terminal as one.
+    print(f"incidents: {visible(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 
@@ -269,7 +273,10 @@ def _act(model: type[ActionModel]) -> Callable[[argparse.Namespace], int]:
                 state = result.state or await service.state(args.ticket)
                 print(json.dumps({**result.model_dump(mode="json"), "state": state.model_dump(mode="json")}))
             else:
-                _console().print(f"{args.ticket}: {action.type.replace('_', ' ')} recorded (event {result.event_seq})")
+                from starter.render import visible
+
+                recorded = f"{args.ticket}: {action.type.replace('_', ' ')} recorded (event {result.event_seq})"
+                _console().print(visible(recorded), markup=False)
 
         return _run(work)
 

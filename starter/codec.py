@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from starter.private_files import write_private
 from workflows.domain.errors import describe_validation_error
 from workflows.payloads import mark_undecodable
 
@@ -166,8 +167,7 @@ def write_new_keys(path: str | Path, key_id: str | None = None) -> CodecKeys:
     """
     key_id = key_id or f"k-{secrets.token_hex(4)}"
     data = {"active": key_id, "keys": {key_id: base64.b64encode(secrets.token_bytes(32)).decode()}}
-    Path(path).write_text(yaml.safe_dump(data), encoding="utf-8")
-    os.chmod(path, 0o600)
+    write_private(path, yaml.safe_dump(data))
     return CodecKeys.model_validate(data)
 
 

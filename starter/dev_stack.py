@@ -141,11 +141,11 @@ class DevStack:
                         namespace=c.namespace,
                         log_level=t.log_level,
                         sqlite_pragmas=t.sqlite_pragmas.as_flags(),
-                        extra=[
-                            *["--ui-codec-endpoint", self._codec_endpoint_for_ui()],
-                            # The audit finds incidents whose workflow task keeps failing by the server's flag.
-                            *reported_problems_flags(),
-                        ],
+                        # No --ui-codec-endpoint: it would carry the SRE token on this command line (any
+                        # user's `ps`) and the UI hands it to every browser (GET /api/v1/settings). An SRE
+                        # sets the endpoint in their own browser's codec setting; the banner prints it.
+                        # The audit finds incidents whose workflow task keeps failing by the server's flag.
+                        extra=reported_problems_flags(),
                     ),
                     lambda: _grpc_ready(t.host, t.port),
                     f"Temporal {t.host}:{t.port}, web UI http://localhost:{t.ui_port} (log: {c.data_dir}/temporal.log)",
@@ -308,7 +308,9 @@ class DevStack:
             lines += [f"  {role:<8} {name:<12} {token}" for name, (role, token) in sorted(self.tokens.items())]
             if self.external_temporal is None:
                 endpoint = self._codec_endpoint_for_ui()
-                lines.append(f"  web UI codec endpoint (decrypts payloads for the SRE): {endpoint}")
+                lines.append(
+                    f"  codec endpoint, for the web UI's codec server setting in an SRE's own browser: {endpoint}"
+                )
         if self.keys_file is None:
             lines.append(
                 "Payloads are NOT encrypted: set INCIDENTS_CODEC_KEYS_FILE to the key file that every worker and "

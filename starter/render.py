@@ -1,16 +1,60 @@
 """Human output of the CLI: a ticket summary, a timeline, a table. `rich` decides on colour (only on
-a terminal, and never when NO_COLOR is set)."""
+a terminal, and never when NO_COLOR is set).
+
+What customers and agents wrote (descriptions, notes, resolutions, names, reasons) reaches the terminal
+only through `_shown`, at the entry of each function here: control characters become visible escapes
+(`\x1b`, `\r`), so no text can move the cursor, clear the screen or rewrite a line, and `[` is escaped
+for rich, so text like `[/bold]` is shown as written, never read as markup (or refused as bad markup).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from starter.incidents import IncidentSummary
-from workflows.domain.models import IncidentEvent, IncidentState
+if TYPE_CHECKING:
+    from starter.incidents import IncidentSummary
+    from workflows.domain.models import IncidentEvent, IncidentState
+
+M = TypeVar("M")
+
+# C0 and C1 controls but newline and tab, DEL, the line and paragraph separators, and the bidi
+# overrides and isolates (which reorder what follows them on screen).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """`text` with every control character written out as its escape (ESC as `\x1b`, CR as `\r`)."""
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value  # ours: a closed set of words
+    if isinstance(value, str):
+        return escape(visible(value))
+    if isinstance(value, BaseModel):
+        return value.model_copy(update={name: _escaped(getattr(value, name)) for name in type(value).model_fields})
+    if isinstance(value, Mapping):
+        return {_escaped(key): _escaped(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_escaped(item) for item in value)
+    return value
+
+
+def _shown(value: M) -> M:
+    """A copy of `value` (a model, or a sequence of them) whose every string is safe to print as rich markup."""
+    escaped: M = _escaped(value)
+    return escaped
+
 
 _SEVERITY_STYLE = {"critical": "bold red", "routine": "yellow", "convenience": "cyan"}
 _STATUS_STYLE = {"open": "bold", "resolved": "green", "closed": "dim"}
@@ -21,6 +65,7 @@ def _when(moment: datetime | None) -> str:
 
 
 def show(console: Console, state: IncidentState) -> None:
+    state = _shown(state)
     severity = state.severity.value
     console.print(
         f"[bold]{state.ticket_id}[/]  [{_SEVERITY_STYLE.get(severity, '')}]{severity}[/]  "
@@ -88,6 +133,7 @@ def _describe(event: IncidentEvent) -> str:
 
 
 def timeline(console: Console, events: Sequence[IncidentEvent], compacted: int = 0) -> None:
+    events = _shown(events)
     if compacted:
         console.print(f"[dim]({compacted} older events summarised)[/]")
     grid = Table.grid(padding=(0, 2))
@@ -107,6 +153,7 @@ def timeline(console: Console, events: Sequence[IncidentEvent], compacted: int =
 
 
 def table(console: Console, rows: Sequence[IncidentSummary]) -> None:
+    rows = _shown(rows)
     if not rows:
         console.print("no incidents match")
         return

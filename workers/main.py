@@ -27,7 +27,7 @@ async def run_worker(settings: WorkerSettings | None = None, stop: asyncio.Event
     settings = settings or WorkerSettings()
     _cache_bytecode()
     configure_tracing("incidents-worker")
-    client = await connect(runtime=metrics_runtime(settings.metrics_port))
+    client = await connect(runtime=metrics_runtime(settings.metrics_port, settings.metrics_host))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

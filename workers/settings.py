@@ -18,6 +18,9 @@ class WorkerSettings(BaseSettings):
     webhook_secret: SecretStr = Field(default=SecretStr(DEV_WEBHOOK_SECRET), alias="WEBHOOK_SECRET")
     task_queue: str = Field(default=TASK_QUEUE, alias="INCIDENTS_TASK_QUEUE")
     metrics_port: int | None = Field(default=None, alias="INCIDENTS_METRICS_PORT")
+    # Loopback only unless told: the metrics name task queues and counts, and a Prometheus on another
+    # host should be given an address deliberately (e.g. 0.0.0.0 or the host's own).
+    metrics_host: str = Field(default="127.0.0.1", min_length=1, alias="INCIDENTS_METRICS_HOST")
     http_timeout_seconds: float = Field(default=10.0, alias="INCIDENTS_HTTP_TIMEOUT")
     # Outbound connections per worker (webhooks and payments). httpcore checks every pooled
     # connection on every request, so a larger pool costs CPU on each call: in a burst of 1,000

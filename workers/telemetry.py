@@ -72,9 +72,13 @@ def instrument_http_client(client: httpx.AsyncClient, tracer_provider: Any = Non
     return client
 
 
-def metrics_runtime(port: int | None, host: str = "0.0.0.0") -> Runtime | None:
-    """A Temporal runtime serving the SDK's and the workflows' metrics on http://host:port/metrics."""
+def metrics_runtime(port: int | None, host: str = "127.0.0.1") -> Runtime | None:
+    """A Temporal runtime serving the SDK's and the workflows' metrics on http://host:port/metrics.
+
+    `host` is the address the endpoint binds (INCIDENTS_METRICS_HOST for the worker): loopback by default.
+    """
     if port is None:
         return None
-    prometheus = PrometheusConfig(bind_address=f"{host}:{port}", histogram_bucket_overrides=HISTOGRAM_BUCKETS)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address goes in brackets
+    prometheus = PrometheusConfig(bind_address=address, histogram_bucket_overrides=HISTOGRAM_BUCKETS)
     return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
