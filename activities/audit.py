@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 from temporalio.client import Client
 
-from activities.contracts import AUDIT_INCIDENTS, AuditReport, Notification
+from activities.audit_findings import find_vanished, render
 from activities.notifications import NotificationActivities
-from starter.audit import find_vanished, render
+from workflows.contracts import AUDIT_INCIDENTS, AuditReport, Notification
 
 
 class AuditActivities:

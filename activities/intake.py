@@ -7,7 +7,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.contracts import DELIVER_CONTACT, INCIDENT_GONE, IS_RUNNING, REQUEST_KEY_OF, ContactDelivery
+from workflows.contracts import DELIVER_CONTACT, INCIDENT_GONE, IS_RUNNING, REQUEST_KEY_OF, ContactDelivery
 from workflows.domain.models import ActionResult, IncidentState
 from workflows.domain.tickets import REQUEST_KEY_MEMO, request_key
 

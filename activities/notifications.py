@@ -7,14 +7,14 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import (
+from activities.signing import sign
+from workflows.contracts import (
     NOTIFICATION_REJECTED,
     SEND_NOTIFICATIONS,
     DeliveryReport,
     Notification,
     NotificationBatch,
 )
-from activities.signing import sign
 
 
 class NotificationActivities:

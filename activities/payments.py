@@ -12,7 +12,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import MAKE_PAYMENT, PAYMENT_REJECTED, PaymentReceipt, PaymentRequest
+from workflows.contracts import MAKE_PAYMENT, PAYMENT_REJECTED, PaymentReceipt, PaymentRequest
 
 # Statuses that mean "the provider understood and said no"; anything else unexpected is retried.
 BUSINESS_REJECTIONS = frozenset({402, 422})

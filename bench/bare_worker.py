@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bench.bare import TASK_QUEUE, BareShape, BareTimer, BareWaiter, noop
-from starter.exiting import exit_process
+from infra.exiting import exit_process
 
 
 async def main() -> None:

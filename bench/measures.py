@@ -30,8 +30,8 @@ from bench.stack import (
     until,
     wait_polling,
 )
+from infra.connection import data_converter
 from starter.auth import write_dev_tokens
-from starter.connection import data_converter
 from starter.incidents import IncidentService
 from workflows import search_attributes as sa
 from workflows.domain.actions import Acknowledge, Feedback, Resolve

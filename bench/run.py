@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.measures import FULL, QUICK, Bench, progress
-from starter.exiting import exit_process
-from workers.binaries import temporal_cli
+from infra.binaries import temporal_cli
+from infra.exiting import exit_process
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from starter.processes import spawn as spawn_tied
-from workers.binaries import dev_server_argv
+from infra.binaries import dev_server_argv
+from infra.processes import spawn as spawn_tied
+from workflows.search_attributes import dev_server_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_MARKER = "INCIDENTS_BENCH_RUN"
@@ -118,7 +119,7 @@ async def start_dev_server(
             str(processes.folder / f"{name}.sqlite"),
             port,
             sqlite_pragmas=pragmas,
-            extra=["--http-port", str(free_port()), "--metrics-port", str(free_port())],
+            extra=[*dev_server_flags(), "--http-port", str(free_port()), "--metrics-port", str(free_port())],
         ),
     )
     address = f"127.0.0.1:{port}"

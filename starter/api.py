@@ -42,11 +42,11 @@ from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedEr
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from infra.errors import field_path
+from infra.telemetry import configure_tracing, instrument_fastapi
 from starter.auth import Principal, Role, TokenStore
 from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
-from workers.telemetry import configure_tracing, instrument_fastapi
 from workflows.domain.actions import CATALOGUE, ActionModel
-from workflows.domain.errors import field_path
 from workflows.domain.inputs import TASK_QUEUE
 from workflows.domain.models import IncidentEvent, IncidentState, OpenIncident, Severity, Status
 from workflows.domain.tickets import is_ticket_id
@@ -418,8 +418,8 @@ class TemporalUnreachable(RuntimeError):
 
 async def build_from_env() -> FastAPI:
     """The API as `incidents api` serves it: tokens, policy, task queue and Temporal all from the environment."""
+    from infra.connection import connect, connect_config
     from starter.auth import load_tokens_from_env
-    from starter.connection import connect, connect_config
     from workflows.domain.policy import load_policy
 
     # Configuration mistakes first, each naming its file and entry, before anything connects.

@@ -25,8 +25,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from starter.private_files import write_private
-from workflows.domain.errors import describe_validation_error
+from infra.errors import describe_validation_error
+from infra.private_files import write_private
 
 TOKENS_FILE_ENV = "INCIDENTS_API_TOKENS_FILE"
 

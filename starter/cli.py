@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from enum import Enum
@@ -19,8 +18,8 @@ from typing import Any, NoReturn, get_args
 from pydantic import ValidationError
 from rich.console import Console
 
+from infra.errors import describe_validation_error
 from workflows.domain.actions import ACTION_ADAPTER, CATALOGUE, ActionModel
-from workflows.domain.errors import describe_validation_error
 from workflows.domain.models import Channel, Money, OpenIncident, Severity, Status
 
 EXIT_REFUSED = 1
@@ -53,7 +52,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def _use_dev_stack_defaults() -> None:
     """In a checkout, find the `make run` stack through temporal-dev.yml unless told otherwise."""
-    from starter.connection import temporal_configured
+    from infra.connection import temporal_configured
     from starter.devconfig import DevConfigError, find_config_file, load_dev_config
 
     path = find_config_file()
@@ -71,14 +70,8 @@ def _use_dev_stack_defaults() -> None:
         os.environ["INCIDENTS_CODEC_KEYS_FILE"] = str(config.codec_keys_file)
 
 
-def connection_reason(error: Exception) -> str:
-    """The OS's words ("Connection refused") rather than the transport's whole error chain."""
-    found = re.search(r'message: "([^"]+)"', str(error))
-    return found.group(1) if found else str(error)
-
-
 async def _service(policy: Any = None) -> Any:
-    from starter.connection import connect, connect_config
+    from infra.connection import connect, connect_config, connection_reason
     from starter.incidents import IncidentService
     from workflows.domain.policy import PolicyError, load_policy
 
@@ -441,8 +434,8 @@ _PROCESSES = frozenset({"dev", "worker", "api", "codec-server", "sandbox"})
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from starter.exiting import exit_process
-    from workers.logging_setup import configure_logging
+    from infra.exiting import exit_process
+    from infra.logging_setup import configure_logging
 
     args = build_parser().parse_args(argv)
     configure_logging(level=None if args.command in _PROCESSES else "WARNING")

@@ -23,8 +23,8 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
+from infra.codec import KEYS_FILE_ENV, payload_codec_from_env
 from starter.auth import Role, TokenStore, load_tokens_from_env
-from starter.codec import KEYS_FILE_ENV, payload_codec_from_env
 
 Auth = Annotated[str | None, Header()]
 

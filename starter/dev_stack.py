@@ -7,7 +7,7 @@ the HTTP API, each a child process in its own process group. Prints where
 everything listens and this run's API tokens. Ctrl-C (or SIGTERM) stops them
 in reverse order: SIGTERM, then SIGKILL for any that linger. No orphans, even
 when this process is killed outright: each child gets SIGTERM from the kernel
-then (starter/processes.py).
+then (infra/processes.py).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 
+from infra.processes import spawn
 from starter.devconfig import DevConfig, DevConfigError, find_config_file, load_dev_config
-from starter.processes import spawn
 
 STOP_GRACE_SECONDS = 10.0
 READY_SECONDS = 60.0
@@ -110,8 +110,8 @@ class DevStack:
         return env
 
     def prepare(self, env: dict[str, str]) -> None:
+        from infra.codec import write_new_keys
         from starter.auth import TOKENS_FILE_ENV, write_dev_tokens
-        from starter.codec import write_new_keys
 
         self.config.data_path.mkdir(parents=True, exist_ok=True)
         if self.keys_file == self.config.codec_keys_file and not self.keys_file.exists():
@@ -127,8 +127,8 @@ class DevStack:
         children: list[Child] = []
         if self.external_temporal is None:
             t = c.temporal
-            from workers.binaries import dev_server_argv
-            from workflows.search_attributes import reported_problems_flags
+            from infra.binaries import dev_server_argv
+            from workflows.search_attributes import dev_server_flags, reported_problems_flags
 
             children.append(
                 Child(
@@ -145,7 +145,7 @@ class DevStack:
                         # user's `ps`) and the UI hands it to every browser (GET /api/v1/settings). An SRE
                         # sets the endpoint in their own browser's codec setting; the banner prints it.
                         # The audit finds incidents whose workflow task keeps failing by the server's flag.
-                        extra=reported_problems_flags(),
+                        extra=[*dev_server_flags(), *reported_problems_flags()],
                     ),
                     lambda: _grpc_ready(t.host, t.port),
                     f"Temporal {t.host}:{t.port}, web UI http://localhost:{t.ui_port} (log: {c.data_dir}/temporal.log)",
@@ -359,13 +359,13 @@ async def _ensure_search_attributes(address: str) -> None:
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
     from temporalio.service import RPCError
 
-    from starter.connection import connect
+    from infra.connection import connect
     from workflows.search_attributes import ALL_KEYS
 
     try:
         client = await connect()
     except RuntimeError as error:
-        from starter.cli import connection_reason
+        from infra.connection import connection_reason
 
         raise StackError(f"cannot reach the configured Temporal at {address} ({connection_reason(error)})") from None
     namespace = client.namespace
@@ -404,7 +404,7 @@ async def _ensure_search_attributes(address: str) -> None:
 
 
 def run_dev_stack(config_path: str | None = None) -> int:
-    from starter.connection import connect_config, temporal_configured
+    from infra.connection import connect_config, temporal_configured
 
     try:
         config = load_dev_config(Path(config_path) if config_path else find_config_file())

@@ -9,7 +9,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from workflows.domain.errors import describe_validation_error
+from infra.errors import describe_validation_error
 
 CONFIG_ENV = "INCIDENTS_DEV_CONFIG"
 FILE_NAME = "temporal-dev.yml"

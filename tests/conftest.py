@@ -16,12 +16,12 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from infra.binaries import temporal_cli, temporal_test_server
+from infra.connection import data_converter
 from sandboxes import notifications as notification_sink
 from sandboxes import payments as payment_provider
 from sandboxes.faults import Faults
-from starter.connection import data_converter
 from tests.sandbox_servers import serve
-from workers.binaries import temporal_cli, temporal_test_server
 from workers.settings import WorkerSettings
 from workers.worker import build_worker
 from workflows import search_attributes

@@ -18,10 +18,11 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSyste
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from starter.connection import data_converter
-from starter.processes import spawn
+from infra.binaries import dev_server_argv
+from infra.connection import data_converter
+from infra.processes import spawn
 from tests.sandbox_servers import free_port
-from workers.binaries import dev_server_argv
+from workflows.search_attributes import dev_server_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +56,9 @@ class DevServerProcess:
         log = open(self.db.with_suffix(".log"), "ab")  # noqa: SIM115 - the child owns it
         self.process = spawn(
             dev_server_argv(
-                str(self.db), self.port, extra=["--http-port", str(free_port()), "--metrics-port", str(free_port())]
+                str(self.db),
+                self.port,
+                extra=[*dev_server_flags(), *("--http-port", str(free_port()), "--metrics-port", str(free_port()))],
             ),
             stdout=log,
             stderr=log,

@@ -17,18 +17,18 @@ import httpx
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from infra.binaries import temporal_test_server
+from infra.connection import data_converter
+from infra.exiting import exit_process
 from sandboxes import notifications as notification_sink
 from sandboxes import payments as payment_provider
 from sandboxes.faults import Faults
-from starter.connection import data_converter
-from starter.exiting import exit_process
 from starter.incidents import IncidentService
 from tests.conftest import WEBHOOK_SECRET, RunningWorker, Sandboxes, register_search_attributes, running_worker
 from tests.helpers import open_request
 from tests.lifecycles import LIFECYCLES
 from tests.policies import fast_policy
 from tests.sandbox_servers import serve
-from workers.binaries import temporal_test_server
 from workflows.domain.actions import Feedback, Resolve
 from workflows.domain.inputs import intake_workflow_id
 

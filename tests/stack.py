@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from starter.processes import spawn
+from infra.processes import spawn
 from tests.sandbox_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

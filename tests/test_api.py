@@ -18,15 +18,15 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from infra.binaries import temporal_cli
+from infra.connection import data_converter
 from starter.api import create_app
 from starter.auth import TOKENS_FILE_ENV, Role, TokenConfigError, load_tokens, load_tokens_from_env, write_dev_tokens
-from starter.connection import data_converter
 from starter.incidents import IncidentService
 from tests.conftest import Sandboxes, running_worker
 from tests.policies import fast_policy
 from tests.sandbox_servers import free_port, serve
 from tests.stack import stack_env, write_config
-from workers.binaries import temporal_cli
 from workflows import search_attributes
 from workflows.domain.inputs import intake_workflow_id
 from workflows.domain.tickets import ticket_for_request

@@ -27,9 +27,9 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from activities.contracts import SEND_NOTIFICATIONS
-from starter.audit import Finding, Kind, find_vanished, install_schedule, render
-from starter.connection import data_converter
+from activities.audit_findings import Finding, Kind, find_vanished, render
+from infra.connection import data_converter
+from starter.audit import install_schedule
 from starter.dev_stack import DevStack
 from starter.devconfig import load_dev_config
 from tests.conftest import Sandboxes, running_worker
@@ -38,6 +38,7 @@ from tests.policies import fast_policy
 from tests.stack import write_config
 from workers.worker import workflow_runner
 from workflows import search_attributes
+from workflows.contracts import SEND_NOTIFICATIONS
 from workflows.domain.incident import Incident
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.policy import default_policy

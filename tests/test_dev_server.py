@@ -7,7 +7,7 @@ import asyncio
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from starter.connection import data_converter
+from infra.connection import data_converter
 from tests.conftest import Sandboxes, running_worker
 from tests.helpers import event_types, events_of, send, start_incident, until
 from tests.policies import fast_policy

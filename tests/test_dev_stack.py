@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from starter.processes import spawn
+from infra.binaries import temporal_cli
+from infra.processes import spawn
 from tests.sandbox_servers import free_port
 from tests.stack import (
     ROOT,
@@ -29,7 +30,6 @@ from tests.stack import (
     start,
     write_config,
 )
-from workers.binaries import temporal_cli
 
 
 def test_the_stack_starts_serves_stops_cleanly_and_keeps_incidents(tmp_path: Path):

@@ -16,12 +16,12 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from starter.codec import CodecConfigError, EncryptionCodec, load_keys, payload_codec_from_env, write_new_keys
+from infra.binaries import temporal_cli
+from infra.codec import CodecConfigError, EncryptionCodec, load_keys, payload_codec_from_env, write_new_keys
 from starter.codec_server import SreTokens, create_codec_app
 from tests.conftest import Sandboxes, running_worker
 from tests.helpers import start_incident, until
 from tests.sandbox_servers import serve
-from workers.binaries import temporal_cli
 
 PHONE = "+7 912 345-67-89"
 

@@ -21,8 +21,8 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from infra.connection import data_converter
 from starter.auth import Role
-from starter.connection import data_converter
 from starter.http_client import IncidentsHttpClient
 from starter.incidents import IncidentService
 from tests.conftest import WEBHOOK_SECRET, RunningWorker, Sandboxes, running_worker

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from pydantic import ValidationError
 
+from infra.errors import describe_validation_error
 from tests.helpers import open_request
 from workflows.domain.actions import ACTION_ADAPTER, CATALOGUE
-from workflows.domain.errors import describe_validation_error
 from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT, FOLLOW_THROUGH, RECONTACT_REOPENS, Incident
 from workflows.domain.models import IncidentState, RefundStatus, Status
 from workflows.domain.policy import Policy, default_policy, parse_policy

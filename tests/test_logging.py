@@ -14,15 +14,15 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from infra.connection import data_converter
+from infra.logging_setup import configure_logging
 from starter.api import create_app
 from starter.auth import Role, load_tokens, write_dev_tokens
-from starter.connection import data_converter
 from starter.incidents import IncidentService
 from tests.conftest import WEBHOOK_SECRET, Sandboxes, running_worker
 from tests.helpers import send, start_incident
 from tests.policies import fast_policy
 from tests.sandbox_servers import serve
-from workers.logging_setup import configure_logging
 from workflows.incident_workflow import IncidentWorkflow
 
 

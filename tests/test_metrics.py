@@ -8,12 +8,13 @@ import re
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from starter.connection import data_converter
+from infra.connection import data_converter
+from infra.telemetry import metrics_runtime
 from tests.conftest import Sandboxes, running_worker
 from tests.helpers import send, start_incident, until
 from tests.policies import fast_policy
 from tests.sandbox_servers import free_port
-from workers.telemetry import metrics_runtime
+from workflows.metrics import HISTOGRAM_BUCKETS
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -36,7 +37,7 @@ async def test_a_lifecycle_is_counted_once_on_the_prometheus_endpoint(
     client = await Client.connect(
         dev_env.client.service_client.config.target_host,
         data_converter=data_converter(),
-        runtime=metrics_runtime(port, "127.0.0.1"),
+        runtime=metrics_runtime(port, "127.0.0.1", HISTOGRAM_BUCKETS),
     )
     policy = fast_policy(line_timeouts={"1": "2s", "2": "1h"}, customer_updates_every="1h")
     async with running_worker(client, sandboxes) as running:

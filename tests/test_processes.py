@@ -1,4 +1,4 @@
-"""starter/processes.py: a child started in a session of its own still dies with its parent."""
+"""infra/processes.py: a child started in a session of its own still dies with its parent."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import sys
 import textwrap
 import time
 
-from starter.processes import spawn
+from infra.processes import spawn
 from tests.stack import ROOT, alive
 
 SUPERVISOR = """
 import signal, time
-from starter.processes import spawn
+from infra.processes import spawn
 signal.signal(signal.SIGTERM, lambda *_: None)  # a handler of its own, as `incidents dev` has
 child = spawn(["sleep", "300"])
 print(child.pid, flush=True)
@@ -48,7 +48,7 @@ def test_a_child_whose_parent_died_before_the_tie_was_made_ends_itself():
     script = textwrap.dedent(
         """
         import os, subprocess
-        from starter.processes import die_with_parent
+        from infra.processes import die_with_parent
         tie = die_with_parent()  # made for this process...
         pid = os.fork()
         if pid == 0:  # ...but run in a child of another one, as if this one had died and been replaced

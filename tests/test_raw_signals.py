@@ -13,13 +13,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from starter.codec import EncryptionCodec, write_new_keys
+from infra.binaries import temporal_cli
+from infra.codec import EncryptionCodec, write_new_keys
 from starter.codec_server import SreTokens, create_codec_app
 from tests.conftest import Sandboxes, running_worker
 from tests.helpers import events_of, start_incident, until
 from tests.policies import fast_policy
 from tests.sandbox_servers import serve
-from workers.binaries import temporal_cli
 
 
 def signal(address: str, workflow_id: str, name: str, *input_args: str) -> subprocess.CompletedProcess[str]:

@@ -15,8 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from infra.binaries import temporal_cli
 from tests.stack import ROOT, RunningStack, start, write_config
-from workers.binaries import temporal_cli
 
 README = (ROOT / "README.md").read_text()
 

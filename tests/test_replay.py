@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
-from starter.connection import data_converter
+from infra.connection import data_converter
 from workers.worker import workflow_runner
 from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.codec import load_keys, write_new_keys
 from starter.auth import load_tokens, write_dev_tokens
-from starter.codec import load_keys, write_new_keys
 
 OTHERS = stat.S_IRWXG | stat.S_IRWXO
 

@@ -20,14 +20,14 @@ from opentelemetry.trace import SpanKind
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from infra.connection import data_converter
+from infra.telemetry import client_interceptors, instrument_http_client
 from starter.api import create_app
 from starter.auth import Role, load_tokens, write_dev_tokens
-from starter.connection import data_converter
 from starter.incidents import IncidentService
 from tests.conftest import Sandboxes, worker_settings
 from tests.policies import fast_policy
 from tests.sandbox_servers import serve
-from workers.telemetry import client_interceptors, instrument_http_client
 from workers.worker import build_worker
 
 
@@ -116,7 +116,7 @@ def _url(span: ReadableSpan) -> str:
 
 EMIT_ONE_SPAN = """
 from opentelemetry import trace
-from workers.telemetry import configure_tracing
+from infra.telemetry import configure_tracing
 configure_tracing("incidents-worker")
 with trace.get_tracer("incidents").start_as_current_span("one incident"):
     pass

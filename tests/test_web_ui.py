@@ -17,13 +17,13 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from starter.codec import EncryptionCodec, write_new_keys
+from infra.binaries import temporal_cli
+from infra.codec import EncryptionCodec, write_new_keys
 from starter.codec_server import SreTokens, create_codec_app
 from tests.conftest import Sandboxes, running_worker
 from tests.helpers import event_types, send, start_incident, until
 from tests.policies import fast_policy
 from tests.sandbox_servers import free_port, serve
-from workers.binaries import temporal_cli
 from workflows import search_attributes
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

@@ -8,12 +8,13 @@ import signal
 import sys
 from pathlib import Path
 
-from starter.connection import connect
-from starter.exiting import exit_process
-from workers.logging_setup import configure_logging
+from infra.connection import connect
+from infra.exiting import exit_process
+from infra.logging_setup import configure_logging
+from infra.telemetry import configure_tracing, metrics_runtime
 from workers.settings import WorkerSettings
-from workers.telemetry import configure_tracing, metrics_runtime
 from workers.worker import build_worker, http_client
+from workflows.metrics import HISTOGRAM_BUCKETS
 
 
 def _cache_bytecode() -> None:
@@ -27,7 +28,7 @@ async def run_worker(settings: WorkerSettings | None = None, stop: asyncio.Event
     settings = settings or WorkerSettings()
     _cache_bytecode()
     configure_tracing("incidents-worker")
-    client = await connect(runtime=metrics_runtime(settings.metrics_port, settings.metrics_host))
+    client = await connect(runtime=metrics_runtime(settings.metrics_port, settings.metrics_host, HISTOGRAM_BUCKETS))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -15,15 +15,23 @@ from activities.audit import AuditActivities
 from activities.intake import IntakeActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
-from starter.codec import EncryptionCodec
+from infra.codec import EncryptionCodec
+from infra.telemetry import instrument_http_client, worker_interceptors
 from workers.sandbox_runner import sandboxed_runner
 from workers.settings import WorkerSettings
-from workers.telemetry import instrument_http_client, worker_interceptors
 from workflows.audit_workflow import IncidentAuditWorkflow
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
 
-PASSED_THROUGH = ("workflows", "activities.contracts", "pydantic", "pydantic_core", "pydantic_extra_types", "yaml")
+PASSED_THROUGH = (
+    "workflows",
+    "infra.payloads",
+    "infra.errors",
+    "pydantic",
+    "pydantic_core",
+    "pydantic_extra_types",
+    "yaml",
+)
 
 
 def build_worker(
@@ -68,7 +76,7 @@ def build_worker(
 def with_tolerant_codec(client: Client) -> Client:
     """The worker's client decodes what any other client sent without ever raising.
 
-    A payload its keys cannot open reaches the workflow marked (workflows/payloads.py) and is refused
+    A payload its keys cannot open reaches the workflow marked (infra/payloads.py) and is refused
     there as a rejected action; a raising codec would fail the workflow task on every retry.
     """
     converter = client.data_converter

@@ -8,7 +8,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import AUDIT_INCIDENTS, AuditReport
+    from workflows.contracts import AUDIT_INCIDENTS, AuditReport
 
 
 @workflow.defn(name="IncidentAudit")

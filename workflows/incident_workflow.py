@@ -21,7 +21,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState, T
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.contracts import (
+    from infra.errors import describe_validation_error
+    from infra.payloads import undecodable_reason
+    from workflows import search_attributes
+    from workflows.contracts import (
         MAKE_PAYMENT,
         NOTIFICATION_REJECTED,
         PAYMENT_REJECTED,
@@ -32,9 +35,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentReceipt,
         PaymentRequest,
     )
-    from workflows import search_attributes
     from workflows.domain.actions import CATALOGUE
-    from workflows.domain.errors import describe_validation_error
     from workflows.domain.incident import (
         ANNOUNCE_ACKNOWLEDGEMENT,
         FOLLOW_THROUGH,
@@ -51,7 +52,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.policy import shared
     from workflows.domain.sla import Deadline
     from workflows.metrics import IncidentMetrics
-    from workflows.payloads import undecodable_reason
     from workflows.presentation import current_details, notification_summary
 
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))

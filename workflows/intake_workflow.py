@@ -26,7 +26,7 @@ from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlread
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import DELIVER_CONTACT, INCIDENT_GONE, IS_RUNNING, REQUEST_KEY_OF, ContactDelivery
+    from workflows.contracts import DELIVER_CONTACT, INCIDENT_GONE, IS_RUNNING, REQUEST_KEY_OF, ContactDelivery
     from workflows.domain.actions import CustomerContact
     from workflows.domain.incident import CLOSED, REOPEN_WINDOW_PASSED
     from workflows.domain.inputs import (

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from infra.errors import describe_validation_error
 from workflows.domain.durations import Duration, parse_duration
-from workflows.domain.errors import describe_validation_error
 from workflows.domain.models import Amount, Category, Line, Money, Severity
 
 POLICY_ENV = "INCIDENT_POLICY"

@@ -14,6 +14,7 @@ domain metrics (workflows/metrics.py) on a Prometheus endpoint.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -25,8 +26,6 @@ from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Interceptor as WorkerInterceptor
-
-from workflows.metrics import HISTOGRAM_BUCKETS
 
 _configured = False
 
@@ -72,13 +71,16 @@ def instrument_http_client(client: httpx.AsyncClient, tracer_provider: Any = Non
     return client
 
 
-def metrics_runtime(port: int | None, host: str = "127.0.0.1") -> Runtime | None:
+def metrics_runtime(
+    port: int | None, host: str = "127.0.0.1", histogram_buckets: Mapping[str, Sequence[float]] | None = None
+) -> Runtime | None:
     """A Temporal runtime serving the SDK's and the workflows' metrics on http://host:port/metrics.
 
-    `host` is the address the endpoint binds (INCIDENTS_METRICS_HOST for the worker): loopback by default.
+    `host` is the address the endpoint binds (INCIDENTS_METRICS_HOST for the worker): loopback by default;
+    `histogram_buckets` overrides the buckets of named histograms (the workflows' domain metrics).
     """
     if port is None:
         return None
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address goes in brackets
-    prometheus = PrometheusConfig(bind_address=address, histogram_bucket_overrides=HISTOGRAM_BUCKETS)
+    prometheus = PrometheusConfig(bind_address=address, histogram_bucket_overrides=dict(histogram_buckets or {}))
     return Runtime(telemetry=TelemetryConfig(metrics=prometheus))

@@ -32,9 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from starter.private_files import write_private
-from workflows.domain.errors import describe_validation_error
-from workflows.payloads import mark_undecodable
+from infra.errors import describe_validation_error
+from infra.payloads import mark_undecodable
+from infra.private_files import write_private
 
 KEYS_FILE_ENV = "INCIDENTS_CODEC_KEYS_FILE"
 ENCODING = b"binary/encrypted"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,8 +20,8 @@ from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
-from starter.codec import payload_codec_from_env
-from workers.telemetry import client_interceptors
+from infra.codec import payload_codec_from_env
+from infra.telemetry import client_interceptors
 
 DEFAULT_ADDRESS = "localhost:7233"
 
@@ -64,3 +65,9 @@ async def connect(
         interceptors=[*client_interceptors(), *interceptors],
         runtime=runtime,
     )
+
+
+def connection_reason(error: Exception) -> str:
+    """The OS's words ("Connection refused") rather than the transport's whole error chain."""
+    found = re.search(r'message: "([^"]+)"', str(error))
+    return found.group(1) if found else str(error)

@@ -45,16 +45,14 @@ def dev_server_argv(
     sqlite_pragmas: dict[str, str] | None = None,
     extra: list[str] | None = None,
 ) -> list[str]:
-    """`temporal server start-dev` on a SQLite file with the incidents' search attributes registered.
+    """`temporal server start-dev` on a SQLite file; `extra` carries e.g. the search attributes to register.
 
     Without `ui_port` the server runs headless. `sqlite_pragmas={}` keeps SQLite's own defaults.
     """
-    from workflows.search_attributes import dev_server_flags
-
     pragmas = DEFAULT_PRAGMAS if sqlite_pragmas is None else sqlite_pragmas
     argv = [temporal_cli(), "server", "start-dev", "--ip", host, "--port", str(port)]
     argv += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
     argv += ["--db-filename", db_file, "--namespace", namespace, "--log-level", log_level]
     for key, value in pragmas.items():
         argv += ["--sqlite-pragma", f"{key}={value}"]
-    return [*argv, *dev_server_flags(), *(extra or [])]
+    return [*argv, *(extra or [])]
