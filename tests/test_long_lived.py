@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -183,26 +184,36 @@ async def test_an_incident_continues_as_new_and_escalates_on_time_while_its_noti
     assert state.notes == 5 and state.compacted_counts.get("note_added", 0) + len(events_of(state, "note_added")) == 5
 
 
+def long_note(i: int) -> str:
+    return f"{i}: {LONG_NOTE}"[:4_000]
+
+
+def has_notes(count: int) -> Callable[[IncidentState], bool]:
+    return lambda state: state.notes == count
+
+
+async def send_notes(handle: WorkflowHandle[Any, Any], first: int, count: int) -> None:
+    await asyncio.gather(
+        *(send(handle, "add_note", agent="ann", text=long_note(i)) for i in range(first, first + count))
+    )
+
+
 async def test_hundreds_of_long_notes_continue_as_new_with_a_carried_input_under_the_budget(
-    time_env: WorkflowEnvironment, skipping: RunningWorker
+    dev_env: WorkflowEnvironment, sandboxes: Sandboxes
 ):
+    # On the dev server: it enforces the payload limits, and the time-skipping server can lose a
+    # continue-as-new that races signals from the earlier run's history (which is measured here).
     notes = 300
-    handle = await start_incident(skipping, history_limit=300, description=LONG_NOTE[:4_000])
-    for batch in range(0, notes, 50):
-        await asyncio.gather(
-            *(send(handle, "add_note", agent="ann", text=f"{i}: {LONG_NOTE}"[:4_000]) for i in range(batch, batch + 50))
-        )
-    state = await until(handle, lambda s: s.notes == notes and s.events_compacted > 0, within=60)
-    sizes = [len(data) for data in await carried_inputs(handle)]
+    async with running_worker(dev_env.client, sandboxes) as running:
+        handle = await start_incident(running, history_limit=300, description=LONG_NOTE[:4_000])
+        for batch in range(0, notes, 50):
+            await send_notes(handle, batch, 50)
+        state = await until(handle, lambda s: s.notes == notes and s.events_compacted > 0, within=60)
+        sizes = [len(data) for data in await carried_inputs(handle)]
     assert sizes and max(sizes) <= CARRIED_INPUT_BUDGET, f"carried inputs of {sizes} bytes"
     assert state.compacted_counts["note_added"] + len(events_of(state, "note_added")) == notes
     assert state.events_compacted + len(state.events) == state.event_seq, "every event is counted or kept"
-    assert state.events[-1].seq == state.event_seq
-
-    # The SLA still holds after the runs: line 1 hands over one hour after opening.
-    await time_env.sleep(HOUR + MINUTE)
-    state = await until(handle, lambda s: s.line == 2)
-    assert abs((events_of(state, "escalated")[0].at - state.opened_at) - HOUR) <= timedelta(seconds=2)
+    assert state.events[-1].seq == state.event_seq, "the newest events are the ones kept"
 
 
 async def test_a_history_filled_by_long_notes_continues_as_new_by_its_size(
@@ -217,16 +228,21 @@ async def test_a_history_filled_by_long_notes_continues_as_new_by_its_size(
             IncidentWorkflow.run, input, task_queue=running.task_queue, **start_options(input)
         )
         running.started.append(handle)
-        for batch in range(0, 60, 20):  # 60 notes of 8 KB: about 500 KB of history in a few hundred events
-            await asyncio.gather(
-                *(
-                    send(handle, "add_note", agent="ann", text=f"{i}: {LONG_NOTE}"[:4_000])
-                    for i in range(batch, batch + 20)
-                )
-            )
-        state = await until(handle, lambda s: s.notes == 60, within=60)
         first = running.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+        # 40 notes of 8 KB (320 KB), then one at a time: a workflow task's size leaves out the signals
+        # that arrived while the task before it ran, so the size shows one task late.
+        await send_notes(handle, 0, 40)
+        sent = 40
+        while (
+            not (await first.fetch_history())
+            .events[-1]
+            .HasField("workflow_execution_continued_as_new_event_attributes")
+        ):
+            assert sent < 50, "it never continued as new"
+            await send_notes(handle, sent, 1)
+            sent += 1
+            await until(handle, has_notes(sent))
         history = await first.fetch_history()
-    assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes"), "it continued"
-    assert len(history.events) < input.history_limit, "by its size, long before its length"
-    assert state.compacted_counts.get("note_added", 0) + len(events_of(state, "note_added")) == 60
+        state = await until(handle, has_notes(sent))
+    assert len(history.events) < 200 < input.history_limit, "by its size, long before its length"
+    assert state.compacted_counts.get("note_added", 0) + len(events_of(state, "note_added")) == sent
