@@ -10,6 +10,7 @@ the web UI. It has no execution timeout: an incident ends only when closed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, Literal, NoReturn
@@ -94,6 +95,17 @@ PATCHED_ATTRIBUTES = {
 }
 # The domain event log a run carries into the next; older events become counts by type.
 KEEP_DOMAIN_EVENTS = 500
+# What continue-as-new carries, as JSON, whatever the count: Temporal refuses a payload over 2 MB (500
+# notes of 4,000 Cyrillic characters alone weigh 4 MB), and the SDK warns from 512 KiB; this leaves room for
+# the payload codec's few bytes. The event log's tail gets what the rest leaves.
+CARRIED_INPUT_BUDGET = 384 * 1024
+# Of that budget, at most this for notifications still undelivered (an endpoint down for days).
+UNDELIVERED_BUDGET = 128 * 1024
+# Continue as new at once, carrying undelivered notifications, instead of waiting (up to days) for them;
+# runs recorded before this waited, and replay that way.
+CARRY_UNDELIVERED_NOTIFICATIONS = "carry-undelivered-notifications"
+# Continue as new by the history's size too; runs recorded before this replay by its length only.
+CONTINUE_BY_HISTORY_SIZE = "continue-by-history-size"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -122,6 +134,9 @@ class IncidentWorkflow:
         self._changed = True
         self._background: set[asyncio.Task[None]] = set()
         self._notifying: set[asyncio.Task[None]] = set()
+        # Notifications sent but not yet delivered or given up on, by event seq: what continue-as-new carries.
+        self._undelivered: dict[int, Notify] = {}
+        self._continuing = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_for: Deadline | None = None
         self._published: dict[str, object] = search_attributes.from_typed(workflow.info().typed_search_attributes)
@@ -271,14 +286,61 @@ class IncidentWorkflow:
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._input.history_limit
+        if info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._input.history_limit:
+            return True
+        # Big signals fill the history's 50 MB long before its event limit; not every server suggests by size.
+        return info.get_current_history_size() >= self._input.history_size_limit and workflow.patched(
+            CONTINUE_BY_HISTORY_SIZE
+        )
 
     async def _continue_as_new(self) -> NoReturn:
         """Start a fresh run carrying the state, its event log (tail) and its clocks' deadlines.
 
-        Notifications in flight are let finish first (they are not in the state); payments in flight
-        are not waited for: the next run asks again with the same idempotency key (`resume_effects`).
+        Nothing in flight is waited for (an endpoint may be down for days while the incident's own
+        deadlines fall due): notifications not yet delivered are carried and sent again by the next run
+        (same ids, so the receiver drops repeats, and the same give-up time), payments are asked again
+        with the same idempotency key (`resume_effects`). What is carried is bounded by size
+        (`CARRIED_INPUT_BUDGET`), not only by count.
         """
+        if (self._notifying or self._pending) and not workflow.patched(CARRY_UNDELIVERED_NOTIFICATIONS):
+            await self._finish_notifications()  # how runs recorded before the patch continued
+        else:
+            # No local activity may still run when the run ends: Core would record its marker after the
+            # continue-as-new command, which the server refuses, and the incident would be stuck
+            # (temporalio/sdk-rust#659). So the sending is cancelled and its notifications carried.
+            self._continuing = True
+            for task in self._notifying:
+                task.cancel()
+            await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._notifying)
+            pending = self._with_give_up_time([e for e in self._pending if isinstance(e, Notify)])
+            self._undelivered.update((n.event_seq, n) for n in pending)
+            self._pending.clear()  # payments among them are asked again by the next run, from the state
+        incident, now = self._incident, workflow.now()
+        given_up = incident.carry_undelivered(list(self._undelivered.values()), UNDELIVERED_BUDGET, now)
+        successor = IncidentInput(
+            ticket_id=self._input.ticket_id,
+            request=self._input.request,
+            policy=self._input.policy,
+            history_limit=self._input.history_limit,
+            history_size_limit=self._input.history_size_limit,
+        )
+        room = CARRIED_INPUT_BUDGET - len(successor.__pydantic_serializer__.to_json(successor))
+        compacted = incident.compact(KEEP_DOMAIN_EVENTS, max_bytes=room)
+        successor.carried = incident.state
+        workflow.logger.info(
+            "continuing as new",
+            extra={
+                "ticket_id": incident.t,
+                "history_length": workflow.info().get_current_history_length(),
+                "history_size": workflow.info().get_current_history_size(),
+                "events_compacted": compacted,
+                "notifications_carried": len(incident.state.undelivered),
+                "notifications_given_up": given_up,
+            },
+        )
+        workflow.continue_as_new(successor, search_attributes=workflow.info().typed_search_attributes)
+
+    async def _finish_notifications(self) -> None:
         while True:
             self._carry_out(self._pending)
             await workflow.wait_condition(
@@ -286,25 +348,6 @@ class IncidentWorkflow:
             )
             if not self._pending:
                 break
-        compacted = self._incident.compact(KEEP_DOMAIN_EVENTS)
-        workflow.logger.info(
-            "continuing as new",
-            extra={
-                "ticket_id": self._incident.t,
-                "history_length": workflow.info().get_current_history_length(),
-                "events_compacted": compacted,
-            },
-        )
-        workflow.continue_as_new(
-            IncidentInput(
-                ticket_id=self._input.ticket_id,
-                request=self._input.request,
-                policy=self._input.policy,
-                carried=self._incident.state,
-                history_limit=self._input.history_limit,
-            ),
-            search_attributes=workflow.info().typed_search_attributes,
-        )
 
     # --- time ---
 
@@ -332,11 +375,23 @@ class IncidentWorkflow:
     # --- side effects ---
 
     def _carry_out(self, effects: list[Effect]) -> None:
+        if (
+            effects
+            and not self._incident.finished
+            and self._history_is_long()
+            and workflow.patched(CARRY_UNDELIVERED_NOTIFICATIONS)
+        ):
+            # The run continues as new in this very step: `_continue_as_new` carries these instead, so
+            # that no local activity starts now and ends after the run.
+            return
         # What the side effects send is read from the state now, so the tasks that wait on them do
         # not hold (or thaw) the incident while they wait.
-        notifications = [e for e in effects if isinstance(e, Notify)]
-        if notifications:
-            self._notifying.add(self._spawn(self._notify(notifications, self._notification_batch(notifications))))
+        notifications = self._with_give_up_time([e for e in effects if isinstance(e, Notify)])
+        # One batch per give-up time: the new ones together, those carried from the previous run as they were.
+        for give_up_at in sorted({n.give_up_at for n in notifications if n.give_up_at is not None}):
+            batch = [n for n in notifications if n.give_up_at == give_up_at]
+            self._undelivered.update((n.event_seq, n) for n in batch)
+            self._notifying.add(self._spawn(self._notify(batch, self._notification_batch(batch))))
         for effect in effects:
             if isinstance(effect, PayRefund):
                 self._spawn(self._pay_refund(effect))
@@ -373,7 +428,15 @@ class IncidentWorkflow:
             ]
         )
 
+    def _with_give_up_time(self, effects: list[Notify]) -> list[Notify]:
+        give_up_at = workflow.now() + NOTIFY_GIVE_UP_AFTER
+        return [e if e.give_up_at is not None else dataclasses.replace(e, give_up_at=give_up_at) for e in effects]
+
     async def _notify(self, effects: list[Notify], batch: NotificationBatch) -> None:
+        give_up_at = effects[0].give_up_at
+        assert give_up_at is not None, "every notification gets its give-up time before it is sent"
+        # At least one attempt, even for a notification carried past its give-up time.
+        give_up_after = max(give_up_at - workflow.now(), NOTIFY_ATTEMPT_TIMEOUT)
         try:
             # A local activity: one marker event instead of six, and no server round trip. The receiver
             # drops repeats by notification id, so re-running it after a crash is harmless.
@@ -382,7 +445,7 @@ class IncidentWorkflow:
                 batch,
                 result_type=DeliveryReport,
                 start_to_close_timeout=NOTIFY_ATTEMPT_TIMEOUT,
-                schedule_to_close_timeout=NOTIFY_GIVE_UP_AFTER,
+                schedule_to_close_timeout=give_up_after,
                 retry_policy=NOTIFY_RETRY,
                 local_retry_threshold=NOTIFY_LOCAL_RETRY_THRESHOLD,
                 summary=notification_summary(effects),
@@ -390,11 +453,15 @@ class IncidentWorkflow:
         # A local activity's give-up (its schedule-to-close timeout) arrives as a bare TimeoutError; uncaught,
         # it failed the incident's workflow task forever instead of recording the notification_failed.
         except (ActivityError, ApplicationError, TimeoutError) as error:
+            if self._continuing:
+                return  # cancelled so that the run can continue as new: the next run sends them again
             reason = _failure_reason(error)
             workflow.logger.warning("notifications gave up", extra={"reason": reason})
             self._pending.extend(
                 self._incident.notifications_failed([e.event_seq for e in effects], reason, workflow.now())
             )
+        for effect in effects:
+            self._undelivered.pop(effect.event_seq, None)
 
     async def _pay(self, kind: Literal["refund", "credit"], key: str, money: Money, summary: str) -> PaymentReceipt:
         """Pay through the provider: the first attempt inline, the retries durable on the server.

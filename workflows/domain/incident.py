@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic_core import to_json
+
 from workflows.domain.actions import (
     CATALOGUE,
     Acknowledge,
@@ -47,6 +49,7 @@ from workflows.domain.models import (
     ReminderState,
     Severity,
     Status,
+    UndeliveredNotification,
 )
 from workflows.domain.policy import LAST_LINE, Policy, SeverityPolicy
 from workflows.domain.sla import Clock, Deadline
@@ -82,6 +85,8 @@ class Notify:
     kind: str
     message: str
     event_seq: int
+    # When delivery is given up on; None: a fresh notification, the workflow's give-up time from now.
+    give_up_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -282,9 +287,17 @@ class Incident:
         return self._take_effects()
 
     def resume_effects(self) -> list[Effect]:
-        """Money that was on its way when the previous run continued as new: ask again, same key."""
-        effects: list[Effect] = []
-        refund, compensation = self.state.refund, self.state.compensation
+        """What was on its way when the previous run continued as new: send and ask again, same ids and keys.
+
+        Notifications keep their id (`TICKET:event_seq`, the receiver drops repeats) and their give-up
+        time; payments keep their idempotency key (the provider pays at most once).
+        """
+        state = self.state
+        effects: list[Effect] = [
+            Notify(n.recipient, n.kind, n.message, n.event_seq, n.give_up_at) for n in state.undelivered
+        ]
+        state.undelivered = []  # the workflow tracks them again from here, and carries them if still in flight
+        refund, compensation = state.refund, state.compensation
         if refund is not None and refund.status is RefundStatus.requested:
             effects.append(PayRefund(idempotency_key=refund.idempotency_key, money=refund.money))
         if compensation is not None and compensation.status == "granting":
@@ -292,12 +305,61 @@ class Incident:
             effects.append(GrantCompensation(idempotency_key=compensation.idempotency_key, money=money))
         return effects
 
-    def compact(self, keep: int) -> int:
-        """Summarise all but the newest `keep` events into counts by type; returns how many went."""
+    def carry_undelivered(self, notifications: list[Notify], max_bytes: int, now: datetime) -> int:
+        """Keep notifications still in flight in the state for the next run, within `max_bytes` of JSON.
+
+        An endpoint down for days can leave more undelivered than a continue-as-new may carry; the oldest
+        beyond the budget are given up on (a `notification_failed` event keeps that visible). Returns how
+        many were given up on.
+        """
+        carried: list[UndeliveredNotification] = []
+        size = 2
+        for effect in sorted(notifications, key=lambda n: n.event_seq, reverse=True):
+            assert effect.give_up_at is not None, "the workflow gives every notification in flight a give-up time"
+            item = UndeliveredNotification(
+                event_seq=effect.event_seq,
+                recipient=effect.recipient,
+                kind=effect.kind,
+                message=effect.message,
+                give_up_at=effect.give_up_at,
+            )
+            size += len(to_json(item)) + 1
+            if size > max_bytes:
+                break
+            carried.append(item)
+        carried.reverse()
+        self.state.undelivered = carried
+        kept = {n.event_seq for n in carried}
+        dropped = sorted(n.event_seq for n in notifications if n.event_seq not in kept)
+        if dropped:
+            self.notifications_failed(
+                dropped,
+                f"gave up: {len(dropped)} undelivered notifications are more than a continue-as-new carries",
+                now,
+            )
+        return len(dropped)
+
+    def compact(self, keep: int | None = None, max_bytes: int | None = None) -> int:
+        """Summarise the oldest events into counts by type; returns how many went.
+
+        What stays is the newest tail: at most `keep` events, and no more than lets the whole state
+        weigh at most `max_bytes` of JSON (what continue-as-new carries must stay below Temporal's
+        payload limit, and a few hundred long notes are megabytes).
+        """
         state = self.state
-        if len(state.events) <= keep:
+        count = len(state.events)
+        cut = max(count - keep, 0) if keep is not None else 0
+        if max_bytes is not None:
+            room = max_bytes - len(to_json(state.model_copy(update={"events": []})))
+            fits_from = count
+            for event in reversed(state.events[cut:]):
+                room -= len(to_json(event)) + 1
+                if room < 0:
+                    break
+                fits_from -= 1
+            cut = max(cut, fits_from)
+        if cut == 0:
             return 0
-        cut = len(state.events) - keep
         for event in state.events[:cut]:
             state.compacted_counts[event.type.value] = state.compacted_counts.get(event.type.value, 0) + 1
         state.events = state.events[cut:]

@@ -15,6 +15,9 @@ WORKFLOW_TYPE = "IncidentWorkflow"
 
 # Continue as new well before Temporal's own warning (10,240 events) so a chatty incident never nears its limits.
 DEFAULT_HISTORY_LIMIT = 4_000
+# The same for the history's size: large signals (4,000-character notes) fill it long before 4,000 events.
+# Servers suggest continuing as new at 4 MiB by default; this holds where the server does not suggest.
+DEFAULT_HISTORY_SIZE_LIMIT = 4 * 1024 * 1024
 
 
 class IncidentInput(BaseModel):
@@ -30,6 +33,9 @@ class IncidentInput(BaseModel):
     history_limit: int = Field(default=DEFAULT_HISTORY_LIMIT, ge=50)
     previous_ticket: str | None = Field(
         default=None, description="the customer's earlier incident in this category, closed or past reopening"
+    )
+    history_size_limit: int = Field(
+        default=DEFAULT_HISTORY_SIZE_LIMIT, ge=64 * 1024, description="bytes of history after which the run continues"
     )
 
 

@@ -210,6 +210,20 @@ class FeedbackRecord(BaseModel):
     at: datetime
 
 
+class UndeliveredNotification(BaseModel):
+    """A notification still on its way when a run continued as new; the next run sends it again.
+
+    Its id (`TICKET:event_seq`) stays the same, so the receiver drops it if the earlier run's attempt
+    did arrive; `give_up_at` stays too, so an endpoint that never returns is given up on in time.
+    """
+
+    event_seq: int
+    recipient: Literal["customer", "line_1", "line_2", "line_3"]
+    kind: str
+    message: str
+    give_up_at: datetime
+
+
 class IncidentState(BaseModel):
     """The whole incident, as the `state` query returns it and continue-as-new carries it."""
 
@@ -256,6 +270,10 @@ class IncidentState(BaseModel):
         default_factory=dict, description="how many events of each type were summarised away"
     )
     event_seq: int = 0
+    undelivered: list[UndeliveredNotification] = Field(
+        default_factory=list,
+        description="notifications still undelivered when the previous run continued as new; this run resends them",
+    )
     clock: SlaClock = Field(default_factory=SlaClock)
 
 
