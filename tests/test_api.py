@@ -176,6 +176,7 @@ ALLOWED = {
         ("POST", f"/incidents/{{ticket}}/{action}"): AGENT
         for action in (
             "acknowledge",
+            "assign",
             "notes",
             "escalate",
             "resolve",
