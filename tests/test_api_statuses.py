@@ -46,6 +46,7 @@ NOT_PROVOKED: dict[str, dict[int, str]] = {
 SAMPLES: dict[str, Any] = {
     "agent": "ann",
     "by": "ann",
+    "assignee": "boris",
     "text": "a word",
     "reason": "a reason",
     "resolution": "fixed",
