@@ -3,11 +3,11 @@
 Each action is one model here (its fields are the contract every client uses:
 HTTP, CLI, raw Temporal signals) with its metadata (`ActionMeta`: the HTTP path,
 the CLI words, who may send it; its docstring is its summary), plus one handler
-in the state machine (`@handles` in workflows/domain/incident.py). Everything
-else is derived from this catalogue: the workflow's dispatch (one dynamic signal
-handler and the `act` update take any action by its name), the API's routes, the
-CLI's subcommands and the HTTP client's paths. Adding an action is two edits:
-its model here, its handler there.
+in the state machine (`@handles` in workflows/domain/incident.py, or in money.py
+for refunds and credits). Everything else is derived from this catalogue: the
+workflow's dispatch (one dynamic signal handler and the `act` update take any
+action by its name), the API's routes, the CLI's subcommands and the HTTP
+client's paths. Adding an action is two edits: its model here, its handler there.
 """
 
 from __future__ import annotations

@@ -5,24 +5,27 @@ with the workflow's `now`; it mutates the incident state, appends to the
 domain event log and returns the side effects the workflow must carry out
 (notifications, payments). An action that is not valid in the current state
 is recorded as `action_rejected`, never raised.
+
+This module is the incident's lifecycle: opened on line 1, acknowledged or
+assigned, escalated (by hand or when a line's time runs out), resolved, asked
+for feedback, reopened, closed, and the deadlines that drive it. The money it
+owes (refunds, goodwill credits) is the sub-machine in money.py, what it says
+the templates in messages.py, the plumbing both share core.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic_core import to_json
 
+from workflows.domain import money
 from workflows.domain.actions import (
     CATALOGUE,
     Acknowledge,
     ActionModel,
     AddNote,
-    AddRefund,
-    ApproveRefund,
     Assign,
     CustomerContact,
     Escalate,
@@ -30,44 +33,65 @@ from workflows.domain.actions import (
     Reclassify,
     Reopen,
     Resolve,
-    RetryRefund,
-    SettleCompensation,
-    SettleRefund,
+)
+from workflows.domain.core import (
+    ANNOUNCE_ACKNOWLEDGEMENT,
+    CLOSED,
+    FOLLOW_THROUGH,
+    HANDLERS,
+    RECONTACT_REOPENS,
+    REOPEN_WINDOW_PASSED,
+    Effect,
+    GrantCompensation,
+    IncidentCore,
+    Notify,
+    Outcome,
+    PayRefund,
+    Recipient,
+    Rejected,
+    handles,
+    line_recipient,
 )
 from workflows.domain.durations import format_duration
+from workflows.domain.messages import Message, fmt_money, fmt_time
 from workflows.domain.models import (
-    SETTLED_REFUND,
-    CompensationState,
     EventType,
     FeedbackRecord,
     IncidentEvent,
     IncidentState,
-    Money,
     OpenIncident,
-    RefundState,
-    RefundStatus,
     ReminderState,
     Severity,
     Status,
     UndeliveredNotification,
 )
-from workflows.domain.policy import LAST_LINE, Policy, SeverityPolicy
+from workflows.domain.policy import LAST_LINE, Policy
 from workflows.domain.sla import Clock, Deadline
 from workflows.domain.triage import triage
 
-Recipient = Literal["customer", "line_1", "line_2", "line_3"]
+# What the workflow, the intake and the tests import from here (defined in core.py, shared with money.py).
+__all__ = [
+    "ANNOUNCE_ACKNOWLEDGEMENT",
+    "CLOSED",
+    "FOLLOW_THROUGH",
+    "RECONTACT_REOPENS",
+    "REOPEN_WINDOW_PASSED",
+    "Effect",
+    "GrantCompensation",
+    "Incident",
+    "Notify",
+    "Outcome",
+    "PayRefund",
+    "Recipient",
+    "Rejected",
+    "line_recipient",
+    "unhandled_actions",
+]
+
 REOPEN_LINE = 2
 # A rejection's reason quotes what the sender sent; the log keeps a bounded part of it.
 MAX_REASON = 300
 BAD_FEEDBACK = 2
-
-# Behaviour switched on by the workflow once its `workflow.patched` marker says this run may use it.
-ANNOUNCE_ACKNOWLEDGEMENT = "announce-acknowledgement"
-RECONTACT_REOPENS = "recontact-reopens"
-# Nothing that is not closed waits without a clock: reminder ladders chase owned-but-idle work on the
-# last line, refund tasks and failed credits (a failed credit is a task that holds the closing until
-# `settle_compensation`); a reopen promises a new fix time, and compensation judges the reopened fix by it.
-FOLLOW_THROUGH = "follow-through"
 
 ReminderLadder = Literal["owned", "refund", "compensation"]
 REMINDER_LADDERS: dict[Clock, ReminderLadder] = {
@@ -75,96 +99,15 @@ REMINDER_LADDERS: dict[Clock, ReminderLadder] = {
     Clock.refund_reminder: "refund",
     Clock.compensation_reminder: "compensation",
 }
-# Reminder subjects of money on its way to the customer: chased only once the payment's give-up time has passed.
-_IN_FLIGHT = ("refund:requested", "refund:approved", "compensation:granting")
-
-
-@dataclass(frozen=True)
-class Notify:
-    recipient: Recipient
-    kind: str
-    message: str
-    event_seq: int
-    # When delivery is given up on; None: a fresh notification, the workflow's give-up time from now.
-    give_up_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class PayRefund:
-    idempotency_key: str
-    money: Money
-
-
-@dataclass(frozen=True)
-class GrantCompensation:
-    idempotency_key: str
-    money: Money
-
-
-Effect = Notify | PayRefund | GrantCompensation
-
-
-@dataclass
-class Outcome:
-    accepted: bool
-    event_seq: int
-    reason: str | None = None
-    code: str | None = None
-    effects: list[Effect] = field(default_factory=list)
-
-
-class Rejected(Exception):
-    """Raised inside the state machine only, to turn into an `action_rejected` event."""
-
-    def __init__(self, reason: str, code: str = "invalid") -> None:
-        super().__init__(reason)
-        self.code = code
-
-
-# Refusal codes a program acts on (the intake opens a new incident for these two).
-CLOSED = "closed"
-REOPEN_WINDOW_PASSED = "reopen_window_passed"
-
-
-def line_recipient(line: int) -> Recipient:
-    recipients: dict[int, Recipient] = {1: "line_1", 2: "line_2", 3: "line_3"}
-    return recipients[line]
-
-
-def _fmt_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _fmt_money(money: Money) -> str:
-    return f"{money.amount:.2f} {money.currency}"
-
-
-Handler = Callable[["Incident", Any, datetime], IncidentEvent]
-# Each action's handler, by action name: filled by @handles as the class body runs.
-_HANDLERS: dict[str, Handler] = {}
-
-
-def handles(model: type[ActionModel]) -> Callable[[Handler], Handler]:
-    """Mark a method as the handler of one catalogue action (workflows/domain/actions.py)."""
-
-    def register(method: Handler) -> Handler:
-        _HANDLERS[model.action_name()] = method
-        return method
-
-    return register
 
 
 def unhandled_actions() -> set[str]:
     """Catalogue actions without a handler: none, or the state machine cannot take them (tests check)."""
-    return set(CATALOGUE) - set(_HANDLERS)
+    return set(CATALOGUE) - set(HANDLERS)
 
 
-class Incident:
-    def __init__(self, state: IncidentState, policy: Policy, features: frozenset[str] = frozenset()) -> None:
-        self.state = state
-        self.policy = policy
-        self.features = set(features)
-        self._effects: list[Effect] = []
+class Incident(IncidentCore):
+    """One customer incident: `Incident(state, policy, features)` picks up a stored state, `open` starts one."""
 
     # --- construction ---
 
@@ -207,7 +150,7 @@ class Incident:
             data["triage_note"] = verdict.note
         if previous_ticket:
             data["previous_ticket"] = previous_ticket
-        incident._record(EventType.opened, now, by=request.channel.value, **data)
+        incident.record(EventType.opened, now, by=request.channel.value, **data)
         incident._start_line_clock(now)
         if rules.acknowledge_within is not None:
             incident.state.clock.start(
@@ -217,23 +160,20 @@ class Incident:
                 f"acknowledge within {format_duration(rules.acknowledge_within)}",
             )
         incident._start_customer_updates(now)
-        incident._notify_customer("ticket_opened", incident._opening_message(), now)
-        incident._notify_line(
-            1,
-            "new_incident",
-            f"New {verdict.severity.value} incident {ticket_id} ({request.category}): {request.description}",
-            now,
+        incident.notify_customer("ticket_opened", incident._opening_message(), now)
+        new = incident.text(
+            Message.NEW_INCIDENT,
+            severity=verdict.severity.value,
+            category=request.category,
+            description=request.description,
         )
+        incident.notify_line(1, "new_incident", new, now)
         if request.refund is not None:
-            incident._owe_refund(request.refund, added_by="opened", approver_line=1, now=now)
+            money.owe_refund(incident, request.refund, added_by="opened", approver_line=1, now=now)
         incident._refresh(now)
-        return incident, incident._take_effects()
+        return incident, incident.take_effects()
 
     # --- reading ---
-
-    @property
-    def rules(self) -> SeverityPolicy:
-        return self.policy.for_severity(self.state.severity)
 
     @property
     def finished(self) -> bool:
@@ -241,10 +181,7 @@ class Incident:
 
     @property
     def money_in_flight(self) -> bool:
-        refund, compensation = self.state.refund, self.state.compensation
-        return (refund is not None and refund.status is RefundStatus.requested) or (
-            compensation is not None and compensation.status == "granting"
-        )
+        return money.in_flight(self.state)
 
     def next_deadline(self) -> Deadline | None:
         return self.state.clock.next()
@@ -284,7 +221,7 @@ class Incident:
             if reopened is not None:
                 self._renew_fix_time(reopened.at)
         self._refresh(now)
-        return self._take_effects()
+        return self.take_effects()
 
     def resume_effects(self) -> list[Effect]:
         """What was on its way when the previous run continued as new: send and ask again, same ids and keys.
@@ -297,13 +234,7 @@ class Incident:
             Notify(n.recipient, n.kind, n.message, n.event_seq, n.give_up_at) for n in state.undelivered
         ]
         state.undelivered = []  # the workflow tracks them again from here, and carries them if still in flight
-        refund, compensation = state.refund, state.compensation
-        if refund is not None and refund.status is RefundStatus.requested:
-            effects.append(PayRefund(idempotency_key=refund.idempotency_key, money=refund.money))
-        if compensation is not None and compensation.status == "granting":
-            money = Money(amount=compensation.amount, currency=compensation.currency)
-            effects.append(GrantCompensation(idempotency_key=compensation.idempotency_key, money=money))
-        return effects
+        return effects + money.payments_in_flight(state)
 
     def carry_undelivered(self, notifications: list[Notify], max_bytes: int, now: datetime) -> int:
         """Keep notifications still in flight in the state for the next run, within `max_bytes` of JSON.
@@ -369,19 +300,19 @@ class Incident:
     # --- inputs ---
 
     def act(self, action: ActionModel, now: datetime) -> Outcome:
-        handler = _HANDLERS[action.type]
+        handler = HANDLERS[action.type]
         try:
             event = handler(self, action, now)
         except Rejected as rejection:
             return self.reject(action.type, _actor(action), str(rejection), now, rejection.code)
         self._refresh(now)
-        return Outcome(accepted=True, event_seq=event.seq, effects=self._take_effects())
+        return Outcome(accepted=True, event_seq=event.seq, effects=self.take_effects())
 
     def reject(self, action_type: str, by: str | None, reason: str, now: datetime, code: str = "invalid") -> Outcome:
         """Record an action that cannot apply (also used for payloads that did not even parse)."""
-        self._take_effects()
+        self.take_effects()
         reason = reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
-        event = self._record(EventType.action_rejected, now, by=by, action=action_type, reason=reason)
+        event = self.record(EventType.action_rejected, now, by=by, action=action_type, reason=reason)
         return Outcome(accepted=False, event_seq=event.seq, reason=reason, code=code)
 
     def advance(self, now: datetime) -> list[Effect]:
@@ -407,122 +338,57 @@ class Incident:
                     self.state.clock.stop(deadline.clock)
                     handlers[deadline.clock](deadline, now)
         self._refresh(now)
-        return self._take_effects()
+        return self.take_effects()
 
     def refund_paid(self, payment_id: str, now: datetime) -> list[Effect]:
-        refund = self._require_refund()
-        refund.status = RefundStatus.paid
-        refund.payment_id = payment_id
-        refund.failure = None
-        self._record(EventType.refund_succeeded, now, payment_id=payment_id, **self._refund_data(refund))
-        self._notify_customer(
-            "refund_paid", f"Your refund of {_fmt_money(refund.money)} has been sent (ticket {self.t}).", now
-        )
-        self._close_if_pending(now)
+        money.refund_paid(self, payment_id, now)
         self._refresh(now)
-        return self._take_effects()
+        return self.take_effects()
 
     def refund_failed(self, reason: str, now: datetime) -> list[Effect]:
-        refund = self._require_refund()
-        refund.status = RefundStatus.failed
-        refund.failure = reason
-        self._record(
-            EventType.refund_failed,
-            now,
-            reason=reason,
-            owed_since=refund.owed_since.isoformat(),
-            rounds=refund.attempts_started,
-            **self._refund_data(refund),
-        )
-        self._notify_line(
-            2,
-            "refund_task",
-            f"Refund of {_fmt_money(refund.money)} for {self.t} (owed since {_fmt_time(refund.owed_since)}, "
-            f"payment round {refund.attempts_started}) failed: {reason}. "
-            "Retry it (retry_refund) or record how it was paid (settle_refund).",
-            now,
-        )
+        money.refund_failed(self, reason, now)
         self._refresh(now)
-        return self._take_effects()
+        return self.take_effects()
 
     def compensation_paid(self, payment_id: str, now: datetime) -> list[Effect]:
-        compensation = self.state.compensation
-        assert compensation is not None, "compensation result without a compensation"
-        compensation.status = "granted"
-        compensation.payment_id = payment_id
-        money = Money(amount=compensation.amount, currency=compensation.currency)
-        self._record(
-            EventType.compensation_granted,
-            now,
-            amount=f"{money.amount:.2f}",
-            currency=money.currency,
-            payment_id=payment_id,
-        )
-        self._notify_customer(
-            "compensation",
-            f"We are sorry it took longer than promised: {_fmt_money(money)} has been credited "
-            f"to your account (ticket {self.t}).",
-            now,
-        )
-        self._close_if_pending(now)
+        money.compensation_paid(self, payment_id, now)
         self._refresh(now)
-        return self._take_effects()
+        return self.take_effects()
 
     def compensation_failed(self, reason: str, now: datetime) -> list[Effect]:
-        compensation = self.state.compensation
-        assert compensation is not None, "compensation result without a compensation"
-        compensation.status = "failed"
-        compensation.failure = reason
-        self._record(EventType.compensation_failed, now, reason=reason, idempotency_key=compensation.idempotency_key)
-        what_to_do = (
-            "Credit it by hand and record it (settle_compensation with a reference); the incident closes after that."
-            if FOLLOW_THROUGH in self.features
-            else "Credit it by hand."
-        )
-        self._notify_line(
-            2,
-            "compensation_task",
-            f"Compensation of {compensation.amount:.2f} {compensation.currency} for {self.t} could not be "
-            f"credited: {reason}. {what_to_do}",
-            now,
-        )
-        self._close_if_pending(now)
+        money.compensation_failed(self, reason, now)
         self._refresh(now)
-        return self._take_effects()
+        return self.take_effects()
 
     def notifications_failed(self, notification_seqs: list[int], reason: str, now: datetime) -> list[Effect]:
         """Delivery gave up; the record keeps the promise visible even though the message never left."""
-        self._record(EventType.notification_failed, now, notifications=notification_seqs, reason=reason)
+        self.record(EventType.notification_failed, now, notifications=notification_seqs, reason=reason)
         self.state.notifications_failed += len(notification_seqs)
         self._refresh()
-        return self._take_effects()
+        return self.take_effects()
 
-    # --- action handlers: each returns the event it recorded or raises Rejected ---
+    # --- action handlers: each returns the event it recorded or raises Rejected (the money's are in money.py) ---
 
     @handles(Acknowledge)
     def _acknowledge(self, action: Acknowledge, now: datetime) -> IncidentEvent:
-        self._require_status(Status.open, "acknowledge")
+        self.require_status(Status.open, "acknowledge")
         if self.state.assignee == action.agent:
             raise Rejected(f"already acknowledged by {action.agent}")
-        event = self._record(EventType.acknowledged, now, by=action.agent, **self._take_ownership(action.agent, now))
+        event = self.record(EventType.acknowledged, now, by=action.agent, **self._take_ownership(action.agent, now))
         if ANNOUNCE_ACKNOWLEDGEMENT in self.features and self.rules.customer_updates_every is not None:
             # Seed 000: a critical customer hears at once that a person has their case, not only a ticket.
-            self._notify_customer(
-                "acknowledged",
-                f"A line-{self.state.line} specialist is now working on your ticket {self.t}.",
-                now,
-            )
+            self.notify_customer("acknowledged", self.text(Message.ACKNOWLEDGED, line=self.state.line), now)
         return event
 
     @handles(Assign)
     def _assign(self, action: Assign, now: datetime) -> IncidentEvent:
-        self._require_status(Status.open, "assign")
+        self.require_status(Status.open, "assign")
         if self.state.assignee == action.assignee:
             raise Rejected(f"already with {action.assignee}")
         data = self._take_ownership(action.assignee, now)
-        event = self._record(EventType.assigned, now, by=action.agent, assignee=action.assignee, **data)
-        message = f"Incident {self.t} is now with {action.assignee} ({action.agent} assigned it)."
-        self._notify_line(self.state.line, "assigned", message, now)
+        event = self.record(EventType.assigned, now, by=action.agent, assignee=action.assignee, **data)
+        message = self.text(Message.ASSIGNED, assignee=action.assignee, agent=action.agent)
+        self.notify_line(self.state.line, "assigned", message, now)
         return event
 
     def _take_ownership(self, owner: str, now: datetime) -> dict[str, Any]:
@@ -539,28 +405,28 @@ class Incident:
 
     @handles(AddNote)
     def _add_note(self, action: AddNote, now: datetime) -> IncidentEvent:
-        self._require_not_closed("add a note")
+        self.require_not_closed("add a note")
         self.state.notes += 1
-        return self._record(EventType.note_added, now, by=action.agent, text=action.text)
+        return self.record(EventType.note_added, now, by=action.agent, text=action.text)
 
     @handles(Escalate)
     def _escalate_manually(self, action: Escalate, now: datetime) -> IncidentEvent:
-        self._require_status(Status.open, "escalate")
+        self.require_status(Status.open, "escalate")
         if self.state.line >= LAST_LINE:
             raise Rejected(f"already on line {LAST_LINE}, the last line")
         return self._escalate("manual", now, by=action.agent, comment=action.reason)
 
     @handles(Resolve)
     def _resolve(self, action: Resolve, now: datetime) -> IncidentEvent:
-        self._require_status(Status.open, "resolve")
+        self.require_status(Status.open, "resolve")
         state = self.state
         state.status = Status.resolved
         state.resolved_at = now
         state.resolution = action.resolution
         state.clock.stop(Clock.acknowledge, Clock.line, Clock.renotify, Clock.customer_update)
-        event = self._record(EventType.resolved, now, by=action.agent, line=state.line, resolution=action.resolution)
-        self._notify_customer("resolved", f"Your incident {self.t} is resolved: {action.resolution}", now)
-        self._grant_compensation_if_owed(now)
+        event = self.record(EventType.resolved, now, by=action.agent, line=state.line, resolution=action.resolution)
+        self.notify_customer("resolved", self.text(Message.RESOLVED, resolution=action.resolution), now)
+        money.grant_compensation_if_owed(self, now)
         rules = self.rules
         if rules.callback_after is not None:
             state.awaiting = "callback"
@@ -570,7 +436,7 @@ class Incident:
                 rules.callback_after,
                 f"satisfaction callback after {format_duration(rules.callback_after)}",
             )
-            self._record(EventType.callback_scheduled, now, due_at=deadline.due_at.isoformat())
+            self.record(EventType.callback_scheduled, now, due_at=deadline.due_at.isoformat())
         else:
             self._close_when_money_settles("resolved", now)
         return event
@@ -591,8 +457,8 @@ class Incident:
         if action.refund is not None and state.refund is not None:
             if state.refund.money != action.refund:
                 raise Rejected(
-                    f"refund: {_fmt_money(state.refund.money)} is already owed on this incident; "
-                    f"a second refund of {_fmt_money(action.refund)} needs an agent"
+                    f"refund: {fmt_money(state.refund.money)} is already owed on this incident; "
+                    f"a second refund of {fmt_money(action.refund)} needs an agent"
                 )
             repeats_refund = True
         state.recontacts += 1
@@ -602,16 +468,15 @@ class Incident:
             data["contact_updated"] = True  # the contact itself stays out of the event log
         if repeats_refund:
             data["refund_already_owed"] = True
-        event = self._record(EventType.customer_recontacted, now, by="customer", **data)
-        who = f" ({state.assignee})" if state.assignee else ""
-        self._notify_line(
-            state.line,
-            "customer_recontacted",
-            f"Customer got in touch again about {self.t}{who} via {action.channel.value}: {action.text}",
-            now,
-        )
+        event = self.record(EventType.customer_recontacted, now, by="customer", **data)
+        said = {"channel": action.channel.value, "text": action.text}
+        if state.assignee:
+            message = self.text(Message.CUSTOMER_RECONTACTED_OWNED, assignee=state.assignee, **said)
+        else:
+            message = self.text(Message.CUSTOMER_RECONTACTED, **said)
+        self.notify_line(state.line, "customer_recontacted", message, now)
         if action.refund is not None and not repeats_refund:
-            self._owe_refund(action.refund, added_by="opened", approver_line=1, now=now)
+            money.owe_refund(self, action.refund, added_by="opened", approver_line=1, now=now)
         if reopens:
             # Seed 003: "is this about the same issue?" yes, so the same case, back with the line that resolved it.
             self._reopen("the customer got in touch again after the resolution", now, by="customer", line=state.line)
@@ -628,7 +493,7 @@ class Incident:
         data: dict[str, Any] = {"score": action.score}
         if action.comment:
             data["comment"] = action.comment
-        event = self._record(EventType.feedback_received, now, by="customer", **data)
+        event = self.record(EventType.feedback_received, now, by="customer", **data)
         if action.score <= BAD_FEEDBACK:
             self._reopen(f"customer feedback scored {action.score}", now, by="customer")
         else:
@@ -637,97 +502,17 @@ class Incident:
 
     @handles(Reopen)
     def _reopen_manually(self, action: Reopen, now: datetime) -> IncidentEvent:
-        self._require_status(Status.resolved, "reopen")
+        self.require_status(Status.resolved, "reopen")
         return self._reopen(action.reason, now, by=action.by)
-
-    @handles(AddRefund)
-    def _add_refund(self, action: AddRefund, now: datetime) -> IncidentEvent:
-        self._require_not_closed("add a refund to")
-        if self.state.line < 2:
-            raise Rejected("only line 2 and above may add a refund; escalate the incident first")
-        if self.state.refund is not None:
-            raise Rejected(f"a refund of {_fmt_money(self.state.refund.money)} is already owed on this incident")
-        return self._owe_refund(action.refund, added_by=action.agent, approver_line=self.state.line, now=now)
-
-    @handles(ApproveRefund)
-    def _approve_refund(self, action: ApproveRefund, now: datetime) -> IncidentEvent:
-        refund = self.state.refund
-        if refund is None or refund.status is not RefundStatus.awaiting_approval:
-            status = refund.status.value if refund else "none owed"
-            raise Rejected(f"no refund is awaiting approval (refund: {status})")
-        if not self.policy.may_approve(action.line, refund.amount):
-            limit = self.policy.approval_limit(action.line)
-            raise Rejected(
-                f"{_fmt_money(refund.money)} exceeds the line-{action.line} approval limit "
-                f"{limit:.2f}; a higher line must approve it"
-            )
-        refund.approved_by = action.agent
-        refund.status = RefundStatus.approved
-        event = self._record(EventType.refund_approved, now, by=action.agent, line=action.line)
-        self._request_payment(refund, now)
-        return event
-
-    @handles(RetryRefund)
-    def _retry_refund(self, action: RetryRefund, now: datetime) -> IncidentEvent:
-        refund = self.state.refund
-        if refund is None or refund.status is not RefundStatus.failed:
-            status = refund.status.value if refund else "none owed"
-            raise Rejected(f"only a failed refund can be retried (refund: {status})")
-        return self._request_payment(refund, now, by=action.agent)
-
-    @handles(SettleRefund)
-    def _settle_refund(self, action: SettleRefund, now: datetime) -> IncidentEvent:
-        refund = self.state.refund
-        if refund is None or refund.status not in (RefundStatus.failed, RefundStatus.awaiting_approval):
-            status = refund.status.value if refund else "none owed"
-            raise Rejected(f"only a failed or unapproved refund can be settled by hand (refund: {status})")
-        refund.status = RefundStatus.settled
-        event = self._record(
-            EventType.refund_settled,
-            now,
-            by=action.agent,
-            reference=action.reference,
-            **self._refund_data(refund),
-        )
-        self._close_if_pending(now)
-        return event
-
-    @handles(SettleCompensation)
-    def _settle_compensation(self, action: SettleCompensation, now: datetime) -> IncidentEvent:
-        self._require_not_closed("settle the compensation of")
-        compensation = self.state.compensation
-        if compensation is None or compensation.status != "failed":
-            status = compensation.status if compensation else "none owed"
-            raise Rejected(f"only a failed compensation can be settled by hand (compensation: {status})")
-        compensation.status = "settled"
-        compensation.reference = action.reference
-        money = Money(amount=compensation.amount, currency=compensation.currency)
-        event = self._record(
-            EventType.compensation_settled,
-            now,
-            by=action.agent,
-            reference=action.reference,
-            amount=f"{money.amount:.2f}",
-            currency=money.currency,
-            idempotency_key=compensation.idempotency_key,
-        )
-        self._notify_customer(
-            "compensation",
-            f"We are sorry it took longer than promised: {_fmt_money(money)} has been credited "
-            f"to your account (ticket {self.t}).",
-            now,
-        )
-        self._close_if_pending(now)
-        return event
 
     @handles(Reclassify)
     def _reclassify(self, action: Reclassify, now: datetime) -> IncidentEvent:
-        self._require_status(Status.open, "reclassify")
+        self.require_status(Status.open, "reclassify")
         previous = self.state.severity
         if action.severity is previous:
             raise Rejected(f"already {previous.value}")
         self.state.severity = action.severity
-        event = self._record(
+        event = self.record(
             EventType.severity_changed,
             now,
             by=action.agent,
@@ -756,34 +541,27 @@ class Incident:
 
     def _acknowledge_overdue(self, deadline: Deadline, now: datetime) -> None:
         self._breach("acknowledge", deadline, now)
-        self._notify_line(
-            1,
-            "acknowledge_overdue",
-            f"Incident {self.t} ({self.state.severity.value}) has not been acknowledged "
-            f"since {_fmt_time(self.state.opened_at)}: please take it.",
-            now,
+        message = self.text(
+            Message.ACKNOWLEDGE_OVERDUE, severity=self.state.severity.value, opened_at=fmt_time(self.state.opened_at)
         )
+        self.notify_line(1, "acknowledge_overdue", message, now)
 
     def _line_timeout(self, deadline: Deadline, now: datetime) -> None:
         self._breach(f"line_{self.state.line}", deadline, now)
         self._escalate("timeout", now)
 
     def _renotify_last_line(self, deadline: Deadline, now: datetime) -> None:
-        self._notify_line(
-            LAST_LINE,
-            "renotify",
-            f"Incident {self.t} ({self.state.severity.value}) is still waiting on line {LAST_LINE} "
-            f"since {_fmt_time(self.state.line_entered_at)}: please act.",
-            now,
+        message = self.text(
+            Message.RENOTIFY,
+            severity=self.state.severity.value,
+            line=LAST_LINE,
+            since=fmt_time(self.state.line_entered_at),
         )
+        self.notify_line(LAST_LINE, "renotify", message, now)
         self._start_renotify(now)
 
     def _customer_update(self, deadline: Deadline, now: datetime) -> None:
-        self._notify_customer(
-            "status_update",
-            f"Update on {self.t}: line {self.state.line} is still working on it. We will tell you when it is fixed.",
-            now,
-        )
+        self.notify_customer("status_update", self.text(Message.STATUS_UPDATE, line=self.state.line), now)
         self._start_customer_updates(now)
 
     def _callback_due(self, deadline: Deadline, now: datetime) -> None:
@@ -794,13 +572,9 @@ class Incident:
         answer_by = self.state.clock.start(
             Clock.feedback, now, window, f"feedback window {format_duration(window)}"
         ).due_at
-        self._record(EventType.feedback_requested, now, answer_by=answer_by.isoformat())
-        self._notify_customer(
-            "feedback_request",
-            f"Is everything fine now with {self.t}? Please rate our help from 1 to 5.",
-            now,
-        )
-        self._notify_line(1, "callback_due", f"Satisfaction callback due for {self.t}: ask the customer.", now)
+        self.record(EventType.feedback_requested, now, answer_by=answer_by.isoformat())
+        self.notify_customer("feedback_request", self.text(Message.FEEDBACK_REQUEST), now)
+        self.notify_line(1, "callback_due", self.text(Message.CALLBACK_DUE), now)
 
     def _feedback_window_over(self, deadline: Deadline, now: datetime) -> None:
         self.state.awaiting = None
@@ -812,7 +586,7 @@ class Incident:
             return
         reminder.sent += 1
         line, kind, message = self._reminder(deadline.clock, reminder)
-        self._notify_line(line, kind, message, now, reminder=reminder.sent)
+        self.notify_line(line, kind, message, now, reminder=reminder.sent)
         self._start_reminder(deadline.clock, now)
 
     # --- shared transitions ---
@@ -823,26 +597,20 @@ class Incident:
         data: dict[str, Any] = {"from_line": from_line, "to_line": to_line, "reason": reason}
         if comment:
             data["comment"] = comment
-        event = self._record(EventType.escalated, now, by=by, **data)
+        event = self.record(EventType.escalated, now, by=by, **data)
         state.line = to_line
         state.line_entered_at = now
         state.assignee = None
         state.clock.stop(Clock.acknowledge)
         self._start_line_clock(now)
-        why = "its time on the previous line ran out" if reason == "timeout" else f"{by} escalated it"
-        self._notify_line(
-            to_line,
-            "escalated",
-            f"Incident {self.t} ({state.severity.value}, {state.category}) escalated to line {to_line}: "
-            f"{why}. {state.description}",
-            now,
-        )
+        about = {"severity": state.severity.value, "category": state.category, "description": state.description}
+        if reason == "timeout":
+            message = self.text(Message.LINE_ESCALATED_TIMEOUT, line=to_line, **about)
+        else:
+            message = self.text(Message.LINE_ESCALATED_MANUAL, line=to_line, agent=by, **about)
+        self.notify_line(to_line, "escalated", message, now)
         if self.rules.customer_updates_every is not None:
-            self._notify_customer(
-                "escalated",
-                f"Update on {self.t}: your case is now with our line-{to_line} specialists.",
-                now,
-            )
+            self.notify_customer("escalated", self.text(Message.ESCALATED, line=to_line), now)
             self._start_customer_updates(now)  # the customer just heard from us; the next update counts from here
         return event
 
@@ -857,18 +625,18 @@ class Incident:
         state.assignee = None
         state.clock.stop(Clock.callback, Clock.feedback)
         data: dict[str, Any] = {"reason": reason, "line": state.line}
-        message = f"We have reopened {self.t} and are working on it again."
+        message = self.text(Message.REOPENED)
         if FOLLOW_THROUGH in self.features:
             # A new promise: the reopened incident is judged (and compensated) by this fix time.
             self._renew_fix_time(now)
             data["expected_fix_by"] = state.expected_fix_by.isoformat()
             if state.severity is Severity.critical:
-                message += f" We expect to fix it by {_fmt_time(state.expected_fix_by)}."
-        event = self._record(EventType.reopened, now, by=by, **data)
+                message = self.text(Message.REOPENED_WITH_FIX_TIME, fix_by=fmt_time(state.expected_fix_by))
+        event = self.record(EventType.reopened, now, by=by, **data)
         self._start_line_clock(now)
         self._start_customer_updates(now)
-        self._notify_line(state.line, "reopened", f"Incident {self.t} reopened: {reason}", now)
-        self._notify_customer("reopened", message, now)
+        self.notify_line(state.line, "reopened", self.text(Message.LINE_REOPENED, reason=reason), now)
+        self.notify_customer("reopened", message, now)
         return event
 
     def _renew_fix_time(self, since: datetime) -> None:
@@ -878,107 +646,20 @@ class Incident:
 
     def _close_when_money_settles(self, reason: str, now: datetime) -> None:
         self.state.close_pending = reason
-        self._close_if_pending(now)
+        self.close_if_pending(now)
 
-    def _close_if_pending(self, now: datetime) -> None:
+    def close_if_pending(self, now: datetime) -> None:
         state = self.state
         if state.close_pending is None or state.status is not Status.resolved:
             return
-        if state.refund is not None and state.refund.status not in SETTLED_REFUND:
+        if money.holds_closing(state, self.features):
             return
-        if state.compensation is not None and state.compensation.status == "granting":
-            return
-        if FOLLOW_THROUGH in self.features and state.compensation is not None and state.compensation.status == "failed":
-            return  # a credit that could not be paid is a task: it closes when settled by hand
         reason, state.close_pending = state.close_pending, None
         state.status = Status.closed
         state.closed_at = now
         state.awaiting = None
         state.clock.stop_all()
-        self._record(EventType.closed, now, reason=reason)
-
-    def _owe_refund(self, money: Money, added_by: str, approver_line: int, now: datetime) -> IncidentEvent:
-        refund = RefundState(
-            amount=money.amount,
-            currency=money.currency,
-            status=RefundStatus.awaiting_approval,
-            idempotency_key=f"{self.t}:refund:{money.amount:.2f}{money.currency}",
-            owed_since=now,
-            added_by=added_by,
-        )
-        self.state.refund = refund
-        if self.policy.may_approve(approver_line, money.amount):
-            refund.status = RefundStatus.approved
-            refund.approved_by = added_by if added_by != "opened" else f"policy: line-{approver_line} limit"
-            return self._request_payment(refund, now, by=None if added_by == "opened" else added_by)
-        event = self._record(
-            EventType.refund_requested,
-            now,
-            by=None if added_by == "opened" else added_by,
-            awaiting="approval",
-            **self._refund_data(refund),
-        )
-        limit = self.policy.approval_limit(approver_line)
-        self._notify_line(
-            2,
-            "refund_approval",
-            f"Refund of {_fmt_money(money)} for {self.t} is above the line-{approver_line} limit "
-            f"{limit:.2f}: approve it (approve_refund) or settle it.",
-            now,
-        )
-        return event
-
-    def _request_payment(self, refund: RefundState, now: datetime, by: str | None = None) -> IncidentEvent:
-        refund.status = RefundStatus.requested
-        refund.attempts_started += 1
-        refund.failure = None
-        event = self._record(
-            EventType.refund_requested, now, by=by, round=refund.attempts_started, **self._refund_data(refund)
-        )
-        self._effects.append(PayRefund(idempotency_key=refund.idempotency_key, money=refund.money))
-        return event
-
-    def _grant_compensation_if_owed(self, now: datetime) -> None:
-        state, money = self.state, self.rules.compensation
-        if FOLLOW_THROUGH in self.features:
-            self._grant_compensation_for_this_fix(now)
-            return
-        if money is None or state.compensation is not None or state.resolved_at is None:
-            return
-        breached = "line_1" in state.sla_breaches or state.resolved_at > state.expected_fix_by
-        if not breached:
-            return
-        key = f"{self.t}:compensation"
-        state.compensation = CompensationState(
-            amount=money.amount, currency=money.currency, status="granting", idempotency_key=key
-        )
-        self._effects.append(GrantCompensation(idempotency_key=key, money=money))
-
-    def _grant_compensation_for_this_fix(self, now: datetime) -> None:
-        """Judge the fix just recorded by the promise in force: the opening's, or the latest reopen's.
-
-        One credit per incident: a reopened incident that is late again is credited again only if
-        the policy says so (`compensate_again_after_reopen`), and only once the earlier credit has
-        reached the customer; a credit still unpaid stays the one task to settle.
-        """
-        state, money = self.state, self.rules.compensation
-        if money is None or state.resolved_at is None:
-            return
-        late = state.resolved_at > state.expected_fix_by
-        if state.reopen_count == 0:
-            late = late or "line_1" in state.sla_breaches
-        if not late:
-            return
-        earlier = state.compensation
-        if earlier is not None and not (
-            self.rules.compensate_again_after_reopen and earlier.status in ("granted", "settled")
-        ):
-            return
-        key = f"{self.t}:compensation" if earlier is None else f"{self.t}:compensation:{state.reopen_count}"
-        state.compensation = CompensationState(
-            amount=money.amount, currency=money.currency, status="granting", idempotency_key=key
-        )
-        self._effects.append(GrantCompensation(idempotency_key=key, money=money))
+        self.record(EventType.closed, now, reason=reason)
 
     # --- reminders: work that waits on a person always has a clock ---
 
@@ -990,12 +671,7 @@ class Incident:
         if state.status is Status.open and state.line >= LAST_LINE and state.assignee is not None:
             # Owned on the last line: nothing escalates it any more. A note is news and starts over.
             wanted[Clock.owned_reminder] = f"owned:{state.assignee}:{state.notes}"
-        refund = state.refund
-        if refund is not None and refund.status not in SETTLED_REFUND:
-            wanted[Clock.refund_reminder] = f"refund:{refund.status.value}:{refund.attempts_started}"
-        compensation = state.compensation
-        if compensation is not None and compensation.status in ("granting", "failed"):
-            wanted[Clock.compensation_reminder] = f"compensation:{compensation.status}:{compensation.idempotency_key}"
+        wanted.update(money.reminders_wanted(state))
         return wanted
 
     def _keep_reminders(self, now: datetime) -> None:
@@ -1020,7 +696,7 @@ class Incident:
         ladder = REMINDER_LADDERS[clock]
         wait = self.policy.reminders_for(self.state.severity).wait(ladder, reminder.sent)
         label = f"{ladder} reminder {reminder.sent + 1} in {format_duration(wait)}"
-        if reminder.sent == 0 and reminder.about.startswith(_IN_FLIGHT):
+        if reminder.sent == 0 and reminder.about.startswith(money.IN_FLIGHT):
             # The payment is retried until its give-up time; only an outcome later than that is news.
             wait += self.policy.refund_give_up_after
             label = f"{ladder} payment outcome overdue after {format_duration(wait)}"
@@ -1028,64 +704,26 @@ class Incident:
 
     def _reminder(self, clock: Clock, reminder: ReminderState) -> tuple[int, str, str]:
         """Whom to remind (the line that owns the work), the notification kind, and what to do."""
-        state, n, since = self.state, reminder.sent, _fmt_time(reminder.since)
-        refund, compensation = state.refund, state.compensation
+        state, n = self.state, reminder.sent
         if clock is Clock.owned_reminder:
-            return (
-                state.line,
-                "owned_reminder",
-                f"Reminder {n}: incident {self.t} ({state.severity.value}) is with {state.assignee} on line "
-                f"{state.line} with no news since {since}. Add a note on the progress (add_note), resolve it "
-                "(resolve), or let another agent take it over (acknowledge).",
+            message = self.text(
+                Message.OWNED_REMINDER,
+                n=n,
+                severity=state.severity.value,
+                assignee=state.assignee,
+                line=state.line,
+                since=fmt_time(reminder.since),
             )
-        if clock is Clock.refund_reminder and refund is not None:
-            money = _fmt_money(refund.money)
-            if refund.status is RefundStatus.awaiting_approval:
-                line = self.policy.approver_line(refund.amount)
-                return (
-                    line,
-                    "refund_reminder",
-                    f"Reminder {n}: the refund of {money} for {self.t} has awaited approval since "
-                    f"{_fmt_time(refund.owed_since)}. Approve it (approve_refund, line {line} or above) or "
-                    "record how it was paid (settle_refund).",
-                )
-            if refund.status is RefundStatus.failed:
-                return (
-                    2,
-                    "refund_reminder",
-                    f"Reminder {n}: the refund of {money} for {self.t} (owed since {_fmt_time(refund.owed_since)}) "
-                    f"failed: {refund.failure}. Retry it (retry_refund) or record how it was paid (settle_refund).",
-                )
-            return (
-                2,
-                "payment_overdue",
-                f"Reminder {n}: the refund of {money} for {self.t} was sent to the payment provider at {since} "
-                f"(round {refund.attempts_started}) and has no outcome past its give-up time. Check the worker "
-                f"and the provider for idempotency key {refund.idempotency_key}.",
-            )
-        if clock is Clock.compensation_reminder and compensation is not None:
-            money = f"{compensation.amount:.2f} {compensation.currency}"
-            if compensation.status == "failed":
-                return (
-                    2,
-                    "compensation_reminder",
-                    f"Reminder {n}: the goodwill credit of {money} for {self.t} could not be paid "
-                    f"({compensation.failure}). Credit it by hand and record it (settle_compensation with a "
-                    "reference); the incident closes after that.",
-                )
-            return (
-                2,
-                "payment_overdue",
-                f"Reminder {n}: the goodwill credit of {money} for {self.t} was sent to the payment provider at "
-                f"{since} and has no outcome past its give-up time. Check the worker and the provider for "
-                f"idempotency key {compensation.idempotency_key}.",
-            )
-        return state.line, "reminder", f"Reminder {n}: incident {self.t} is waiting on line {state.line}."
+            return state.line, "owned_reminder", message
+        about_money = money.reminder_text(self, clock, reminder)
+        if about_money is not None:
+            return about_money
+        return state.line, "reminder", self.text(Message.REMINDER, n=n, line=state.line)
 
     def _breach(self, clock_name: str, deadline: Deadline, now: datetime) -> None:
         if clock_name not in self.state.sla_breaches:
             self.state.sla_breaches.append(clock_name)
-        self._record(
+        self.record(
             EventType.sla_breached, now, clock=clock_name, deadline=deadline.due_at.isoformat(), label=deadline.label
         )
 
@@ -1111,51 +749,10 @@ class Incident:
 
     # --- plumbing ---
 
-    @property
-    def t(self) -> str:
-        return self.state.ticket_id
-
     def _opening_message(self) -> str:
         if self.state.severity is Severity.critical:
-            return (
-                f"We are sorry for the trouble. Your ticket number is {self.t}. Our specialists are on it and "
-                f"we expect to fix it by {_fmt_time(self.state.expected_fix_by)}; we will keep you informed."
-            )
-        return f"Thank you, we have registered your request. Your ticket number is {self.t}."
-
-    def _record(self, event_type: EventType, now: datetime, by: str | None = None, **data: Any) -> IncidentEvent:
-        self.state.event_seq += 1
-        event = IncidentEvent(seq=self.state.event_seq, type=event_type, at=now, by=by, data=data)
-        self.state.events.append(event)
-        return event
-
-    def _notify_customer(self, kind: str, message: str, now: datetime) -> None:
-        event = self._record(EventType.customer_notified, now, kind=kind)
-        self._effects.append(Notify("customer", kind, message, event.seq))
-
-    def _notify_line(self, line: int, kind: str, message: str, now: datetime, **data: Any) -> None:
-        event = self._record(EventType.line_notified, now, line=line, kind=kind, **data)
-        self._effects.append(Notify(line_recipient(line), kind, message, event.seq))
-
-    def _require_status(self, status: Status, verb: str) -> None:
-        if self.state.status is not status:
-            raise Rejected(f"cannot {verb}: the incident is {self.state.status.value}, not {status.value}")
-
-    def _require_not_closed(self, verb: str) -> None:
-        if self.state.status is Status.closed:
-            raise Rejected(f"cannot {verb} a closed incident")
-
-    def _require_refund(self) -> RefundState:
-        assert self.state.refund is not None, "payment result without a refund"
-        return self.state.refund
-
-    @staticmethod
-    def _refund_data(refund: RefundState) -> dict[str, Any]:
-        return {
-            "amount": f"{refund.amount:.2f}",
-            "currency": refund.currency,
-            "idempotency_key": refund.idempotency_key,
-        }
+            return self.text(Message.TICKET_OPENED_CRITICAL, fix_by=fmt_time(self.state.expected_fix_by))
+        return self.text(Message.TICKET_OPENED)
 
     def _refresh(self, now: datetime | None = None) -> None:
         """Keep the reminders in step with the work waiting (given `now`), and the deadline fields with the clock."""
@@ -1166,10 +763,6 @@ class Incident:
         self.state.acknowledge_deadline = clock.due_at(Clock.acknowledge)
         upcoming = clock.next()
         self.state.next_deadline = upcoming.due_at if upcoming else None
-
-    def _take_effects(self) -> list[Effect]:
-        effects, self._effects = self._effects, []
-        return effects
 
 
 def _actor(action: ActionModel) -> str | None:

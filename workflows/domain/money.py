@@ -1,0 +1,391 @@
+"""The incident's money: a refund owed to the customer and a goodwill credit for a late fix.
+
+A sub-machine of its own, as functions over the incident (`IncidentCore`). A
+refund is owed (at opening, on a recontact, or added by line 2), approved by a
+line whose limit covers it (or at once by the policy), paid through the provider
+with one idempotency key, and retried or settled by hand when it fails. A credit
+is granted when the fix came later than promised, and settled by hand when it
+could not be paid. While money is on its way or waiting on a person, the
+incident does not close, and a reminder ladder chases it (FOLLOW_THROUGH).
+The lifecycle (incident.py) calls in here and closes the incident once nothing
+is owed; the action handlers here join the catalogue through `@handles`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from workflows.domain.actions import AddRefund, ApproveRefund, RetryRefund, SettleCompensation, SettleRefund
+from workflows.domain.core import (
+    FOLLOW_THROUGH,
+    Effect,
+    GrantCompensation,
+    IncidentCore,
+    PayRefund,
+    Rejected,
+    handles,
+)
+from workflows.domain.messages import Message, fmt_amount, fmt_money, fmt_time
+from workflows.domain.models import (
+    SETTLED_REFUND,
+    CompensationState,
+    EventType,
+    IncidentEvent,
+    IncidentState,
+    Money,
+    RefundState,
+    RefundStatus,
+    ReminderState,
+)
+from workflows.domain.sla import Clock
+
+# Reminder subjects of money on its way to the customer: chased only once the payment's give-up time has passed.
+IN_FLIGHT = ("refund:requested", "refund:approved", "compensation:granting")
+
+
+# --- reading ---
+
+
+def in_flight(state: IncidentState) -> bool:
+    """Whether a payment is with the provider now (its outcome is still to come)."""
+    refund, compensation = state.refund, state.compensation
+    return (refund is not None and refund.status is RefundStatus.requested) or (
+        compensation is not None and compensation.status == "granting"
+    )
+
+
+def payments_in_flight(state: IncidentState) -> list[Effect]:
+    """The payments to ask for again after a continue-as-new: same idempotency keys, so paid at most once."""
+    effects: list[Effect] = []
+    refund, compensation = state.refund, state.compensation
+    if refund is not None and refund.status is RefundStatus.requested:
+        effects.append(PayRefund(idempotency_key=refund.idempotency_key, money=refund.money))
+    if compensation is not None and compensation.status == "granting":
+        money = Money(amount=compensation.amount, currency=compensation.currency)
+        effects.append(GrantCompensation(idempotency_key=compensation.idempotency_key, money=money))
+    return effects
+
+
+def holds_closing(state: IncidentState, features: set[str]) -> bool:
+    """Whether money still keeps a resolved incident open: unpaid, on its way, or (FOLLOW_THROUGH) a failed credit."""
+    if state.refund is not None and state.refund.status not in SETTLED_REFUND:
+        return True
+    if state.compensation is not None and state.compensation.status == "granting":
+        return True
+    # A credit that could not be paid is a task: it closes when settled by hand.
+    return FOLLOW_THROUGH in features and state.compensation is not None and state.compensation.status == "failed"
+
+
+def refund_data(refund: RefundState) -> dict[str, Any]:
+    return {
+        "amount": f"{refund.amount:.2f}",
+        "currency": refund.currency,
+        "idempotency_key": refund.idempotency_key,
+    }
+
+
+# --- owing and paying ---
+
+
+def owe_refund(incident: IncidentCore, money: Money, added_by: str, approver_line: int, now: datetime) -> IncidentEvent:
+    refund = RefundState(
+        amount=money.amount,
+        currency=money.currency,
+        status=RefundStatus.awaiting_approval,
+        idempotency_key=f"{incident.t}:refund:{money.amount:.2f}{money.currency}",
+        owed_since=now,
+        added_by=added_by,
+    )
+    incident.state.refund = refund
+    if incident.policy.may_approve(approver_line, money.amount):
+        refund.status = RefundStatus.approved
+        refund.approved_by = added_by if added_by != "opened" else f"policy: line-{approver_line} limit"
+        return request_payment(incident, refund, now, by=None if added_by == "opened" else added_by)
+    event = incident.record(
+        EventType.refund_requested,
+        now,
+        by=None if added_by == "opened" else added_by,
+        awaiting="approval",
+        **refund_data(refund),
+    )
+    limit = incident.policy.approval_limit(approver_line)
+    text = incident.text(Message.REFUND_APPROVAL, money=fmt_money(money), line=approver_line, limit=f"{limit:.2f}")
+    incident.notify_line(2, "refund_approval", text, now)
+    return event
+
+
+def request_payment(incident: IncidentCore, refund: RefundState, now: datetime, by: str | None = None) -> IncidentEvent:
+    refund.status = RefundStatus.requested
+    refund.attempts_started += 1
+    refund.failure = None
+    event = incident.record(
+        EventType.refund_requested, now, by=by, round=refund.attempts_started, **refund_data(refund)
+    )
+    incident.emit(PayRefund(idempotency_key=refund.idempotency_key, money=refund.money))
+    return event
+
+
+def grant_compensation_if_owed(incident: IncidentCore, now: datetime) -> None:
+    """Judge the fix just recorded: a late one earns the policy's goodwill credit."""
+    state, money = incident.state, incident.rules.compensation
+    if FOLLOW_THROUGH in incident.features:
+        _grant_compensation_for_this_fix(incident, now)
+        return
+    if money is None or state.compensation is not None or state.resolved_at is None:
+        return
+    breached = "line_1" in state.sla_breaches or state.resolved_at > state.expected_fix_by
+    if not breached:
+        return
+    key = f"{incident.t}:compensation"
+    state.compensation = CompensationState(
+        amount=money.amount, currency=money.currency, status="granting", idempotency_key=key
+    )
+    incident.emit(GrantCompensation(idempotency_key=key, money=money))
+
+
+def _grant_compensation_for_this_fix(incident: IncidentCore, now: datetime) -> None:
+    """Judge the fix just recorded by the promise in force: the opening's, or the latest reopen's.
+
+    One credit per incident: a reopened incident that is late again is credited again only if
+    the policy says so (`compensate_again_after_reopen`), and only once the earlier credit has
+    reached the customer; a credit still unpaid stays the one task to settle.
+    """
+    state, money = incident.state, incident.rules.compensation
+    if money is None or state.resolved_at is None:
+        return
+    late = state.resolved_at > state.expected_fix_by
+    if state.reopen_count == 0:
+        late = late or "line_1" in state.sla_breaches
+    if not late:
+        return
+    earlier = state.compensation
+    if earlier is not None and not (
+        incident.rules.compensate_again_after_reopen and earlier.status in ("granted", "settled")
+    ):
+        return
+    key = f"{incident.t}:compensation" if earlier is None else f"{incident.t}:compensation:{state.reopen_count}"
+    state.compensation = CompensationState(
+        amount=money.amount, currency=money.currency, status="granting", idempotency_key=key
+    )
+    incident.emit(GrantCompensation(idempotency_key=key, money=money))
+
+
+# --- payment outcomes ---
+
+
+def _require_refund(incident: IncidentCore) -> RefundState:
+    assert incident.state.refund is not None, "payment result without a refund"
+    return incident.state.refund
+
+
+def _require_compensation(incident: IncidentCore) -> CompensationState:
+    assert incident.state.compensation is not None, "compensation result without a compensation"
+    return incident.state.compensation
+
+
+def refund_paid(incident: IncidentCore, payment_id: str, now: datetime) -> None:
+    refund = _require_refund(incident)
+    refund.status = RefundStatus.paid
+    refund.payment_id = payment_id
+    refund.failure = None
+    incident.record(EventType.refund_succeeded, now, payment_id=payment_id, **refund_data(refund))
+    incident.notify_customer("refund_paid", incident.text(Message.REFUND_PAID, money=fmt_money(refund.money)), now)
+    incident.close_if_pending(now)
+
+
+def refund_failed(incident: IncidentCore, reason: str, now: datetime) -> None:
+    refund = _require_refund(incident)
+    refund.status = RefundStatus.failed
+    refund.failure = reason
+    incident.record(
+        EventType.refund_failed,
+        now,
+        reason=reason,
+        owed_since=refund.owed_since.isoformat(),
+        rounds=refund.attempts_started,
+        **refund_data(refund),
+    )
+    text = incident.text(
+        Message.REFUND_TASK,
+        money=fmt_money(refund.money),
+        owed_since=fmt_time(refund.owed_since),
+        round=refund.attempts_started,
+        reason=reason,
+    )
+    incident.notify_line(2, "refund_task", text, now)
+
+
+def compensation_paid(incident: IncidentCore, payment_id: str, now: datetime) -> None:
+    compensation = _require_compensation(incident)
+    compensation.status = "granted"
+    compensation.payment_id = payment_id
+    money = Money(amount=compensation.amount, currency=compensation.currency)
+    incident.record(
+        EventType.compensation_granted,
+        now,
+        amount=f"{money.amount:.2f}",
+        currency=money.currency,
+        payment_id=payment_id,
+    )
+    incident.notify_customer("compensation", incident.text(Message.COMPENSATION, money=fmt_money(money)), now)
+    incident.close_if_pending(now)
+
+
+def compensation_failed(incident: IncidentCore, reason: str, now: datetime) -> None:
+    compensation = _require_compensation(incident)
+    compensation.status = "failed"
+    compensation.failure = reason
+    incident.record(EventType.compensation_failed, now, reason=reason, idempotency_key=compensation.idempotency_key)
+    message = Message.COMPENSATION_TASK_TO_SETTLE if FOLLOW_THROUGH in incident.features else Message.COMPENSATION_TASK
+    money = fmt_amount(compensation.amount, compensation.currency)
+    incident.notify_line(2, "compensation_task", incident.text(message, money=money, reason=reason), now)
+    incident.close_if_pending(now)
+
+
+# --- action handlers: each returns the event it recorded or raises Rejected ---
+
+
+@handles(AddRefund)
+def add_refund(incident: IncidentCore, action: AddRefund, now: datetime) -> IncidentEvent:
+    incident.require_not_closed("add a refund to")
+    if incident.state.line < 2:
+        raise Rejected("only line 2 and above may add a refund; escalate the incident first")
+    if incident.state.refund is not None:
+        raise Rejected(f"a refund of {fmt_money(incident.state.refund.money)} is already owed on this incident")
+    return owe_refund(incident, action.refund, added_by=action.agent, approver_line=incident.state.line, now=now)
+
+
+@handles(ApproveRefund)
+def approve_refund(incident: IncidentCore, action: ApproveRefund, now: datetime) -> IncidentEvent:
+    refund = incident.state.refund
+    if refund is None or refund.status is not RefundStatus.awaiting_approval:
+        status = refund.status.value if refund else "none owed"
+        raise Rejected(f"no refund is awaiting approval (refund: {status})")
+    if not incident.policy.may_approve(action.line, refund.amount):
+        limit = incident.policy.approval_limit(action.line)
+        raise Rejected(
+            f"{fmt_money(refund.money)} exceeds the line-{action.line} approval limit "
+            f"{limit:.2f}; a higher line must approve it"
+        )
+    refund.approved_by = action.agent
+    refund.status = RefundStatus.approved
+    event = incident.record(EventType.refund_approved, now, by=action.agent, line=action.line)
+    request_payment(incident, refund, now)
+    return event
+
+
+@handles(RetryRefund)
+def retry_refund(incident: IncidentCore, action: RetryRefund, now: datetime) -> IncidentEvent:
+    refund = incident.state.refund
+    if refund is None or refund.status is not RefundStatus.failed:
+        status = refund.status.value if refund else "none owed"
+        raise Rejected(f"only a failed refund can be retried (refund: {status})")
+    return request_payment(incident, refund, now, by=action.agent)
+
+
+@handles(SettleRefund)
+def settle_refund(incident: IncidentCore, action: SettleRefund, now: datetime) -> IncidentEvent:
+    refund = incident.state.refund
+    if refund is None or refund.status not in (RefundStatus.failed, RefundStatus.awaiting_approval):
+        status = refund.status.value if refund else "none owed"
+        raise Rejected(f"only a failed or unapproved refund can be settled by hand (refund: {status})")
+    refund.status = RefundStatus.settled
+    event = incident.record(
+        EventType.refund_settled,
+        now,
+        by=action.agent,
+        reference=action.reference,
+        **refund_data(refund),
+    )
+    incident.close_if_pending(now)
+    return event
+
+
+@handles(SettleCompensation)
+def settle_compensation(incident: IncidentCore, action: SettleCompensation, now: datetime) -> IncidentEvent:
+    incident.require_not_closed("settle the compensation of")
+    compensation = incident.state.compensation
+    if compensation is None or compensation.status != "failed":
+        status = compensation.status if compensation else "none owed"
+        raise Rejected(f"only a failed compensation can be settled by hand (compensation: {status})")
+    compensation.status = "settled"
+    compensation.reference = action.reference
+    money = Money(amount=compensation.amount, currency=compensation.currency)
+    event = incident.record(
+        EventType.compensation_settled,
+        now,
+        by=action.agent,
+        reference=action.reference,
+        amount=f"{money.amount:.2f}",
+        currency=money.currency,
+        idempotency_key=compensation.idempotency_key,
+    )
+    incident.notify_customer("compensation", incident.text(Message.COMPENSATION, money=fmt_money(money)), now)
+    incident.close_if_pending(now)
+    return event
+
+
+# --- reminders: money waiting on a person, or a payment with no outcome, is chased ---
+
+
+def reminders_wanted(state: IncidentState) -> dict[Clock, str]:
+    """The money reminder ladders the incident needs now, each with what it is about."""
+    wanted: dict[Clock, str] = {}
+    refund = state.refund
+    if refund is not None and refund.status not in SETTLED_REFUND:
+        wanted[Clock.refund_reminder] = f"refund:{refund.status.value}:{refund.attempts_started}"
+    compensation = state.compensation
+    if compensation is not None and compensation.status in ("granting", "failed"):
+        wanted[Clock.compensation_reminder] = f"compensation:{compensation.status}:{compensation.idempotency_key}"
+    return wanted
+
+
+def reminder_text(incident: IncidentCore, clock: Clock, reminder: ReminderState) -> tuple[int, str, str] | None:
+    """Whom to remind of the money (line 2, or the line that may approve), the kind, and the text; None if no money."""
+    state, n, since = incident.state, reminder.sent, fmt_time(reminder.since)
+    refund, compensation = state.refund, state.compensation
+    if clock is Clock.refund_reminder and refund is not None:
+        money = fmt_money(refund.money)
+        if refund.status is RefundStatus.awaiting_approval:
+            line = incident.policy.approver_line(refund.amount)
+            text = incident.text(
+                Message.REFUND_AWAITS_APPROVAL_REMINDER,
+                n=n,
+                money=money,
+                owed_since=fmt_time(refund.owed_since),
+                line=line,
+            )
+            return line, "refund_reminder", text
+        if refund.status is RefundStatus.failed:
+            text = incident.text(
+                Message.REFUND_FAILED_REMINDER,
+                n=n,
+                money=money,
+                owed_since=fmt_time(refund.owed_since),
+                reason=refund.failure,
+            )
+            return 2, "refund_reminder", text
+        text = incident.text(
+            Message.REFUND_OVERDUE_REMINDER,
+            n=n,
+            money=money,
+            since=since,
+            round=refund.attempts_started,
+            idempotency_key=refund.idempotency_key,
+        )
+        return 2, "payment_overdue", text
+    if clock is Clock.compensation_reminder and compensation is not None:
+        money = fmt_amount(compensation.amount, compensation.currency)
+        if compensation.status == "failed":
+            text = incident.text(Message.COMPENSATION_FAILED_REMINDER, n=n, money=money, reason=compensation.failure)
+            return 2, "compensation_reminder", text
+        text = incident.text(
+            Message.COMPENSATION_OVERDUE_REMINDER,
+            n=n,
+            money=money,
+            since=since,
+            idempotency_key=compensation.idempotency_key,
+        )
+        return 2, "payment_overdue", text
+    return None
