@@ -44,7 +44,7 @@ def test_no_module_outside_the_settings_and_entry_points_touches_os_environ():
             name = path.relative_to(ROOT).as_posix()
             if name in ALLOWED:
                 continue
-            for number, line in enumerate(_strip_comments_and_docstrings(path.read_text()).splitlines(), 1):
+            for line in _strip_comments_and_docstrings(path.read_text()).splitlines():
                 if ENVIRON.search(line):
                     found.append(f"{name}: {line.strip()}")
     assert not found, "read the setting in infra/settings.py and pass it down:\n" + "\n".join(found)
