@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -146,11 +147,16 @@ def test_the_cli_passes_the_dev_stack_down_and_never_writes_os_environ(
     ],
 )
 def test_every_yaml_file_is_refused_naming_the_file_and_the_field(tmp_path: Path, kind: str, text: str, field: str):
-    loaders = {"dev config": load_dev_config, "policy": load_policy_file, "codec keys": load_keys}
+    loaders: dict[str, Callable[[Path], object]] = {
+        "dev config": load_dev_config,
+        "policy": load_policy_file,
+        "codec keys": load_keys,
+        "api tokens": load_tokens,
+    }
     path = tmp_path / f"{kind.replace(' ', '-')}.yml"
     path.write_text(text)
     with pytest.raises(ValueError) as refused:
-        loaders.get(kind, load_tokens)(path)
+        loaders[kind](path)
     assert str(refused.value).startswith(f"{path}: ") and field in str(refused.value), refused.value
 
 
