@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,11 +27,11 @@ from pathlib import Path
 import yaml
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from infra.errors import describe_validation_error
+from infra.config_files import ConfigFileError, load_yaml
 from infra.payloads import mark_undecodable
 from infra.private_files import write_private
 
@@ -42,7 +41,7 @@ KEY_ID_HEADER = "encryption-key-id"
 NONCE_BYTES = 12
 
 
-class CodecConfigError(ValueError):
+class CodecConfigError(ConfigFileError):
     """A key file that cannot be used; the message names the file and the field."""
 
 
@@ -146,17 +145,7 @@ def _is_label(payload: Payload) -> bool:
 
 
 def load_keys(path: str | Path) -> CodecKeys:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise CodecConfigError(f"{path}: cannot read the key file ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise CodecConfigError(f"{path}: not valid YAML: {error}") from None
-    try:
-        return CodecKeys.model_validate(data)
-    except ValidationError as error:
-        raise CodecConfigError(f"{path}: {describe_validation_error(error)}") from None
+    return load_yaml(path, CodecKeys, what="the key file", error=CodecConfigError)
 
 
 def write_new_keys(path: str | Path, key_id: str | None = None) -> CodecKeys:
@@ -171,7 +160,10 @@ def write_new_keys(path: str | Path, key_id: str | None = None) -> CodecKeys:
     return CodecKeys.model_validate(data)
 
 
-def payload_codec_from_env(environ: Mapping[str, str] | None = None) -> PayloadCodec | None:
-    env = os.environ if environ is None else environ
-    path = env.get(KEYS_FILE_ENV)
-    return EncryptionCodec(load_keys(path)) if path else None
+def payload_codec(keys_file: str | Path | None) -> PayloadCodec | None:
+    """The codec for the keys in `keys_file` (the settings' INCIDENTS_CODEC_KEYS_FILE); None: no encryption."""
+    return EncryptionCodec(load_keys(keys_file)) if keys_file else None
+
+
+def payload_codec_from_env(environ: Mapping[str, str]) -> PayloadCodec | None:
+    return payload_codec(environ.get(KEYS_FILE_ENV))

@@ -9,10 +9,10 @@ same code reaches a laptop's dev server or Temporal Cloud.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -20,14 +20,18 @@ from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
-from infra.codec import payload_codec_from_env
+from infra.codec import payload_codec
 from infra.telemetry import client_interceptors
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
 
 DEFAULT_ADDRESS = "localhost:7233"
 
 
-def data_converter() -> DataConverter:
-    codec = payload_codec_from_env()
+def data_converter(keys_file: str | Path | None = None) -> DataConverter:
+    """The converter every client and worker shares; payloads encrypted with the keys in `keys_file`."""
+    codec = payload_codec(keys_file)
     if codec is None:
         return pydantic_data_converter
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
@@ -43,25 +47,22 @@ def connect_config(target: str | None = None, namespace: str | None = None) -> d
     return config
 
 
-def temporal_configured() -> bool:
-    """True when the environment or a temporal.toml profile names a server to use."""
-    if os.environ.get("TEMPORAL_ADDRESS"):
-        return True
-    try:
-        return bool(ClientConfig.load_client_connect_config(disable_env=True).get("target_host"))
-    except Exception:  # an unreadable config file is reported when connecting, not here
-        return False
-
-
 async def connect(
     target: str | None = None,
     namespace: str | None = None,
     interceptors: Sequence[Interceptor] = (),
     runtime: Runtime | None = None,
+    *,
+    settings: Settings | None = None,
 ) -> Client:
+    """A client for the server `settings` name (their address, namespace and codec keys), or what
+    temporalio.envconfig finds (TEMPORAL_* and temporal.toml) without encryption when given none."""
+    if settings is not None:
+        target = target or settings.temporal_address
+        namespace = namespace or settings.temporal_namespace
     return await Client.connect(
         **connect_config(target, namespace),
-        data_converter=data_converter(),
+        data_converter=data_converter(settings.codec_keys_file if settings is not None else None),
         interceptors=[*client_interceptors(), *interceptors],
         runtime=runtime,
     )

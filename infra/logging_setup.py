@@ -12,7 +12,6 @@ replay, so a replayed incident does not log twice.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
@@ -62,8 +61,10 @@ def _shared_processors() -> list[Any]:
 
 
 def configure_logging(fmt: str | None = None, level: str | int | None = None, stream: TextIO | None = None) -> None:
-    fmt = fmt or os.environ.get(FORMAT_ENV, "json")
-    level = level or os.environ.get(LEVEL_ENV, "INFO")
+    """`fmt` and `level` come from the process's settings (INCIDENTS_LOG_FORMAT, INCIDENTS_LOG_LEVEL or
+    temporal-dev.yml); JSON at INFO when they say nothing."""
+    fmt = fmt or "json"
+    level = level or "INFO"
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=(stream or sys.stderr).isatty())
         if fmt == "console"

@@ -21,7 +21,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -69,6 +69,7 @@ def spawn(
     own_session: bool = True,
     death_signal: int = signal.SIGTERM,
     text: Literal[False] = False,
+    extra_env: Mapping[str, str] | None = None,
     **options: Any,
 ) -> subprocess.Popen[bytes]: ...
 
@@ -80,6 +81,7 @@ def spawn(
     own_session: bool = True,
     death_signal: int = signal.SIGTERM,
     text: Literal[True],
+    extra_env: Mapping[str, str] | None = None,
     **options: Any,
 ) -> subprocess.Popen[str]: ...
 
@@ -90,6 +92,7 @@ def spawn(
     own_session: bool = True,
     death_signal: int = signal.SIGTERM,
     text: bool = False,
+    extra_env: Mapping[str, str] | None = None,
     **options: Any,
 ) -> subprocess.Popen[Any]:
     """`subprocess.Popen(argv, **options)` for a child that gets `death_signal` when this process dies.
@@ -97,9 +100,14 @@ def spawn(
     With `own_session` (the default) the child leads a session and process group of its own: the
     terminal's Ctrl-C does not reach it, and `os.killpg(child.pid, ...)` stops it with whatever it
     starts. Call it from the main thread or a thread that lives as long as this process.
+
+    `extra_env` is added to what the child inherits (this process's environment, or `env`): how a
+    process passes settings to its children without writing to its own os.environ.
     """
     if "preexec_fn" in options or "start_new_session" in options:
         raise TypeError("spawn() sets preexec_fn and start_new_session itself")
+    if extra_env is not None:
+        options["env"] = {**(options.get("env") or os.environ), **extra_env}
     return subprocess.Popen(
         argv, text=text, start_new_session=own_session, preexec_fn=die_with_parent(death_signal), **options
     )

@@ -13,9 +13,8 @@ domain metrics (workflows/metrics.py) on a Prometheus endpoint.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from opentelemetry import trace
@@ -27,22 +26,31 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Interceptor as WorkerInterceptor
 
+if TYPE_CHECKING:
+    from infra.settings import Settings
+
 _configured = False
 
 
-def configure_tracing(service_name: str = "incidents") -> None:
-    """Install the process's tracer provider once; export only when an OTLP endpoint is configured."""
+def configure_tracing(service_name: str = "incidents", settings: Settings | None = None) -> None:
+    """Install the process's tracer provider once; export only when the settings name an OTLP endpoint.
+
+    A process's entry point passes its settings; a script that passes none gets its environment's.
+    """
     global _configured
     if _configured:
         return
     _configured = True
-    if not (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+    if settings is None:
+        from infra.settings import Settings
+
+        settings = Settings()
+    if not settings.tracing_endpoint:
         return
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
-    )
+    # The exporter reads the rest of the standard OTEL_EXPORTER_OTLP_* variables itself.
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name or service_name}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
 

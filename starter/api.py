@@ -43,6 +43,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.errors import field_path
+from infra.settings import Settings
 from infra.telemetry import configure_tracing, instrument_fastapi
 from starter.auth import Principal, Role, TokenStore
 from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
@@ -416,28 +417,28 @@ class TemporalUnreachable(RuntimeError):
     """The API process could not connect to Temporal at start."""
 
 
-async def build_from_env() -> FastAPI:
-    """The API as `incidents api` serves it: tokens, policy, task queue and Temporal all from the environment."""
+async def build_from_settings(settings: Settings) -> FastAPI:
+    """The API as `incidents api` serves it: tokens, policy, task queue and Temporal from the process's settings."""
     from infra.connection import connect, connect_config
-    from starter.auth import load_tokens_from_env
-    from workflows.domain.policy import load_policy
+    from starter.auth import load_tokens_file
+    from workflows.domain.policy import policy_from
 
     # Configuration mistakes first, each naming its file and entry, before anything connects.
-    tokens = load_tokens_from_env()
-    policy = load_policy()
-    answer_within = _seconds_from_env(ANSWER_TIMEOUT_ENV, DEFAULT_ANSWER_SECONDS)
-    task_queue = os.environ.get("INCIDENTS_TASK_QUEUE") or TASK_QUEUE
-    configure_tracing("incidents-api")
+    tokens = load_tokens_file(settings.api_tokens_file)
+    policy = policy_from(settings.policy_file)
+    answer_within = _seconds(ANSWER_TIMEOUT_ENV, settings.api_answer_timeout, DEFAULT_ANSWER_SECONDS)
+    task_queue = settings.task_queue or TASK_QUEUE
+    configure_tracing("incidents-api", settings)
     try:
-        client = await _connect_with_retry(connect)
+        client = await _connect_with_retry(lambda: connect(settings=settings))
     except RuntimeError as error:
-        target = connect_config().get("target_host")
+        target = connect_config(settings.temporal_address).get("target_host")
         raise TemporalUnreachable(f"cannot reach Temporal at {target} ({error})") from None
     return create_app(IncidentService(client, policy, task_queue=task_queue), tokens, answer_within=answer_within)
 
 
-def _seconds_from_env(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
+def _seconds(name: str, given: str | None, default: float) -> float:
+    text = (given or "").strip()
     if not text:
         return default
     try:
@@ -461,18 +462,18 @@ async def _connect_with_retry(connect: Callable[[], Awaitable[Any]], within: flo
             await asyncio.sleep(0.5)
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, settings: Settings) -> None:
     import uvicorn
 
-    app = await build_from_env()
+    app = await build_from_settings(settings)
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", log_config=None)
     )
     await server.serve()
 
 
-def run(host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve the API until interrupted (`incidents api --host --port`).
+def run(host: str = "127.0.0.1", port: int = 8080, settings: Settings | None = None) -> None:
+    """Serve the API until interrupted (`incidents api --host --port`), with the settings the CLI read.
 
     A bad setting exits with code 2 and one line naming it; Temporal out of reach at start, code 1.
     """
@@ -480,7 +481,7 @@ def run(host: str = "127.0.0.1", port: int = 8080) -> None:
     from workflows.domain.policy import PolicyError
 
     try:
-        asyncio.run(serve(host, port))
+        asyncio.run(serve(host, port, settings or Settings.load()))
     except (TokenConfigError, PolicyError, ApiConfigError) as error:
         print(f"incidents api: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -30,6 +30,7 @@ from temporalio.client import (
 )
 
 from activities.audit_findings import AUDIT_WORKFLOW_TYPE, DEFAULT_GRACE, SCHEDULE_ID, find_vanished, render
+from infra.settings import Settings
 from workflows.domain.durations import parse_duration
 from workflows.domain.inputs import TASK_QUEUE
 
@@ -55,10 +56,10 @@ async def install_schedule(
     return SCHEDULE_ID
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from infra.connection import connect
 
-    client = await connect()
+    client = await connect(settings=settings)
     grace = parse_duration(args.grace)
     if args.schedule:
         schedule_id = await install_schedule(client, parse_duration(args.schedule), grace)
@@ -72,7 +73,7 @@ async def _run(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     parser = argparse.ArgumentParser(prog="incidents audit", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--grace",
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parse_duration(value)
             except ValueError as error:
                 parser.exit(2, f"incidents audit: --{name}: {error}\n")
-    return asyncio.run(_run(args))
+    return asyncio.run(_run(args, settings or Settings.load()))
 
 
 if __name__ == "__main__":

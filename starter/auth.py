@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ from enum import StrEnum
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from infra.errors import describe_validation_error
+from infra.config_files import ConfigFileError, read_yaml, validate_document
 from infra.private_files import write_private
 
 TOKENS_FILE_ENV = "INCIDENTS_API_TOKENS_FILE"
@@ -45,7 +44,7 @@ class TokenEntry(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the token")
 
 
-class TokenConfigError(ValueError):
+class TokenConfigError(ConfigFileError):
     """A token file that cannot be used; the message names the file and the entry."""
 
 
@@ -80,21 +79,15 @@ class TokenStore:
 
 def load_tokens(path: str | Path) -> TokenStore:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise TokenConfigError(f"{path}: cannot read the token file ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise TokenConfigError(f"{path}: not valid YAML: {error}") from None
+    data = read_yaml(path, what="the token file", error=TokenConfigError)
     if not isinstance(data, dict) or not data:
         raise TokenConfigError(f"{path}: expected a mapping of token names to {{role, sha256}}")
     entries: dict[str, TokenEntry] = {}
     owners: dict[str, str] = {}
     for name, entry in data.items():
-        try:
-            entries[str(name)] = parsed = TokenEntry.model_validate(entry)
-        except ValidationError as error:
-            raise TokenConfigError(f"{path}: {describe_validation_error(error, prefix=str(name))}") from None
+        entries[str(name)] = parsed = validate_document(
+            path, entry, TokenEntry, error=TokenConfigError, prefix=str(name)
+        )
         # One token under two names would make the caller's identity (and maybe role) a guess.
         first = owners.setdefault(parsed.sha256.lower(), str(name))
         if first != str(name):
@@ -102,9 +95,13 @@ def load_tokens(path: str | Path) -> TokenStore:
     return TokenStore(entries)
 
 
-def load_tokens_from_env(environ: Mapping[str, str] | None = None) -> TokenStore:
-    env = os.environ if environ is None else environ
-    path = env.get(TOKENS_FILE_ENV)
+def load_tokens_from_env(environ: Mapping[str, str]) -> TokenStore:
+    """The token file `environ` names (the environment's INCIDENTS_API_TOKENS_FILE)."""
+    return load_tokens_file(environ.get(TOKENS_FILE_ENV))
+
+
+def load_tokens_file(path: str | Path | None) -> TokenStore:
+    """The token file the settings name (INCIDENTS_API_TOKENS_FILE); refused by name when none is named."""
     if not path:
         raise TokenConfigError(f"{TOKENS_FILE_ENV} is not set: name a token file (see starter/auth.py)")
     return load_tokens(path)

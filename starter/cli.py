@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from enum import Enum
@@ -50,54 +49,48 @@ def _fail(message: str, code: int) -> NoReturn:
 # --- talking to the stack ---
 
 
-def _use_dev_stack_defaults() -> None:
-    """In a checkout, find the `make run` stack through temporal-dev.yml unless told otherwise."""
-    from infra.connection import temporal_configured
-    from starter.devconfig import DevConfigError, find_config_file, load_dev_config
+def _load_settings(args: argparse.Namespace) -> Any:
+    """The process's settings, read once here and passed down: the environment over temporal-dev.yml (in a
+    checkout the commands find the `make run` stack through it, unless another server is named)."""
+    from infra.devconfig import DevConfigError
+    from infra.settings import Settings
 
-    path = find_config_file()
-    if path is None:
-        return
     try:
-        config = load_dev_config(path)
+        return Settings.load(config_file=getattr(args, "config", None))
     except DevConfigError as error:
+        if args.command == "dev":
+            print(f"incidents dev: {error}", file=sys.stderr)
+            raise SystemExit(EXIT_INVALID) from None
         _fail(str(error), EXIT_INVALID)
-    if temporal_configured():
-        return  # another server is named: the dev stack's address and keys are not this one's
-    os.environ["TEMPORAL_ADDRESS"] = config.temporal_address
-    os.environ["TEMPORAL_NAMESPACE"] = config.namespace  # the only one the dev stack's server serves
-    if "INCIDENTS_CODEC_KEYS_FILE" not in os.environ and config.codec_keys_file.exists():
-        os.environ["INCIDENTS_CODEC_KEYS_FILE"] = str(config.codec_keys_file)
 
 
-async def _service(policy: Any = None) -> Any:
+async def _service(settings: Any, policy: Any = None) -> Any:
     from infra.connection import connect, connect_config, connection_reason
     from starter.incidents import IncidentService
-    from workflows.domain.policy import PolicyError, load_policy
+    from workflows.domain.policy import PolicyError, policy_from
 
-    _use_dev_stack_defaults()
     try:
-        policy = policy if policy is not None else load_policy()
+        policy = policy if policy is not None else policy_from(settings.policy_file)
     except PolicyError as error:
         raise CliError(f"INCIDENT_POLICY: {error}", EXIT_INVALID) from None
     try:
-        client = await connect()
+        client = await connect(settings=settings)
     except RuntimeError as error:
-        target = connect_config().get("target_host")
+        target = connect_config(settings.temporal_address).get("target_host")
         raise CliError(
             f"cannot reach Temporal at {target} ({connection_reason(error)}); is `make run` running?"
         ) from None
     return IncidentService(client, policy=policy)
 
 
-def _run(work: Callable[[Any], Any], policy: Any = None) -> int:
+def _run(work: Callable[[Any], Any], args: argparse.Namespace, policy: Any = None) -> int:
     from temporalio.service import RPCError
 
     from starter.incidents import ActionRejected, IncidentNotFound
 
     async def main() -> int:
         try:
-            service = await _service(policy)
+            service = await _service(args.settings, policy)
             await work(service)
         except IncidentNotFound as error:
             raise CliError(str(error)) from None
@@ -156,7 +149,7 @@ def _open(args: argparse.Namespace) -> int:
             return
         _console().print(f"{verb[opened.outcome]} [bold]{opened.ticket_id}[/]")
 
-    return _run(work)
+    return _run(work, args)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -166,7 +159,7 @@ def _show(args: argparse.Namespace) -> int:
         state = await service.state(args.ticket)
         _emit(args, state.model_dump(mode="json"), lambda c: render.show(c, state))
 
-    return _run(work)
+    return _run(work, args)
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -180,7 +173,7 @@ def _history(args: argparse.Namespace) -> int:
             lambda c: render.timeline(c, state.events, state.events_compacted),
         )
 
-    return _run(work)
+    return _run(work, args)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -190,7 +183,7 @@ def _list(args: argparse.Namespace) -> int:
         rows = await service.search(args.status, args.severity, args.line, args.customer, args.category, args.limit)
         _emit(args, [r.model_dump(mode="json") for r in rows], lambda c: render.table(c, rows))
 
-    return _run(work)
+    return _run(work, args)
 
 
 def _action_commands(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -271,7 +264,7 @@ def _act(model: type[ActionModel]) -> Callable[[argparse.Namespace], int]:
                 recorded = f"{args.ticket}: {action.type.replace('_', ' ')} recorded (event {result.event_seq})"
                 _console().print(visible(recorded), markup=False)
 
-        return _run(work)
+        return _run(work, args)
 
     return command
 
@@ -289,29 +282,27 @@ def _validated(build: Callable[[], Any]) -> Any:
 def _dev(args: argparse.Namespace) -> int:
     from starter.dev_stack import run_dev_stack
 
-    return run_dev_stack(args.config)
+    return run_dev_stack(args.settings)
 
 
 def _worker(args: argparse.Namespace) -> int:
     from workers.main import main as worker_main
 
-    _use_dev_stack_defaults()
-    worker_main()
+    worker_main(args.settings)
     return 0
 
 
 def _api(args: argparse.Namespace) -> int:
     from starter.api import run
 
-    _use_dev_stack_defaults()
-    run(args.host, args.port)
+    run(args.host, args.port, args.settings)
     return 0
 
 
 def _codec_server(args: argparse.Namespace) -> int:
     from starter.codec_server import run
 
-    run(args.host, args.port, args.ui_origin)
+    run(args.host, args.port, args.settings, args.ui_origin)
     return 0
 
 
@@ -319,12 +310,13 @@ def _sandbox(args: argparse.Namespace) -> int:
     import uvicorn
 
     from sandboxes import notifications, payments
-    from workers.settings import WorkerSettings
+    from workers.settings import worker_settings
 
     if args.which == "payments":
         app = payments.create_app(ledger_file=args.ledger_file)
     else:
-        app = notifications.create_app(WorkerSettings().webhook_secret.get_secret_value().encode())
+        secret = worker_settings(args.settings).webhook_secret.get_secret_value()
+        app = notifications.create_app(secret.encode())
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None)
     return 0
 
@@ -332,8 +324,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from starter.audit import main as audit_main
 
-    _use_dev_stack_defaults()
-    return audit_main(args.rest)
+    return audit_main(args.rest, args.settings)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -341,11 +332,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     async def work(service: Any) -> None:
         try:
-            await play(service, _console(), args.speed)
+            await play(service, _console(), args.speed, args.settings)
         except DemoError as error:
             raise CliError(str(error)) from None
 
-    return _run(work, policy=demo_policy())
+    return _run(work, args, policy=demo_policy())
 
 
 # --- the parser ---
@@ -438,8 +429,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     from infra.logging_setup import configure_logging
 
     args = build_parser().parse_args(argv)
-    configure_logging(level=None if args.command in _PROCESSES else "WARNING")
     try:
+        args.settings = settings = _load_settings(args)
+        configure_logging(settings.log_format, settings.log_level if args.command in _PROCESSES else "WARNING")
         code = args.handler(args)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1

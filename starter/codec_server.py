@@ -23,8 +23,9 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
-from infra.codec import KEYS_FILE_ENV, payload_codec_from_env
-from starter.auth import Role, TokenStore, load_tokens_from_env
+from infra.codec import KEYS_FILE_ENV, payload_codec
+from infra.settings import Settings
+from starter.auth import Role, TokenStore, load_tokens_file
 
 Auth = Annotated[str | None, Header()]
 
@@ -111,12 +112,13 @@ def create_codec_app(codec: PayloadCodec, tokens: Authorizer, ui_origins: Sequen
     return app
 
 
-def run(host: str, port: int, ui_origins: Sequence[str] = ()) -> None:
-    """`incidents codec-server`: keys from INCIDENTS_CODEC_KEYS_FILE, SRE tokens from the API token file."""
+def run(host: str, port: int, settings: Settings, ui_origins: Sequence[str] = ()) -> None:
+    """`incidents codec-server`: keys from INCIDENTS_CODEC_KEYS_FILE, SRE tokens from the API token file
+    (both from the process's settings)."""
     import uvicorn
 
-    codec = payload_codec_from_env()
+    codec = payload_codec(settings.codec_keys_file)
     if codec is None:
         raise SystemExit(f"incidents codec-server: {KEYS_FILE_ENV} is not set; there is nothing to decode")
-    app = create_codec_app(codec, RoleTokens(load_tokens_from_env()), ui_origins)
+    app = create_codec_app(codec, RoleTokens(load_tokens_file(settings.api_tokens_file)), ui_origins)
     uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import httpx
 import yaml
 from rich.console import Console
 
-from starter.devconfig import load_dev_config
+from infra.settings import Settings
 from starter.incidents import IncidentService
 from workflows.domain.actions import Acknowledge, Feedback, Resolve
 from workflows.domain.models import IncidentState, OpenIncident
@@ -59,10 +58,13 @@ async def _wait(
         await asyncio.sleep(0.5)
 
 
-async def play(service: IncidentService, console: Console, speed: float = 1.0) -> None:
+async def play(
+    service: IncidentService, console: Console, speed: float = 1.0, settings: Settings | None = None
+) -> None:
     """The three stories, one after the other; `service` must carry the demo policy."""
-    config = load_dev_config()
-    payments_url = os.environ.get("PAYMENTS_URL", f"http://{config.sandboxes.host}:{config.sandboxes.payments_port}")
+    settings = settings or Settings.load()
+    config = settings.config
+    payments_url = settings.payments_url or f"http://{config.sandboxes.host}:{config.sandboxes.payments_port}"
     ui = f"http://localhost:{config.temporal.ui_port}/namespaces/{config.namespace}/workflows"
     run = uuid.uuid4().hex[:4]
     try:  # story 2 needs the sandbox: find out before any incident is opened

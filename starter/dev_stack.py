@@ -25,8 +25,11 @@ from pathlib import Path
 
 import httpx
 
+from infra.codec import KEYS_FILE_ENV
+from infra.devconfig import CONFIG_ENV, DevConfig
 from infra.processes import spawn
-from starter.devconfig import DevConfig, DevConfigError, find_config_file, load_dev_config
+from infra.settings import Settings
+from starter.auth import TOKENS_FILE_ENV
 
 STOP_GRACE_SECONDS = 10.0
 READY_SECONDS = 60.0
@@ -48,16 +51,19 @@ class Child:
     where: str
     log: Path | None = None
     death_signal: int = signal.SIGTERM  # what the kernel sends it should this process die without stopping it
+    env: dict[str, str] = field(default_factory=dict)  # settings for this child alone
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, env: dict[str, str]) -> None:
+        """Start it with `env` (the stack's settings for every child) on top of this process's environment."""
         # In a session of its own (Ctrl-C reaches only us, and we stop the children in order), yet
         # tied to this process: SIGTERM from the kernel should we die without stopping them.
+        extra = {**env, **self.env}
         if self.log is None:
-            self.process = spawn(self.argv, env=env, death_signal=self.death_signal)
+            self.process = spawn(self.argv, extra_env=extra, death_signal=self.death_signal)
             return
         with open(self.log, "ab") as log:
-            self.process = spawn(self.argv, env=env, stdout=log, stderr=log, death_signal=self.death_signal)
+            self.process = spawn(self.argv, extra_env=extra, stdout=log, stderr=log, death_signal=self.death_signal)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -75,50 +81,46 @@ class DevStack:
     children: list[Child] = field(default_factory=list)
     tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
     external_temporal: str | None = None
+    settings: Settings = field(default_factory=Settings)  # this process's: the environment wins over the file
     keys_file: Path | None = None  # payloads are encrypted with these keys (None: not encrypted)
+    tokens_file: Path | None = None  # the API's tokens
 
     # --- preparing ---
 
     def environment(self) -> dict[str, str]:
-        c = self.config
-        env = dict(os.environ)
+        """What every child gets on top of this process's environment (which it inherits, and which wins in
+        its settings as in ours): the temporal-dev.yml to read (the sandboxes, the webhook secret, the log
+        format and level come from there), and what the stack decided: which server, key and token files."""
+        c, s = self.config, self.settings
+        env: dict[str, str] = {CONFIG_ENV: str(c.path)} if c.path else {}
         if self.external_temporal is None:
             # Our own server serves exactly the configured namespace; a stray TEMPORAL_NAMESPACE would
             # point every child at one that does not exist there.
             env["TEMPORAL_ADDRESS"] = c.temporal_address
             env["TEMPORAL_NAMESPACE"] = c.namespace
-        # else: the configured server's address, namespace, TLS and API key reach the children as they
-        # reached us (environment or temporal.toml profile, read by temporalio.envconfig).
-        env.update(
-            {
-                "PAYMENTS_URL": f"http://{c.sandboxes.host}:{c.sandboxes.payments_port}",
-                "NOTIFY_URL": f"http://{c.sandboxes.host}:{c.sandboxes.notify_port}/notifications",
-                "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET", c.webhook_secret),
-                "INCIDENTS_METRICS_PORT": str(c.worker.metrics_port),
-                "INCIDENTS_LOG_FORMAT": env.get("INCIDENTS_LOG_FORMAT", c.log_format),
-                "INCIDENTS_LOG_LEVEL": env.get("INCIDENTS_LOG_LEVEL", c.log_level.upper()),
-                "INCIDENTS_DEV_CONFIG": str(c.path) if c.path else env.get("INCIDENTS_DEV_CONFIG", ""),
-            }
-        )
-        if self.external_temporal is None:
-            env.setdefault("INCIDENTS_CODEC_KEYS_FILE", str(c.codec_keys_file))
-        # A configured server is shared: its payloads need the keys every worker and client of the
-        # namespace shares, never a key made up on this laptop. Only an INCIDENTS_CODEC_KEYS_FILE from
-        # the environment applies there.
-        self.keys_file = Path(env["INCIDENTS_CODEC_KEYS_FILE"]) if env.get("INCIDENTS_CODEC_KEYS_FILE") else None
-        env.setdefault("INCIDENTS_API_TOKENS_FILE", str(c.tokens_file))
+            self.keys_file = s.codec_keys_file or c.codec_keys_file
+        else:
+            # The configured server's address, namespace, TLS and API key reach the children as they
+            # reached us (environment or temporal.toml profile, read by temporalio.envconfig). It is
+            # shared: its payloads need the keys every worker and client of the namespace shares, never
+            # a key made up on this laptop. Only an INCIDENTS_CODEC_KEYS_FILE from the environment applies.
+            self.keys_file = s.codec_keys_file
+        if self.keys_file is not None:
+            env[KEYS_FILE_ENV] = str(self.keys_file)
+        self.tokens_file = s.api_tokens_file or c.tokens_file
+        env[TOKENS_FILE_ENV] = str(self.tokens_file)
         return env
 
-    def prepare(self, env: dict[str, str]) -> None:
+    def prepare(self) -> None:
         from infra.codec import write_new_keys
-        from starter.auth import TOKENS_FILE_ENV, write_dev_tokens
+        from starter.auth import write_dev_tokens
 
         self.config.data_path.mkdir(parents=True, exist_ok=True)
         if self.keys_file == self.config.codec_keys_file and not self.keys_file.exists():
             write_new_keys(self.keys_file)  # once: the key must outlive restarts, every stored payload needs it
         elif self.keys_file is not None and not self.keys_file.exists():
             raise StackError(f"INCIDENTS_CODEC_KEYS_FILE: {self.keys_file} does not exist")
-        if Path(env[TOKENS_FILE_ENV]) == self.config.tokens_file:
+        if self.tokens_file == self.config.tokens_file:
             issued = write_dev_tokens(self.config.tokens_file)
             self.tokens = {name: (role.value, token) for name, (role, token) in issued.items()}
 
@@ -185,6 +187,7 @@ class DevStack:
                 # for some 20 s before it exits, holding its metrics port against the next `make run`,
                 # and has nothing to finish. A configured server outlives us: there it shuts down cleanly.
                 death_signal=signal.SIGKILL if self.external_temporal is None else signal.SIGTERM,
+                env={"INCIDENTS_METRICS_PORT": str(c.worker.metrics_port)},  # this worker's, not another's
             ),
             Child(
                 "HTTP API",
@@ -245,13 +248,13 @@ class DevStack:
         """
         import asyncio
 
-        asyncio.run(_ensure_search_attributes(self.external_temporal or "?"))
+        asyncio.run(_ensure_search_attributes(self.external_temporal or "?", self.settings))
 
     # --- running ---
 
     def start(self, stopping: Callable[[], bool] = lambda: False) -> None:
         env = self.environment()
-        self.prepare(env)
+        self.prepare()
         taken = self.ports_in_use()
         if taken:
             raise StackError(
@@ -354,7 +357,7 @@ def _grpc_ready(host: str, port: int) -> bool:
     return asyncio.run(check())
 
 
-async def _ensure_search_attributes(address: str) -> None:
+async def _ensure_search_attributes(address: str, settings: Settings) -> None:
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
     from temporalio.service import RPCError
@@ -363,7 +366,7 @@ async def _ensure_search_attributes(address: str) -> None:
     from workflows.search_attributes import ALL_KEYS
 
     try:
-        client = await connect()
+        client = await connect(settings=settings)
     except RuntimeError as error:
         from infra.connection import connection_reason
 
@@ -403,16 +406,12 @@ async def _ensure_search_attributes(address: str) -> None:
     print(f"registered the search attributes {', '.join(missing)} in namespace {namespace}", flush=True)
 
 
-def run_dev_stack(config_path: str | None = None) -> int:
-    from infra.connection import connect_config, temporal_configured
+def run_dev_stack(settings: Settings) -> int:
+    """`incidents dev` with the settings the CLI read (temporal-dev.yml: `--config`, INCIDENTS_DEV_CONFIG or found)."""
+    from infra.connection import connect_config
 
-    try:
-        config = load_dev_config(Path(config_path) if config_path else find_config_file())
-    except DevConfigError as error:
-        print(f"incidents dev: {error}", file=sys.stderr)
-        return 2
-    external = connect_config()["target_host"] if temporal_configured() else None
-    stack = DevStack(config, external_temporal=external)
+    external = connect_config(settings.temporal_address)["target_host"] if settings.external_temporal else None
+    stack = DevStack(settings.config, settings=settings, external_temporal=external)
     stop_requested = False
 
     def request_stop(signum: int, _: object) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -11,24 +10,30 @@ from pathlib import Path
 from infra.connection import connect
 from infra.exiting import exit_process
 from infra.logging_setup import configure_logging
+from infra.settings import Settings
 from infra.telemetry import configure_tracing, metrics_runtime
-from workers.settings import WorkerSettings
+from workers.settings import WorkerSettings, worker_settings
 from workers.worker import build_worker, http_client
 from workflows.metrics import HISTOGRAM_BUCKETS
 
 
-def _cache_bytecode() -> None:
+def _cache_bytecode(settings: Settings) -> None:
     # The sandbox re-imports workflow modules per run; with PYTHONDONTWRITEBYTECODE set (as on these
     # machines) each re-import would compile the source again, so keep compiled files in our own cache.
     if sys.pycache_prefix is None:
-        sys.pycache_prefix = str(Path(os.environ.get("INCIDENTS_PYCACHE", Path.home() / ".cache" / "incidents-pyc")))
+        sys.pycache_prefix = str(settings.pycache_dir or Path.home() / ".cache" / "incidents-pyc")
 
 
-async def run_worker(settings: WorkerSettings | None = None, stop: asyncio.Event | None = None) -> None:
-    settings = settings or WorkerSettings()
-    _cache_bytecode()
-    configure_tracing("incidents-worker")
-    client = await connect(runtime=metrics_runtime(settings.metrics_port, settings.metrics_host, HISTOGRAM_BUCKETS))
+async def run_worker(
+    settings: Settings, worker: WorkerSettings | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Run until SIGINT/SIGTERM (or `stop`), configured by the process's settings."""
+    worker = worker or worker_settings(settings)
+    _cache_bytecode(settings)
+    configure_tracing("incidents-worker", settings)
+    client = await connect(
+        runtime=metrics_runtime(worker.metrics_port, worker.metrics_host, HISTOGRAM_BUCKETS), settings=settings
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -36,15 +41,15 @@ async def run_worker(settings: WorkerSettings | None = None, stop: asyncio.Event
             loop.add_signal_handler(signum, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             break
-    async with http_client(settings) as http:
-        worker = build_worker(client, http, settings)
-        async with worker:
-            await stop.wait()
+    async with http_client(worker) as http, build_worker(client, http, worker):
+        await stop.wait()
 
 
-def main() -> None:
-    configure_logging()  # `python -m workers.main` logs like `incidents worker` does
-    asyncio.run(run_worker())
+def main(settings: Settings | None = None) -> None:
+    """The entry point: `incidents worker` passes the settings it read; `python -m workers.main` reads them."""
+    settings = settings or Settings.load()
+    configure_logging(settings.log_format, settings.log_level)  # `python -m workers.main` logs like `incidents worker`
+    asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":

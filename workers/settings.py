@@ -1,10 +1,14 @@
-"""Settings every process reads from its environment (the dev stack sets them from temporal-dev.yml)."""
+"""The worker's branch of the settings tree: its tuning from the environment, and where the sandboxes and
+the task queue are from the process's settings (infra/settings.py: environment over temporal-dev.yml)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.settings import Settings
 from workflows.domain.inputs import TASK_QUEUE
 
 DEV_WEBHOOK_SECRET = "dev-only-webhook-secret"
@@ -34,3 +38,14 @@ class WorkerSettings(BaseSettings):
     workflow_task_pollers: int = Field(default=20, ge=2, alias="INCIDENTS_WORKFLOW_TASK_POLLERS")
     # Open incidents wait for days; keeping them cached saves a replay on every signal and timer.
     max_cached_workflows: int = Field(default=10_000, ge=0, alias="INCIDENTS_MAX_CACHED_WORKFLOWS")
+
+
+def worker_settings(settings: Settings) -> WorkerSettings:
+    """The worker's settings under the process's tree: its sandboxes, webhook secret and task queue."""
+    given: dict[str, Any] = {
+        "PAYMENTS_URL": settings.payments_url,
+        "NOTIFY_URL": settings.notify_url,
+        "WEBHOOK_SECRET": settings.webhook_secret,
+        "INCIDENTS_TASK_QUEUE": settings.task_queue,
+    }
+    return WorkerSettings(**{name: value for name, value in given.items() if value is not None})

@@ -7,7 +7,7 @@ the incident's history and governs it to the end even if the file changes.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from importlib import resources
@@ -184,16 +184,11 @@ def parse_policy(data: Any, source: str = "policy") -> Policy:
 
 
 def load_policy_file(path: str | Path) -> Policy:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise PolicyError(f"{path}: cannot read the policy file ({error.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise PolicyError(f"{path}: not valid YAML: {error}") from None
-    return parse_policy(data, str(path))
+    # The shared loader reads the file (its errors name it); imported here so the workflow's sandbox,
+    # which imports this module on every run, never loads it.
+    from infra.config_files import read_yaml
+
+    return parse_policy(read_yaml(path, what="the policy file", error=PolicyError), str(path))
 
 
 def default_policy() -> Policy:
@@ -201,11 +196,15 @@ def default_policy() -> Policy:
     return parse_policy(yaml.safe_load(text), "default_policy.yml")
 
 
-def load_policy(environ: dict[str, str] | None = None) -> Policy:
-    """The policy every process uses: the file named by INCIDENT_POLICY, else the shipped default."""
-    env = os.environ if environ is None else environ
-    path = env.get(POLICY_ENV)
+def policy_from(path: str | Path | None) -> Policy:
+    """The policy in the file the settings name (INCIDENT_POLICY), else the shipped default."""
     return load_policy_file(path) if path else default_policy()
+
+
+def load_policy(environ: Mapping[str, str] | None = None) -> Policy:
+    """The policy `environ` names under INCIDENT_POLICY, else the shipped default. The domain reads no
+    environment: a process's settings carry the path (infra/settings.py) and call policy_from."""
+    return policy_from((environ or {}).get(POLICY_ENV))
 
 
 _SHARED: dict[str, Policy] = {}
