@@ -29,9 +29,9 @@ from temporalio.worker import (
 
 from activities.audit_findings import Finding, Kind, find_vanished, render
 from infra.connection import data_converter
+from infra.devconfig import load_dev_config
 from starter.audit import install_schedule
 from starter.dev_stack import DevStack
-from starter.devconfig import load_dev_config
 from tests.conftest import Sandboxes, running_worker
 from tests.helpers import event_types, open_request, send, start_incident, state_of, until
 from tests.policies import fast_policy

@@ -5,7 +5,6 @@ that was running before the change switching on when first needed (and replaying
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import uuid
@@ -26,7 +25,18 @@ from starter.auth import Role
 from starter.http_client import IncidentsHttpClient
 from starter.incidents import IncidentService
 from tests.conftest import WEBHOOK_SECRET, RunningWorker, Sandboxes, running_worker
-from tests.helpers import HOUR, MINUTE, event_types, events_of, send, settled, start_incident, state_of, until
+from tests.helpers import (
+    HOUR,
+    MINUTE,
+    event_types,
+    events_of,
+    patch_ids,
+    send,
+    settled,
+    start_incident,
+    state_of,
+    until,
+)
 from tests.test_api import served_api
 from workers.worker import workflow_runner
 from workflows.domain.actions import Resolve, SettleCompensation
@@ -224,22 +234,13 @@ async def test_an_incident_running_before_the_change_switches_on_when_first_need
             kept = await settled(already)
             assert kept.next_deadline is None, "it met the rules before the change: it carries on as it ran"
             histories = [await h.fetch_history() for h in (not_yet, already)]
-    assert FOLLOW_THROUGH in _patch_ids(histories[0])
-    assert FOLLOW_THROUGH not in _patch_ids(histories[1])
+    assert FOLLOW_THROUGH in patch_ids(histories[0])
+    assert FOLLOW_THROUGH not in patch_ids(histories[1])
     replayer = Replayer(
         workflows=[IncidentWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
     )
     for history in histories:
         assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
-
-
-def _patch_ids(history: WorkflowHistory) -> list[str]:
-    ids = []
-    for event in history.events:
-        marker = event.marker_recorded_event_attributes
-        if event.HasField("marker_recorded_event_attributes") and marker.marker_name == "core_patch":
-            ids.append(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
-    return ids
 
 
 async def test_the_stored_histories_show_the_switch_at_the_start_and_replay():
@@ -253,8 +254,8 @@ async def test_the_stored_histories_show_the_switch_at_the_start_and_replay():
         state = data_converter().payload_converter.from_payload(completed.result.payloads[0], IncidentState)
         return [e.data for e in state.events if e.type == "reopened"]
 
-    assert "follow-through" not in _patch_ids(before) and "expected_fix_by" not in reopens(before)[0]
-    assert "follow-through" in _patch_ids(after) and "expected_fix_by" in reopens(after)[0]
+    assert "follow-through" not in patch_ids(before) and "expected_fix_by" not in reopens(before)[0]
+    assert "follow-through" in patch_ids(after) and "expected_fix_by" in reopens(after)[0]
     replayer = Replayer(
         workflows=[IncidentWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
     )

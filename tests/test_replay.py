@@ -6,7 +6,6 @@ with `workflow.patched` (README, "Changing workflow logic safely") instead of re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from infra.connection import data_converter
+from tests.helpers import patch_ids
 from workers.worker import workflow_runner
 from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
@@ -91,19 +91,8 @@ async def test_the_acknowledgement_patch_keeps_old_incidents_as_they_were_and_ch
     after = load(HISTORIES_DIR / "full_critical.announce-ack.json")
     assert "acknowledged" not in customer_kinds(final_state(before))
     assert "acknowledged" in customer_kinds(final_state(after))
-    assert ANNOUNCE_ACKNOWLEDGEMENT not in _patch_ids(before)
-    assert ANNOUNCE_ACKNOWLEDGEMENT in _patch_ids(after)
+    assert ANNOUNCE_ACKNOWLEDGEMENT not in patch_ids(before)
+    assert ANNOUNCE_ACKNOWLEDGEMENT in patch_ids(after)
     replayer = Replayer(workflows=[IncidentWorkflow], data_converter=data_converter())
     for history in (before, after):
         assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
-
-
-def _patch_ids(history: WorkflowHistory) -> list[str]:
-    """Ids of the `workflow.patched` markers Core recorded (marker "core_patch", details "patch-data")."""
-    ids = []
-    for event in history.events:
-        marker = event.marker_recorded_event_attributes
-        if event.HasField("marker_recorded_event_attributes") and marker.marker_name == "core_patch":
-            data = json.loads(marker.details["patch-data"].payloads[0].data)
-            ids.append(data["id"])
-    return ids
