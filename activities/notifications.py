@@ -1,5 +1,9 @@
 """Deliver notifications as signed JSON webhooks; each notification is delivered at least once,
-and its id travels as `Idempotency-Key` so the receiver can drop repeats."""
+and its id travels as `Idempotency-Key`, inside the signature, so the receiver can drop repeats.
+
+A 401 or 403 means the receiver no longer accepts our secret (it was rotated there first): the secret is
+read again from its source and the attempt fails retryably, so Temporal's retry signs with the new one
+instead of the notification being recorded as failed."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.signing import sign
+from activities.signing import SigningSecret, sign
 from workflows.contracts import (
     NOTIFICATION_REJECTED,
     SEND_NOTIFICATIONS,
@@ -16,12 +20,15 @@ from workflows.contracts import (
     NotificationBatch,
 )
 
+# Retryable (unlike NOTIFICATION_REJECTED): the receiver refused our signature, see the module's docstring.
+NOTIFICATION_UNAUTHORIZED = "NotificationUnauthorized"
+
 
 class NotificationActivities:
-    def __init__(self, http: httpx.AsyncClient, notify_url: str, secret: bytes) -> None:
+    def __init__(self, http: httpx.AsyncClient, notify_url: str, secret: bytes | SigningSecret) -> None:
         self._http = http
         self._url = notify_url
-        self._secret = secret
+        self._secret = secret if isinstance(secret, SigningSecret) else SigningSecret(value=secret)
 
     @activity.defn(name=SEND_NOTIFICATIONS)
     async def send_notifications(self, batch: NotificationBatch) -> DeliveryReport:
@@ -39,17 +46,21 @@ class NotificationActivities:
     async def deliver(self, notification: Notification) -> None:
         """POST one signed notification; raise retryable or final errors the way Temporal expects."""
         body = notification.model_dump_json().encode()
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": notification.id,
-            **sign(self._secret, body),
-        }
+        headers = {"Content-Type": "application/json", **sign(self._secret.current(), notification.id, body)}
         try:
             response = await self._http.post(self._url, content=body, headers=headers)
         except httpx.HTTPError as error:
             raise ApplicationError(f"notification endpoint unreachable: {error!r}") from error
         if response.status_code in (408, 425, 429) or response.status_code >= 500:
             raise ApplicationError(f"notification endpoint answered {response.status_code}")
+        if response.status_code in (401, 403):
+            # Our secret is not (or no longer) one the receiver accepts: read it again and let the retry use it.
+            self._secret.reload()
+            raise ApplicationError(
+                f"notification endpoint refused our signature ({response.status_code} {response.text[:200]}); "
+                "the secret was read again for the retry",
+                type=NOTIFICATION_UNAUTHORIZED,
+            )
         if response.status_code >= 400:
             raise ApplicationError(
                 f"notification endpoint refused {notification.id}: {response.status_code} {response.text[:200]}",

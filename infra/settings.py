@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     payments_url: str | None = _env("PAYMENTS_URL")
     notify_url: str | None = _env("NOTIFY_URL")
     webhook_secret: SecretStr | None = _env("WEBHOOK_SECRET")
+    webhook_secret_file: Path | None = _env("WEBHOOK_SECRET_FILE")  # wins over WEBHOOK_SECRET; re-read on change
 
     # Not from the environment: what load() found.
     dev: DevConfig | None = Field(default=None, exclude=True)  # the temporal-dev.yml in effect

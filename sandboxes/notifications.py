@@ -1,11 +1,14 @@
 """A notification sink: receives the signed webhooks a real notifier (SMS, e-mail, the agents' chat)
-would get, verifies each signature, drops repeats by `Idempotency-Key`, and lists what arrived."""
+would get, verifies each signature (over the `Idempotency-Key`, the time and the body, under any of the
+secrets it accepts: the current and, during a rotation, the previous), drops repeats by that key, and lists
+what arrived."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
@@ -17,11 +20,16 @@ from sandboxes.faults import Faults, FaultState
 ENV_PREFIX = "SANDBOX_NOTIFY_"
 
 
-def create_app(secret: bytes, faults: Faults | None = None) -> FastAPI:
+def create_app(secrets: bytes | Sequence[bytes], faults: Faults | None = None) -> FastAPI:
+    """`secrets`: the one it accepts, or several (during a rotation: the new and the old)."""
+    accepted = [secrets] if isinstance(secrets, bytes) else list(secrets)
+    if not accepted or not all(accepted):
+        raise ValueError("the notification sink needs at least one non-empty secret")
     app = FastAPI(title="Notification sink sandbox", version="1")
     state = FaultState(faults if faults is not None else Faults.from_env(os.environ, ENV_PREFIX))
     received: dict[str, dict[str, Any]] = {}
     rejected_signatures: list[str] = []
+    signed_with: dict[str, int] = {}
 
     @app.post("/notifications", status_code=202)
     async def receive(
@@ -29,11 +37,12 @@ def create_app(secret: bytes, faults: Faults | None = None) -> FastAPI:
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
         body = await request.body()
-        problem = verify(secret, body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
+        signature, timestamp = request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)
+        problem = verify(accepted, idempotency_key, body, signature, timestamp)
         if problem is not None:
             rejected_signatures.append(problem)
             return JSONResponse({"error": {"code": "bad_signature", "message": problem}}, status_code=401)
-        key = idempotency_key or ""
+        key = idempotency_key or ""  # signed, so present
         attempt = state.count_attempt(key)
         if state.faults.delay_seconds:  # counted on arrival, answered late: a slow provider
             await asyncio.sleep(state.faults.delay_seconds)
@@ -46,6 +55,10 @@ def create_app(secret: bytes, faults: Faults | None = None) -> FastAPI:
         if key in received:
             return JSONResponse({"status": "duplicate"}, status_code=200)
         received[key] = payload
+        # Which secret signed it (0: the current, 1: the previous): the old one may go once none is signed with it.
+        signed_with[key] = next(
+            i for i, one in enumerate(accepted) if verify(one, key, body, signature, timestamp) is None
+        )
         return JSONResponse({"status": "accepted"}, status_code=202)
 
     @app.get("/notifications")
@@ -60,6 +73,10 @@ def create_app(secret: bytes, faults: Faults | None = None) -> FastAPI:
     @app.get("/_sandbox/rejected")
     async def rejected() -> list[str]:
         return list(rejected_signatures)
+
+    @app.get("/_sandbox/signed-with")
+    async def which_secret() -> dict[str, int]:
+        return dict(signed_with)
 
     @app.get("/_sandbox/faults")
     async def get_faults() -> Faults:

@@ -30,6 +30,7 @@ from infra.devconfig import CONFIG_ENV, DevConfig
 from infra.processes import spawn
 from infra.settings import Settings
 from starter.auth import TOKENS_FILE_ENV
+from workers.settings import DEV_STACK_ENV
 
 STOP_GRACE_SECONDS = 10.0
 READY_SECONDS = 60.0
@@ -187,7 +188,12 @@ class DevStack:
                 # for some 20 s before it exits, holding its metrics port against the next `make run`,
                 # and has nothing to finish. A configured server outlives us: there it shuts down cleanly.
                 death_signal=signal.SIGKILL if self.external_temporal is None else signal.SIGTERM,
-                env={"INCIDENTS_METRICS_PORT": str(c.worker.metrics_port)},  # this worker's, not another's
+                env={
+                    "INCIDENTS_METRICS_PORT": str(c.worker.metrics_port),  # this worker's, not another's
+                    # The marker that lets it sign with temporal-dev.yml's public webhook secret: this
+                    # stack's sink is the only receiver, and it runs on this machine.
+                    DEV_STACK_ENV: "1",
+                },
             ),
             Child(
                 "HTTP API",

@@ -11,25 +11,26 @@ from tests.conftest import WEBHOOK_SECRET, Sandboxes
 SECRET = WEBHOOK_SECRET.encode()
 
 
-def test_signatures_bind_body_secret_and_time():
+def test_signatures_bind_key_body_secret_and_time():
     body = b'{"id": "INC-1:2"}'
-    headers = sign(SECRET, body, timestamp=1_000_000)
+    headers = sign(SECRET, "INC-1:2", body, timestamp=1_000_000)
     good = (headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER])
-    assert verify(SECRET, body, *good, now=1_000_010) is None
-    assert verify(SECRET, body + b" ", *good, now=1_000_010) == "signature does not match"
-    assert verify(b"other secret", body, *good, now=1_000_010) == "signature does not match"
-    assert "away from now" in (verify(SECRET, body, *good, now=1_000_000 + 3600) or "")
-    assert "missing" in (verify(SECRET, body, None, None) or "")
+    assert verify(SECRET, "INC-1:2", body, *good, now=1_000_010) is None
+    assert verify([b"new secret", SECRET], "INC-1:2", body, *good, now=1_000_010) is None, "any accepted secret"
+    assert verify(SECRET, "INC-1:2", body + b" ", *good, now=1_000_010) == "signature does not match"
+    assert verify(SECRET, "INC-1:3", body, *good, now=1_000_010) == "signature does not match"
+    assert verify(b"other secret", "INC-1:2", body, *good, now=1_000_010) == "signature does not match"
+    assert "away from now" in (verify(SECRET, "INC-1:2", body, *good, now=1_000_000 + 3600) or "")
+    assert "missing" in (verify(SECRET, "INC-1:2", body, None, None) or "")
+    assert "missing" in (verify(SECRET, None, body, *good, now=1_000_010) or "")
 
 
 async def test_the_sink_refuses_unsigned_and_forged_webhooks(sandboxes: Sandboxes):
     body = json.dumps({"id": "x:1", "ticket_id": "x", "recipient": "customer", "kind": "k", "message": "m"}).encode()
     unsigned = await sandboxes.http.post(sandboxes.notify_url, content=body, headers={"Idempotency-Key": "x:1"})
-    forged = await sandboxes.http.post(
-        sandboxes.notify_url, content=body, headers={"Idempotency-Key": "x:1", **sign(b"guess", body)}
-    )
+    forged = await sandboxes.http.post(sandboxes.notify_url, content=body, headers=sign(b"guess", "x:1", body))
     assert unsigned.status_code == forged.status_code == 401
-    signed = {"Idempotency-Key": "x:1", **sign(SECRET, body)}
+    signed = sign(SECRET, "x:1", body)
     first = await sandboxes.http.post(sandboxes.notify_url, content=body, headers=signed)
     again = await sandboxes.http.post(sandboxes.notify_url, content=body, headers=signed)
     assert (first.status_code, again.status_code) == (202, 200)

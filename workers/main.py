@@ -45,11 +45,19 @@ async def run_worker(
         await stop.wait()
 
 
+EXIT_BAD_SECRET = 2  # as the CLI's for any invalid setting
+
+
 def main(settings: Settings | None = None) -> None:
     """The entry point: `incidents worker` passes the settings it read; `python -m workers.main` reads them."""
     settings = settings or Settings.load()
     configure_logging(settings.log_format, settings.log_level)  # `python -m workers.main` logs like `incidents worker`
-    asyncio.run(run_worker(settings))
+    worker = worker_settings(settings)
+    problem = worker.webhook_secret_problem()
+    if problem is not None:  # before connecting: a worker with a forgeable secret must never take a task
+        print(f"incidents worker: {problem}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_BAD_SECRET)
+    asyncio.run(run_worker(settings, worker))
 
 
 if __name__ == "__main__":

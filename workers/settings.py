@@ -3,15 +3,20 @@ the task queue are from the process's settings (infra/settings.py: environment o
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from activities.signing import SigningSecret, read_secret_file
 from infra.settings import Settings
 from workflows.domain.inputs import TASK_QUEUE
 
+# Public (it is in temporal-dev.yml and this file): a worker refuses it unless `incidents dev` started it.
 DEV_WEBHOOK_SECRET = "dev-only-webhook-secret"
+DEV_STACK_ENV = "INCIDENTS_DEV_STACK"  # set by `incidents dev` for the worker it starts, and by nothing else
+MIN_WEBHOOK_SECRET_LENGTH = 16
 
 
 class WorkerSettings(BaseSettings):
@@ -20,6 +25,10 @@ class WorkerSettings(BaseSettings):
     payments_url: str = Field(default="http://127.0.0.1:8081", alias="PAYMENTS_URL")
     notify_url: str = Field(default="http://127.0.0.1:8082/notifications", alias="NOTIFY_URL")
     webhook_secret: SecretStr = Field(default=SecretStr(DEV_WEBHOOK_SECRET), alias="WEBHOOK_SECRET")
+    # A file holding the secret (wins over WEBHOOK_SECRET): re-read when it changes and when the receiver
+    # answers 401/403, so a rotation needs no restart (README, "Rotating the webhook secret").
+    webhook_secret_file: Path | None = Field(default=None, alias="WEBHOOK_SECRET_FILE")
+    started_by_dev_stack: bool = Field(default=False, alias=DEV_STACK_ENV)
     task_queue: str = Field(default=TASK_QUEUE, alias="INCIDENTS_TASK_QUEUE")
     metrics_port: int | None = Field(default=None, alias="INCIDENTS_METRICS_PORT")
     # Loopback only unless told: the metrics name task queues and counts, and a Prometheus on another
@@ -39,6 +48,37 @@ class WorkerSettings(BaseSettings):
     # Open incidents wait for days; keeping them cached saves a replay on every signal and timer.
     max_cached_workflows: int = Field(default=10_000, ge=0, alias="INCIDENTS_MAX_CACHED_WORKFLOWS")
 
+    def signing_secret(self) -> SigningSecret:
+        """What the worker signs webhooks with: the file's secret, re-read as it changes, else the value."""
+        if self.webhook_secret_file is not None:
+            return SigningSecret(file=self.webhook_secret_file)
+        return SigningSecret(value=self.webhook_secret.get_secret_value().encode())
+
+    def webhook_secret_problem(self) -> str | None:
+        """Why the worker must not start with this webhook secret, naming the setting; None when it may.
+
+        The dev secret is public, so only a worker `incidents dev` started (it sets INCIDENTS_DEV_STACK)
+        may sign with it; anywhere else a receiver would accept webhooks anyone can forge."""
+        if self.webhook_secret_file is not None:
+            name = f"WEBHOOK_SECRET_FILE ({self.webhook_secret_file})"
+            try:
+                value = read_secret_file(self.webhook_secret_file).decode()
+            except (OSError, ValueError) as error:
+                return f"{name}: cannot read a secret from it ({error})"
+        else:
+            name, value = "WEBHOOK_SECRET", self.webhook_secret.get_secret_value()
+        if self.started_by_dev_stack:
+            return None
+        if value == DEV_WEBHOOK_SECRET:
+            given = "is the public dev secret" if "webhook_secret" in self.model_fields_set else "is not set"
+            return (
+                f"{name} {given}: outside `incidents dev` the worker needs a secret of its own "
+                f"(at least {MIN_WEBHOOK_SECRET_LENGTH} characters), shared with the notification receiver"
+            )
+        if len(value) < MIN_WEBHOOK_SECRET_LENGTH:
+            return f"{name} is shorter than {MIN_WEBHOOK_SECRET_LENGTH} characters: too easy to guess"
+        return None
+
 
 def worker_settings(settings: Settings) -> WorkerSettings:
     """The worker's settings under the process's tree: its sandboxes, webhook secret and task queue."""
@@ -46,6 +86,7 @@ def worker_settings(settings: Settings) -> WorkerSettings:
         "PAYMENTS_URL": settings.payments_url,
         "NOTIFY_URL": settings.notify_url,
         "WEBHOOK_SECRET": settings.webhook_secret,
+        "WEBHOOK_SECRET_FILE": settings.webhook_secret_file,
         "INCIDENTS_TASK_QUEUE": settings.task_queue,
     }
     return WorkerSettings(**{name: value for name, value in given.items() if value is not None})

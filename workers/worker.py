@@ -45,9 +45,7 @@ def build_worker(
 ) -> Worker:
     settings = settings or WorkerSettings()
     client = with_tolerant_codec(client)
-    notifications = NotificationActivities(
-        http, settings.notify_url, settings.webhook_secret.get_secret_value().encode()
-    )
+    notifications = NotificationActivities(http, settings.notify_url, settings.signing_secret())
     payments = PaymentActivities(http, settings.payments_url)
     audit = AuditActivities(client, notifications)
     intake = IntakeActivities(client)
