@@ -50,7 +50,7 @@ async def served_api(service: IncidentService, folder: Path, answer_within: floa
     issued = write_dev_tokens(folder / "tokens.yml")
     app = create_app(service, load_tokens(folder / "tokens.yml"), answer_within=answer_within)
     async with serve(app) as server, httpx.AsyncClient(timeout=60) as http:
-        yield Api(server.url, http, {role: token for role, token in issued.values()})
+        yield Api(server.url, http, {role: issued[f"dev-{role.value}"][1] for role in Role})
 
 
 @pytest.fixture
