@@ -162,7 +162,7 @@ def write_dev_tokens(path: str | Path) -> dict[str, tuple[Role, str]]:
     """Fresh random tokens for local use: one per role, and one agent per line (DEV_AGENTS).
 
     Returns name -> (role, plaintext token); `dev-<role>` is each role's first token."""
-    names = [(f"dev-{role.value}", role) for role in Role if role is not Role.agent]
+    names: list[tuple[str, Role]] = [(f"dev-{role.value}", role) for role in Role if role is not Role.agent]
     names += [(name, Role.agent) for name in DEV_AGENTS]
     issued = {name: (role, f"{role.value}-{secrets.token_urlsafe(24)}") for name, role in names}
     document = {
