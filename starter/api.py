@@ -35,7 +35,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Respo
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
@@ -47,9 +47,9 @@ from infra.settings import Settings
 from infra.telemetry import configure_tracing, instrument_fastapi
 from starter.auth import Principal, Role, TokenStore
 from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
-from workflows.domain.actions import CATALOGUE, ActionModel
+from workflows.domain.actions import ACTOR_FIELDS, ACTOR_LINE, CATALOGUE, ActionModel
 from workflows.domain.inputs import TASK_QUEUE
-from workflows.domain.models import IncidentEvent, IncidentState, OpenIncident, Severity, Status
+from workflows.domain.models import Contract, IncidentEvent, IncidentState, OpenIncident, Severity, Status
 from workflows.domain.tickets import is_ticket_id
 
 log = logging.getLogger(__name__)
@@ -70,24 +70,80 @@ class ActionResponse(BaseModel):
     state: IncidentState
 
 
+def body_model(model: type[ActionModel]) -> type[BaseModel]:
+    """What a client may send for `model`: the actor (`agent`/`by`) and the actor's own line are optional, since
+    the token says them; the actor's authority (`actor_line`) is not the client's to send at all."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name == ACTOR_LINE:
+            continue
+        if name in ACTOR_FIELDS or name == model.meta.own_line:
+            what = "your line" if name == model.meta.own_line else "who acts"
+            description = f"{what}: taken from your token (optional; any other value is refused with 403)"
+            # pydantic keeps a field's constraints (e.g. a name's length) beside its annotation: keep them too.
+            constrained: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            fields[name] = (constrained | None, Field(default=None, description=description))
+        else:
+            fields[name] = (info.annotation, info)
+    body: type[BaseModel] = create_model(model.__name__, __base__=Contract, __doc__=model.__doc__, **fields)
+    return body
+
+
+def acting_as(model: type[ActionModel], body: BaseModel, caller: Principal) -> ActionModel:
+    """The action `caller` sends: its actor is the token's person, its line the token's line.
+
+    A body naming someone else (or another line) is refused, 403, saying whose the token is. Service tokens
+    send only customer-voice actions, which name no agent."""
+    data = body.model_dump()
+    actor_fields = [name for name in ACTOR_FIELDS if name in model.model_fields]
+    if caller.role is not Role.agent or caller.person is None or caller.line is None:
+        if actor_fields:
+            raise HTTPException(403, f"{model.action_name()} is an agent's action; {caller.describe()} is no agent")
+        return model.model_validate(data)
+    for name in actor_fields:
+        claimed = data.get(name)
+        if claimed is not None and claimed != caller.person:
+            raise HTTPException(403, f"{name}: this token belongs to {caller.describe()}; it cannot act as {claimed!r}")
+        data[name] = caller.person
+    own = model.meta.own_line
+    if own is not None:
+        claimed = data.get(own)
+        if claimed is not None and claimed != caller.line:
+            raise HTTPException(
+                403, f"{own}: this token belongs to {caller.describe()}; it cannot act as line {claimed}"
+            )
+        data[own] = caller.line
+    if ACTOR_LINE in model.model_fields:
+        data[ACTOR_LINE] = caller.line
+    return model.model_validate(data)
+
+
 def action_endpoint(
     model: type[ActionModel], role: Any, act: Callable[[str, ActionModel], Awaitable[ActionResponse]]
 ) -> Callable[..., Awaitable[ActionResponse]]:
-    """One action's route, from its catalogue entry: the body is the action's model, the caller its role."""
+    """One action's route, from its catalogue entry: the body is what the client may send of the action, the
+    caller its role; the actor and their authority come from the caller's token (acting_as)."""
 
-    async def endpoint(ticket: str, body: ActionModel, caller: Principal) -> ActionResponse:
-        return await act(ticket, body)
+    async def endpoint(ticket: str, body: BaseModel, caller: Principal) -> ActionResponse:
+        return await act(ticket, acting_as(model, body, caller))
 
     # FastAPI reads the body model and the role dependency from the signature, so give it the real ones.
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter("ticket", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=TicketPath),
-            inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=model),
+            inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=body_model(model)),
             inspect.Parameter("caller", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=role),
         ],
         return_annotation=ActionResponse,
     )
     return endpoint
+
+
+def redacted_for(caller: Principal, state: IncidentState) -> IncidentState:
+    """The incident as `caller` may see it: a viewer never sees how to reach the customer."""
+    if caller.role is Role.viewer and state.contact is not None:
+        return state.model_copy(update={"contact": None})
+    return state
 
 
 class Problem(BaseModel):
@@ -113,7 +169,11 @@ def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     known: dict[int, dict[str, Any]] = {
         400: {"model": Problem, "description": "the body cannot be read at all (e.g. JSON that is not UTF-8)"},
         401: {"model": Problem, "description": "no valid bearer token"},
-        403: {"model": Problem, "description": "the token's role may not do this"},
+        403: {
+            "model": Problem,
+            "description": "the token's role may not do this, or the body names another actor (or line) than the "
+            "token's person",
+        },
         404: {"model": Problem, "description": "no incident with this ticket number"},
         409: {"model": Refusal, "description": "the incident refused the action (the reason is in `detail`)"},
         413: {"model": Problem, "description": f"the body is larger than {MAX_BODY_BYTES} bytes"},
@@ -377,8 +437,8 @@ def create_app(
         summary="The whole incident, as the workflow's `state` query returns it",
         responses=_READ_ONE,
     )
-    async def get_incident(ticket: TicketPath, _: Reader) -> IncidentState:
-        return await answered(service.state(known(ticket)), f"incident {ticket}")
+    async def get_incident(ticket: TicketPath, reader: Reader) -> IncidentState:
+        return redacted_for(reader, await answered(service.state(known(ticket)), f"incident {ticket}"))
 
     @app.get("/incidents/{ticket}/history", summary="The incident's domain event log", responses=_READ_ONE)
     async def get_history(ticket: TicketPath, _: Reader) -> list[IncidentEvent]:

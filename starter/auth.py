@@ -1,10 +1,16 @@
 """Bearer tokens with roles, from configuration: never in the code, never logged.
 
 INCIDENTS_API_TOKENS_FILE names a YAML file mapping each token's name to its
-role and the hex SHA-256 of the token:
+role and the hex SHA-256 of the token; an agent's token also names the person
+who acts with it, their line (1, 2, 3: what they may approve) and their team:
 
     ops-bot: {role: service, sha256: 9f86d081884c7d65...}
-    ann:     {role: agent,   sha256: ...}
+    ann:     {role: agent,   sha256: ..., person: ann, line: 1, team: contact-centre}
+
+The person is who every action sent with the token is recorded as; the line is
+the authority the incident checks refunds against. A token file from before
+(an agent entry without person, line or team) is refused, naming the field:
+add the three to each agent entry.
 
 Roles: `service` opens incidents and reads them (and may pass on what the
 customer said: feedback, recontacts); `agent` acts on incidents and reads;
@@ -20,12 +26,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from infra.config_files import ConfigFileError, read_yaml, validate_document
 from infra.private_files import write_private
+from workflows.domain.models import AgentName, Line
 
 TOKENS_FILE_ENV = "INCIDENTS_API_TOKENS_FILE"
 
@@ -37,11 +45,19 @@ class Role(StrEnum):
     sre = "sre"
 
 
+Team = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+AGENT_FIELDS = ("person", "line", "team")
+
+
 class TokenEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Role
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the token")
+    # An agent's identity and authority (required for role agent, not allowed for the others).
+    person: AgentName | None = Field(default=None, description="who acts with this token (agents)")
+    line: Line | None = Field(default=None, description="the agent's support line: 1, 2 or 3")
+    team: Team | None = Field(default=None, description="the agent's team")
 
 
 class TokenConfigError(ConfigFileError):
@@ -50,8 +66,18 @@ class TokenConfigError(ConfigFileError):
 
 @dataclass(frozen=True)
 class Principal:
+    """Who called: the token's name and role, and for an agent the person, line and team it names."""
+
     name: str
     role: Role
+    person: str | None = None
+    line: int | None = None
+    team: str | None = None
+
+    def describe(self) -> str:
+        if self.person is None:
+            return f"token {self.name} ({self.role.value})"
+        return f"{self.person} (line {self.line}, {self.team}; token {self.name})"
 
 
 def digest(token: str) -> str:
@@ -60,7 +86,10 @@ def digest(token: str) -> str:
 
 class TokenStore:
     def __init__(self, entries: Mapping[str, TokenEntry]) -> None:
-        self._entries = {name: (entry.role, entry.sha256.lower()) for name, entry in entries.items()}
+        self._entries = {
+            name: (Principal(name, entry.role, entry.person, entry.line, entry.team), entry.sha256.lower())
+            for name, entry in entries.items()
+        }
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -71,9 +100,9 @@ class TokenStore:
         presented = digest(token)
         found: Principal | None = None
         # Compare with every entry, so the time taken says nothing about which one nearly matched.
-        for name, (role, known) in self._entries.items():
+        for principal, known in self._entries.values():
             if hmac.compare_digest(presented, known):
-                found = Principal(name, role)
+                found = principal
         return found
 
 
@@ -88,11 +117,25 @@ def load_tokens(path: str | Path) -> TokenStore:
         entries[str(name)] = parsed = validate_document(
             path, entry, TokenEntry, error=TokenConfigError, prefix=str(name)
         )
+        _check_identity(path, str(name), parsed)
         # One token under two names would make the caller's identity (and maybe role) a guess.
         first = owners.setdefault(parsed.sha256.lower(), str(name))
         if first != str(name):
             raise TokenConfigError(f"{path}: {name}.sha256: the same token as {first}; give each caller its own")
     return TokenStore(entries)
+
+
+def _check_identity(path: Path, name: str, entry: TokenEntry) -> None:
+    given = [field for field in AGENT_FIELDS if getattr(entry, field) is not None]
+    if entry.role is Role.agent:
+        for field in AGENT_FIELDS:
+            if field not in given:
+                raise TokenConfigError(
+                    f"{path}: {name}.{field}: required for an agent token (each agent token names its person, "
+                    "line 1-3 and team, e.g. {person: ann, line: 1, team: contact-centre}; add them to this entry)"
+                )
+    elif given:
+        raise TokenConfigError(f"{path}: {name}.{given[0]}: only an agent token names a person, line and team")
 
 
 def load_tokens_from_env(environ: Mapping[str, str]) -> TokenStore:
@@ -107,9 +150,24 @@ def load_tokens_file(path: str | Path | None) -> TokenStore:
     return load_tokens(path)
 
 
+# The dev stack's agents: `dev-agent` is ann on line 1; boris (line 2) and vera (line 3) approve what she may not.
+DEV_AGENTS = {
+    "dev-agent-line2": {"person": "boris", "line": 2, "team": "specialists"},
+    "dev-agent-line3": {"person": "vera", "line": 3, "team": "duty-managers"},
+    "dev-agent": {"person": "ann", "line": 1, "team": "contact-centre"},
+}
+
+
 def write_dev_tokens(path: str | Path) -> dict[str, tuple[Role, str]]:
-    """Fresh random tokens for local use: one per role. Returns name -> (role, plaintext token)."""
-    issued = {f"dev-{role.value}": (role, f"{role.value}-{secrets.token_urlsafe(24)}") for role in Role}
-    document = {name: {"role": role.value, "sha256": digest(token)} for name, (role, token) in issued.items()}
+    """Fresh random tokens for local use: one per role, and one agent per line (DEV_AGENTS).
+
+    Returns name -> (role, plaintext token); `dev-<role>` is each role's first token."""
+    names: list[tuple[str, Role]] = [(f"dev-{role.value}", role) for role in Role if role is not Role.agent]
+    names += [(name, Role.agent) for name in DEV_AGENTS]
+    issued = {name: (role, f"{role.value}-{secrets.token_urlsafe(24)}") for name, role in names}
+    document = {
+        name: {"role": role.value, "sha256": digest(token), **DEV_AGENTS.get(name, {})}
+        for name, (role, token) in issued.items()
+    }
     write_private(path, yaml.safe_dump(document, sort_keys=True))
     return issued

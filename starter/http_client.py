@@ -20,7 +20,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from starter.incidents import IncidentSummary, Outcome
-from workflows.domain.actions import ActionModel
+from workflows.domain.actions import ACTOR_LINE, ActionModel
 from workflows.domain.models import IncidentEvent, IncidentState, OpenIncident, Severity, Status
 from workflows.domain.tickets import is_ticket_id
 
@@ -43,7 +43,7 @@ class Unauthorized(ApiError):
 
 
 class Forbidden(ApiError):
-    """403: the token's role may not do this."""
+    """403: the token's role may not do this, or the action names someone other than the token's person."""
 
 
 class NotFound(ApiError):
@@ -143,7 +143,8 @@ class IncidentsHttpClient:
 
     async def act(self, ticket_id: str, action: ActionModel) -> IncidentState:
         """Apply an action; returns the incident's new state, or raises Rejected with its reason."""
-        body = action.model_dump(mode="json", exclude={"type"})
+        # The actor's authority is the token's: the API fills it in and refuses it from a client.
+        body = action.model_dump(mode="json", exclude={"type", ACTOR_LINE})
         response = await self._call("POST", f"{_incident(ticket_id)}/{action.meta.path}", json=body)
         return IncidentState.model_validate(response.json()["state"])
 

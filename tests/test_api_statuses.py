@@ -26,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from infra.binaries import temporal_cli
 from infra.connection import data_converter
 from starter.api import MAX_BODY_BYTES, create_app
-from starter.auth import load_tokens, write_dev_tokens
+from starter.auth import Role, load_tokens, write_dev_tokens
 from starter.incidents import IncidentService
 from tests.conftest import Sandboxes, running_worker
 from tests.policies import fast_policy
@@ -82,7 +82,7 @@ async def served(service: IncidentService, folder: Path, answer_within: float = 
     issued = write_dev_tokens(tokens)
     app = create_app(service, load_tokens(tokens), answer_within=answer_within)
     async with serve(app) as server, httpx.AsyncClient(timeout=60) as http:
-        yield Api(server.url, http, {role.value: token for role, token in issued.values()})
+        yield Api(server.url, http, {role.value: issued[f"dev-{role.value}"][1] for role in Role})
 
 
 @dataclass(frozen=True)

@@ -125,11 +125,12 @@ async def test_a_failed_credit_is_settled_through_the_http_api_and_the_cli_and_t
         tasks = await sandboxes.notifications(by_api.id, "line_2")
         assert any(t["kind"] == "compensation_task" and "settle_compensation" in t["message"] for t in tasks)
 
-        state = await agent.act(by_api.id, SettleCompensation(agent="boris", reference="manual credit 12"))
+        # The API acts as the token's person: the dev agent token is ann's.
+        state = await agent.act(by_api.id, SettleCompensation(agent="ann", reference="manual credit 12"))
         assert state.compensation is not None and state.compensation.status == "settled"
         again = await api.http.post(
             f"{api.url}/incidents/{by_api.id}/compensation/settle",
-            json={"agent": "boris", "reference": "manual credit 12"},
+            json={"agent": "ann", "reference": "manual credit 12"},
             headers=api.auth(Role.agent),
         )
         assert again.status_code == 409 and "only a failed compensation" in again.json()["detail"]

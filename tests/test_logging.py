@@ -98,7 +98,7 @@ async def test_api_tokens_and_the_webhook_secret_stay_out_of_every_line_even_at_
     dev_env: WorkflowEnvironment, sandboxes: Sandboxes, tmp_path: Path
 ):
     with captured_logs("DEBUG") as stream:
-        issued = {role: token for role, token in write_dev_tokens(tmp_path / "tokens.yml").values()}
+        issued = {role: token for role, token in write_dev_tokens(tmp_path / "tokens.yml").values()}  # dev-agent last
         async with running_worker(dev_env.client, sandboxes) as running:
             service = IncidentService(running.client, policy=fast_policy(), task_queue=running.task_queue)
             async with serve(create_app(service, load_tokens(tmp_path / "tokens.yml"))) as api:

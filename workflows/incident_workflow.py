@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
     from workflows.domain.models import MAX_NAME, ActionResult, IncidentState, Money
+    from workflows.domain.money import AGENT_AUTHORITY
     from workflows.domain.policy import shared
     from workflows.domain.sla import Deadline
     from workflows.metrics import IncidentMetrics
@@ -83,7 +84,14 @@ LOGGED_EVENTS = frozenset(
     }
 )
 # Behaviour a running incident switches on (through `workflow.patched`) the first time it takes the action.
-FEATURES_BY_ACTION = {"acknowledge": ANNOUNCE_ACKNOWLEDGEMENT, "customer_contact": RECONTACT_REOPENS}
+FEATURES_BY_ACTION = {
+    "acknowledge": ANNOUNCE_ACKNOWLEDGEMENT,
+    "customer_contact": RECONTACT_REOPENS,
+    # Refund authority from the acting agent's token, four eyes, settling only approved refunds (money.py).
+    "add_refund": AGENT_AUTHORITY,
+    "approve_refund": AGENT_AUTHORITY,
+    "settle_refund": AGENT_AUTHORITY,
+}
 # Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
 PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
 # Publishes the NotificationsFailed search attribute, likewise.

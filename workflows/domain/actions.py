@@ -31,7 +31,12 @@ from workflows.domain.models import (
 )
 
 # Who may send an action: agents only, or the customer's voice (a service relaying the customer, or an agent).
+# An agent action names its actor in one of ACTOR_FIELDS; a customer-voice action names no agent.
 Role = Literal["agent", "customer_voice"]
+ACTOR_FIELDS = ("agent", "by")
+# The acting agent's own line, as the API authenticated it (from the token). Clients never send it: the API's
+# body contract leaves it out; a raw Temporal signal without it keeps the behaviour of before (see money.py).
+ACTOR_LINE = "actor_line"
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class ActionMeta:
     role: Role = "agent"
     # Options the CLI fills in when they are not given (the model itself requires them).
     cli_defaults: dict[str, str] = field(default_factory=dict)
+    # A field that states the actor's own line: the API fills it from the token and refuses another value.
+    own_line: str | None = None
 
 
 CATALOGUE: dict[str, type[ActionModel]] = {}
@@ -147,21 +154,23 @@ class Reopen(ActionModel):
 
 
 class AddRefund(ActionModel):
-    """Line 2 adds a refund owed to the customer"""
+    """Add a refund owed to the customer (within the agent's line limit it is paid at once)"""
 
     meta = ActionMeta(path="refund", cli=("refund", "add"))
     type: Literal["add_refund"] = "add_refund"
     agent: AgentName
     refund: Money
+    actor_line: Line | None = Field(default=None, description="the acting agent's line, from their token (API)")
 
 
 class ApproveRefund(ActionModel):
     """Approve a refund above the lower line's limit"""
 
-    meta = ActionMeta(path="refund/approve", cli=("refund", "approve"))
+    meta = ActionMeta(path="refund/approve", cli=("refund", "approve"), own_line="line")
     type: Literal["approve_refund"] = "approve_refund"
     agent: AgentName
     line: Line = Field(description="the approving agent's line; the policy caps what each line may approve")
+    actor_line: Line | None = Field(default=None, description="the acting agent's line, from their token (API)")
 
 
 class RetryRefund(ActionModel):

@@ -47,6 +47,7 @@ class Message(StrEnum):
     LINE_REOPENED = "line.reopened"
     CALLBACK_DUE = "callback_due"
     REFUND_APPROVAL = "refund_approval"
+    REFUND_SECOND_APPROVAL = "refund_approval.second"
     REFUND_TASK = "refund_task"
     COMPENSATION_TASK = "compensation_task"
     COMPENSATION_TASK_TO_SETTLE = "compensation_task.to_settle"
@@ -103,6 +104,10 @@ _ENGLISH: dict[Message, str] = {
     Message.REFUND_APPROVAL: (
         "Refund of ${money} for ${ticket} is above the line-${line} limit ${limit}: "
         "approve it (approve_refund) or settle it."
+    ),
+    Message.REFUND_SECOND_APPROVAL: (
+        "Refund of ${money} for ${ticket} is above ${threshold} and needs four eyes: ${first} approved it; "
+        "another agent whose line may approve it must approve it too (approve_refund)."
     ),
     Message.REFUND_TASK: (
         "Refund of ${money} for ${ticket} (owed since ${owed_since}, payment round ${round}) failed: ${reason}. "

@@ -177,6 +177,8 @@ class RefundState(BaseModel):
     owed_since: datetime
     added_by: str
     approved_by: str | None = None
+    # Four eyes (AGENT_AUTHORITY): the first of the two approvals a refund above the policy's threshold needs.
+    first_approved_by: str | None = None
     attempts_started: int = 0
     payment_id: str | None = None
     failure: str | None = None

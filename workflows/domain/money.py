@@ -40,6 +40,14 @@ from workflows.domain.models import (
 )
 from workflows.domain.sla import Clock
 
+# Refund authority is the acting agent's own (switched on per incident through `workflow.patched`): an action
+# carrying `actor_line` (the API sets it from the agent's token) is judged by that line, not the incident's: line 1
+# adds and pays a refund within its limit without escalating, and is refused above it. A refund above the
+# policy's four-eyes threshold needs two approvals by different agents. A refund is settled by hand only once
+# approved (failed after its attempts): never while unapproved, never while a payment may be in flight.
+# A raw signal without `actor_line` keeps the behaviour of before (the incident's line, or the claimed `line`).
+AGENT_AUTHORITY = "agent-authority"
+
 # Reminder subjects of money on its way to the customer: chased only once the payment's give-up time has passed.
 IN_FLIGHT = ("refund:requested", "refund:approved", "compensation:granting")
 
@@ -98,6 +106,9 @@ def owe_refund(incident: IncidentCore, money: Money, added_by: str, approver_lin
         added_by=added_by,
     )
     incident.state.refund = refund
+    by = None if added_by == "opened" else added_by
+    if AGENT_AUTHORITY in incident.features and incident.policy.needs_four_eyes(money.amount):
+        return _owe_with_four_eyes(incident, refund, by, approver_line, now)
     if incident.policy.may_approve(approver_line, money.amount):
         refund.status = RefundStatus.approved
         refund.approved_by = added_by if added_by != "opened" else f"policy: line-{approver_line} limit"
@@ -113,6 +124,37 @@ def owe_refund(incident: IncidentCore, money: Money, added_by: str, approver_lin
     text = incident.text(Message.REFUND_APPROVAL, money=fmt_money(money), line=approver_line, limit=f"{limit:.2f}")
     incident.notify_line(2, "refund_approval", text, now)
     return event
+
+
+def _owe_with_four_eyes(
+    incident: IncidentCore, refund: RefundState, by: str | None, approver_line: int, now: datetime
+) -> IncidentEvent:
+    """A refund above the four-eyes threshold: the agent adding it (if their line may approve it) is the first
+    approval; it waits for a second one from another agent."""
+    if by is not None and incident.policy.may_approve(approver_line, refund.amount):
+        refund.first_approved_by = by
+    event = incident.record(
+        EventType.refund_requested, now, by=by, awaiting="approval", four_eyes=True, **refund_data(refund)
+    )
+    _ask_for_approval(incident, refund, approver_line, now)
+    return event
+
+
+def _ask_for_approval(incident: IncidentCore, refund: RefundState, approver_line: int, now: datetime) -> None:
+    money = refund.money
+    threshold = incident.policy.refund_four_eyes_above
+    if refund.first_approved_by is not None and threshold is not None:
+        text = incident.text(
+            Message.REFUND_SECOND_APPROVAL,
+            money=fmt_money(money),
+            threshold=fmt_amount(threshold, money.currency),
+            first=refund.first_approved_by,
+        )
+    else:
+        limit = incident.policy.approval_limit(approver_line)
+        limit_text = f"{limit:.2f}" if limit is not None else "none"
+        text = incident.text(Message.REFUND_APPROVAL, money=fmt_money(money), line=approver_line, limit=limit_text)
+    incident.notify_line(max(2, incident.policy.approver_line(money.amount)), "refund_approval", text, now)
 
 
 def request_payment(incident: IncidentCore, refund: RefundState, now: datetime, by: str | None = None) -> IncidentEvent:
@@ -249,11 +291,19 @@ def compensation_failed(incident: IncidentCore, reason: str, now: datetime) -> N
 @handles(AddRefund)
 def add_refund(incident: IncidentCore, action: AddRefund, now: datetime) -> IncidentEvent:
     incident.require_not_closed("add a refund to")
-    if incident.state.line < 2:
+    own_line = action.actor_line if AGENT_AUTHORITY in incident.features else None
+    if own_line is None and incident.state.line < 2:
         raise Rejected("only line 2 and above may add a refund; escalate the incident first")
     if incident.state.refund is not None:
         raise Rejected(f"a refund of {fmt_money(incident.state.refund.money)} is already owed on this incident")
-    return owe_refund(incident, action.refund, added_by=action.agent, approver_line=incident.state.line, now=now)
+    if own_line == 1 and not incident.policy.may_approve(1, action.refund.amount):
+        limit = incident.policy.approval_limit(1)
+        raise Rejected(
+            f"{fmt_money(action.refund)} exceeds your line-1 limit {limit:.2f}; escalate the incident "
+            "so a higher line adds it"
+        )
+    line = own_line if own_line is not None else incident.state.line
+    return owe_refund(incident, action.refund, added_by=action.agent, approver_line=line, now=now)
 
 
 @handles(ApproveRefund)
@@ -262,15 +312,28 @@ def approve_refund(incident: IncidentCore, action: ApproveRefund, now: datetime)
     if refund is None or refund.status is not RefundStatus.awaiting_approval:
         status = refund.status.value if refund else "none owed"
         raise Rejected(f"no refund is awaiting approval (refund: {status})")
-    if not incident.policy.may_approve(action.line, refund.amount):
-        limit = incident.policy.approval_limit(action.line)
+    authority = AGENT_AUTHORITY in incident.features
+    line = action.actor_line if authority and action.actor_line is not None else action.line
+    if not incident.policy.may_approve(line, refund.amount):
+        limit = incident.policy.approval_limit(line)
         raise Rejected(
-            f"{fmt_money(refund.money)} exceeds the line-{action.line} approval limit "
-            f"{limit:.2f}; a higher line must approve it"
+            f"{fmt_money(refund.money)} exceeds the line-{line} approval limit {limit:.2f}; "
+            "a higher line must approve it"
         )
+    if authority and incident.policy.needs_four_eyes(refund.amount):
+        if refund.first_approved_by is None:
+            refund.first_approved_by = action.agent
+            event = incident.record(EventType.refund_approved, now, by=action.agent, line=line, approval="first")
+            _ask_for_approval(incident, refund, line, now)
+            return event
+        if refund.first_approved_by == action.agent:
+            raise Rejected(
+                f"{action.agent} already approved this refund; above "
+                f"{incident.policy.refund_four_eyes_above:.2f} a second, different agent must approve it"
+            )
     refund.approved_by = action.agent
     refund.status = RefundStatus.approved
-    event = incident.record(EventType.refund_approved, now, by=action.agent, line=action.line)
+    event = incident.record(EventType.refund_approved, now, by=action.agent, line=line)
     request_payment(incident, refund, now)
     return event
 
@@ -287,7 +350,23 @@ def retry_refund(incident: IncidentCore, action: RetryRefund, now: datetime) -> 
 @handles(SettleRefund)
 def settle_refund(incident: IncidentCore, action: SettleRefund, now: datetime) -> IncidentEvent:
     refund = incident.state.refund
-    if refund is None or refund.status not in (RefundStatus.failed, RefundStatus.awaiting_approval):
+    if AGENT_AUTHORITY in incident.features:
+        # Settling by hand pays without the provider: only a refund approved (and not on its way now) may be,
+        # or the approval limits and four eyes would be a formality.
+        if refund is None or refund.status not in (RefundStatus.failed, RefundStatus.approved):
+            status = refund.status.value if refund else "none owed"
+            hint = (
+                {
+                    RefundStatus.awaiting_approval: "; approve it first",
+                    RefundStatus.requested: "; a payment attempt may still be in flight",
+                }.get(refund.status, "")
+                if refund
+                else ""
+            )
+            raise Rejected(
+                f"only an approved refund whose payment failed can be settled by hand (refund: {status}{hint})"
+            )
+    elif refund is None or refund.status not in (RefundStatus.failed, RefundStatus.awaiting_approval):
         status = refund.status.value if refund else "none owed"
         raise Rejected(f"only a failed or unapproved refund can be settled by hand (refund: {status})")
     refund.status = RefundStatus.settled

@@ -143,6 +143,8 @@ class Policy(BaseModel):
     default_severity: Severity = Severity.routine
     severities: dict[Severity, SeverityPolicy]
     refund_approval_limits: dict[Line, Amount] = Field(default_factory=dict)
+    # A refund above this needs two approvals by different agents (four eyes); None: one is enough.
+    refund_four_eyes_above: Amount | None = None
     refund_give_up_after: PositiveDuration = timedelta(days=3)
     # A customer back about a resolved incident within this window reopens it; later, a new incident follows it.
     recontact_reopens_within: PositiveDuration = timedelta(days=3)
@@ -168,6 +170,9 @@ class Policy(BaseModel):
     def approval_limit(self, line: int) -> Decimal | None:
         """The largest refund `line` may approve; None means unlimited."""
         return self.refund_approval_limits.get(line)
+
+    def needs_four_eyes(self, amount: Decimal) -> bool:
+        return self.refund_four_eyes_above is not None and amount > self.refund_four_eyes_above
 
     def may_approve(self, line: int, amount: Decimal) -> bool:
         limit = self.approval_limit(line)
