@@ -11,7 +11,8 @@ Where the values come from, the environment winning:
   this directory or a parent (the checkout).
   - Found or named, it says where the `make run` stack is: its Temporal address and namespace, and the
     key file under its data folder (when that exists), unless TEMPORAL_ADDRESS or a temporal.toml
-    profile names another server (then neither its address nor its keys are that server's).
+    profile names another server (then neither its address nor its keys are that server's); and its
+    HTTP API's address (the CLI's actions go there), unless INCIDENTS_API_URL names another.
   - Named, as the dev stack names it to its children, it also gives the sandboxes' URLs, the webhook
     secret and the log format and level.
 """
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     notify_url: str | None = _env("NOTIFY_URL")
     webhook_secret: SecretStr | None = _env("WEBHOOK_SECRET")
     webhook_secret_file: Path | None = _env("WEBHOOK_SECRET_FILE")  # wins over WEBHOOK_SECRET; re-read on change
+    # The CLI's agent actions go through the HTTP API there, with the bearer token this file holds.
+    api_url: str | None = _env("INCIDENTS_API_URL")
+    token_file: Path | None = _env("INCIDENTS_TOKEN_FILE")
 
     # Not from the environment: what load() found.
     dev: DevConfig | None = Field(default=None, exclude=True)  # the temporal-dev.yml in effect
@@ -76,6 +80,10 @@ class Settings(BaseSettings):
             defaults["temporal_namespace"] = dev.namespace  # the only one the dev stack's server serves
             if dev.codec_keys_file.exists():
                 defaults["codec_keys_file"] = dev.codec_keys_file
+        if dev is not None:
+            # The `make run` stack's API, whichever Temporal server it uses.
+            host = "127.0.0.1" if dev.api.host in ("0.0.0.0", "::", "") else dev.api.host
+            defaults["api_url"] = f"http://{host}:{dev.api.port}"
         if dev is not None and named:
             s = dev.sandboxes
             defaults["payments_url"] = f"http://{s.host}:{s.payments_port}"

@@ -171,3 +171,38 @@ def write_dev_tokens(path: str | Path) -> dict[str, tuple[Role, str]]:
     }
     write_private(path, yaml.safe_dump(document, sort_keys=True))
     return issued
+
+
+# The dev stack's agents' own tokens, for the CLI (`incidents --as ann ...`): beside the token file, mode 0600.
+DEV_CREDENTIALS_NAME = "agent-credentials.yml"
+
+
+def dev_credentials_file(tokens_file: str | Path) -> Path:
+    """Where `incidents dev` keeps each dev agent's token: beside the token file it wrote."""
+    return Path(tokens_file).with_name(DEV_CREDENTIALS_NAME)
+
+
+def write_dev_credentials(tokens_file: str | Path, issued: Mapping[str, tuple[Role, str]]) -> Path:
+    """Each dev agent's plaintext token under their person's name (ann, boris, vera), for `incidents --as`."""
+    path = dev_credentials_file(tokens_file)
+    document = {DEV_AGENTS[name]["person"]: token for name, (_, token) in issued.items() if name in DEV_AGENTS}
+    write_private(path, yaml.safe_dump(document, sort_keys=True))
+    return path
+
+
+def dev_credential(path: str | Path, person: str) -> str:
+    """The token `incidents dev` issued to `person`; TokenConfigError naming the file, or the people it knows."""
+    path = Path(path)
+    if not path.exists():
+        raise TokenConfigError(
+            f"{path} does not exist: `incidents --as` picks a dev agent's token from what `make run` wrote there "
+            "(is `make run` running? elsewhere set INCIDENTS_TOKEN_FILE)"
+        )
+    data = read_yaml(path, what="the dev credentials file", error=TokenConfigError)
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise TokenConfigError(f"{path}: expected a mapping of people to tokens")
+    token = data.get(person)
+    if token is None:
+        known = ", ".join(sorted(str(name) for name in data))
+        raise TokenConfigError(f"--as: no dev agent {person!r} in {path} (known: {known})")
+    return str(token)

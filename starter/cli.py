@@ -1,7 +1,11 @@
 """`incidents`: the command line for agents and operators, and the entry point of every process.
 
-Exit codes: 0 done; 1 the incident does not exist, refused the action, or Temporal
-is unreachable; 2 the input was invalid (the message names the field).
+Exit codes: 0 done; 1 the incident does not exist, it or the API refused the action, or Temporal or
+the API is unreachable; 2 the input was invalid (the message names the field).
+
+Agent actions go through the HTTP API with the acting agent's bearer token (`--as PERSON` under the dev
+stack, else the file INCIDENTS_TOKEN_FILE names), so the API alone decides who acts and what they may;
+reading commands (show, history, list) and `open` (a service's action) talk to Temporal directly.
 """
 
 from __future__ import annotations
@@ -12,18 +16,23 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from enum import Enum
+from pathlib import Path
 from typing import Any, NoReturn, get_args
 
 from pydantic import ValidationError
 from rich.console import Console
 
 from infra.errors import describe_validation_error
-from workflows.domain.actions import ACTION_ADAPTER, CATALOGUE, ActionModel
+from workflows.domain.actions import ACTOR_FIELDS, ACTOR_LINE, CATALOGUE, ActionModel
 from workflows.domain.models import Channel, Money, OpenIncident, Severity, Status
 
 EXIT_REFUSED = 1
 EXIT_INVALID = 2
-_ACTION = ACTION_ADAPTER
+_AGENT_HELP = "who does it: the token's person (the default); any other name is refused"
+_AS_HELP = (
+    "act as this dev agent (ann, boris, vera): their token from what `incidents dev` wrote; elsewhere set "
+    "INCIDENTS_TOKEN_FILE"
+)
 
 
 class CliError(Exception):
@@ -205,12 +214,14 @@ def _action_commands(commands: Any, command: Callable[..., argparse.ArgumentPars
             sub = steps[first].add_parser(rest[0], help=model.summary(), description=model.summary())
             sub.set_defaults(handler=_act(model))
         _ticket(sub)
+        sub.add_argument("--as", dest="as_person", metavar="PERSON", default=argparse.SUPPRESS, help=_AS_HELP)
         for flags, options in _action_options(model):
             sub.add_argument(*flags, **options)
 
 
 def _action_options(model: type[ActionModel]) -> list[tuple[list[str], dict[str, Any]]]:
-    """argparse options from the action's fields: --agent names the actor, money is --amount and --currency."""
+    """argparse options from the action's fields: --agent (optional) names the actor, who must be the token's
+    person; money is --amount and --currency."""
     found: list[tuple[list[str], dict[str, Any]]] = []
     defaults = model.meta.cli_defaults
     for name, field in model.model_fields.items():
@@ -218,8 +229,12 @@ def _action_options(model: type[ActionModel]) -> list[tuple[list[str], dict[str,
             continue
         required = field.is_required() and name not in defaults
         kinds = get_args(field.annotation) or (field.annotation,)
-        if name in ("agent", "by"):
-            found.append((["--agent"], {"dest": name, "metavar": "NAME", "required": True, "help": "who does it"}))
+        if name == ACTOR_LINE:
+            continue  # the acting agent's authority: the API takes it from the token
+        if name in ACTOR_FIELDS:
+            found.append((["--agent"], {"dest": name, "metavar": "NAME", "help": _AGENT_HELP}))
+        elif name == model.meta.own_line:
+            found.append(([f"--{name}"], {"dest": name, "type": int, "help": "your line: the token's (optional)"}))
         elif Money in kinds:
             found.append((["--amount"], {"required": required, "help": 'e.g. "1500.00"'}))
             found.append((["--currency"], {"required": required, "help": "ISO currency, e.g. RUB"}))
@@ -250,23 +265,93 @@ def _action_payload(model: type[ActionModel], args: argparse.Namespace) -> dict[
 
 
 def _act(model: type[ActionModel]) -> Callable[[argparse.Namespace], int]:
+    """The action goes through the HTTP API with the acting agent's token: the API names the actor from the
+    token, checks their authority, and refuses a body naming someone else (403, saying whose the token is)."""
+
     def command(args: argparse.Namespace) -> int:
-        action = _validated(lambda: _ACTION.validate_python(_action_payload(model, args)))
+        from starter.render import visible
 
-        async def work(service: Any) -> None:
-            result = await service.act(args.ticket, action)
+        body = {name: value for name, value in _action_payload(model, args).items() if name != "type"}
+        url, token = _credentials(args)
+
+        async def work() -> None:
+            from starter.http_client import IncidentsHttpClient
+
+            async with IncidentsHttpClient(url, token) as api:
+                acted = await api.send(args.ticket, model, body)
             if args.json:
-                state = result.state or await service.state(args.ticket)
-                print(json.dumps({**result.model_dump(mode="json"), "state": state.model_dump(mode="json")}))
+                print(json.dumps(acted.answer))
             else:
-                from starter.render import visible
-
-                recorded = f"{args.ticket}: {action.type.replace('_', ' ')} recorded (event {result.event_seq})"
+                recorded = f"{args.ticket}: {model.action_name().replace('_', ' ')} recorded (event {acted.event_seq})"
                 _console().print(visible(recorded), markup=False)
 
-        return _run(work, args)
+        return _through_api(work, args, model, url)
 
     return command
+
+
+def _credentials(args: argparse.Namespace) -> tuple[str, str]:
+    """The API's address and the acting agent's token: `--as PERSON` picks a dev agent's token from what
+    `incidents dev` wrote beside its token file; else the file INCIDENTS_TOKEN_FILE names holds it."""
+    from infra.config_files import ConfigFileError
+    from starter.auth import dev_credential, dev_credentials_file
+
+    settings = args.settings
+    person = getattr(args, "as_person", None)
+    try:
+        if person is not None:
+            token = dev_credential(dev_credentials_file(settings.config.tokens_file), person)
+        elif settings.token_file is not None:
+            token = _token_in(settings.token_file)
+        else:
+            _fail(
+                "who acts? an action is sent as a named agent: `incidents --as PERSON ...` (the dev stack's agents: "
+                "ann, boris, vera) or INCIDENTS_TOKEN_FILE naming a file that holds your agent token",
+                EXIT_INVALID,
+            )
+    except ConfigFileError as error:
+        _fail(str(error), EXIT_INVALID)
+    if not settings.api_url:
+        _fail("INCIDENTS_API_URL is not set: name the HTTP API the actions go to (e.g. http://127.0.0.1:8080)", 2)
+    return str(settings.api_url), token
+
+
+def _token_in(path: Path) -> str:
+    from starter.auth import TokenConfigError
+
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise TokenConfigError(f"INCIDENTS_TOKEN_FILE: cannot read {path} ({error.strerror})") from None
+    if not token or len(token.split()) != 1:
+        raise TokenConfigError(f"INCIDENTS_TOKEN_FILE: {path} should hold one bearer token")
+    return token
+
+
+def _through_api(work: Callable[[], Any], args: argparse.Namespace, model: type[ActionModel], url: str) -> int:
+    import httpx
+
+    from starter import http_client as api
+
+    async def main() -> None:
+        try:
+            await work()
+        except api.Rejected as error:
+            raise CliError(f"{args.ticket} refused {model.action_name()}: {error.detail}") from None
+        except api.InvalidRequest as error:
+            raise CliError(error.detail, EXIT_INVALID) from None
+        except api.Unauthorized as error:
+            raise CliError(f"the API at {url} refused the token ({error.detail})") from None
+        except api.ApiError as error:  # 403 (says whose the token is), 404, 503, ...
+            raise CliError(error.detail) from None
+        except httpx.HTTPError as error:
+            raise CliError(f"cannot reach the HTTP API at {url} ({error!r}); is `make run` running?") from None
+
+    try:
+        asyncio.run(main())
+    except CliError as error:
+        _fail(str(error), error.code)
+    return 0
 
 
 def _validated(build: Callable[[], Any]) -> Any:
@@ -361,10 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="incidents",
         description="Customer incidents that never silently vanish.",
-        epilog="Exit codes: 0 done; 1 no such incident, the incident refused the action (the message says why) or "
-        "Temporal unreachable; 2 invalid input (the message names the field). In this checkout the commands find "
-        "the `make run` stack through temporal-dev.yml; TEMPORAL_ADDRESS or a temporal.toml profile names another.",
+        epilog="Exit codes: 0 done; 1 no such incident, the incident or the API refused the action (the message says "
+        "why: e.g. the token is another person's), or Temporal or the API unreachable; 2 invalid input (the message "
+        "names the field). Actions go through the HTTP API as a named agent: --as PERSON picks a dev agent's token "
+        "(`make run`), INCIDENTS_TOKEN_FILE names a file holding yours (INCIDENTS_API_URL the API, else the dev "
+        "stack's). In this checkout the commands find the `make run` stack through temporal-dev.yml; "
+        "TEMPORAL_ADDRESS or a temporal.toml profile names another Temporal.",
     )
+    parser.add_argument("--as", dest="as_person", metavar="PERSON", help=_AS_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:

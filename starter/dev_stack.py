@@ -114,7 +114,7 @@ class DevStack:
 
     def prepare(self) -> None:
         from infra.codec import write_new_keys
-        from starter.auth import write_dev_tokens
+        from starter.auth import write_dev_credentials, write_dev_tokens
 
         self.config.data_path.mkdir(parents=True, exist_ok=True)
         if self.keys_file == self.config.codec_keys_file and not self.keys_file.exists():
@@ -123,6 +123,8 @@ class DevStack:
             raise StackError(f"INCIDENTS_CODEC_KEYS_FILE: {self.keys_file} does not exist")
         if self.tokens_file == self.config.tokens_file:
             issued = write_dev_tokens(self.config.tokens_file)
+            # Each dev agent's own token, for `incidents --as ann ...` (mode 0600, beside the token file).
+            write_dev_credentials(self.config.tokens_file, issued)
             self.tokens = {name: (role.value, token) for name, (role, token) in issued.items()}
 
     def plan(self) -> list[Child]:

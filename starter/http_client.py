@@ -84,6 +84,15 @@ class OpenedIncident:
         return self.state.ticket_id
 
 
+@dataclass(frozen=True)
+class Acted:
+    """The API's answer to an action: the event it recorded, the new state, and the answer as sent."""
+
+    event_seq: int
+    state: IncidentState
+    answer: dict[str, Any]
+
+
 class IncidentsHttpClient:
     def __init__(
         self, base_url: str, token: str, *, timeout: float = 30.0, http: httpx.AsyncClient | None = None
@@ -145,8 +154,13 @@ class IncidentsHttpClient:
         """Apply an action; returns the incident's new state, or raises Rejected with its reason."""
         # The actor's authority is the token's: the API fills it in and refuses it from a client.
         body = action.model_dump(mode="json", exclude={"type", ACTOR_LINE})
-        response = await self._call("POST", f"{_incident(ticket_id)}/{action.meta.path}", json=body)
-        return IncidentState.model_validate(response.json()["state"])
+        return (await self.send(ticket_id, type(action), body)).state
+
+    async def send(self, ticket_id: str, model: type[ActionModel], body: dict[str, Any]) -> Acted:
+        """Send `model`'s action as the body the API takes (the actor may be left out: the token names it)."""
+        response = await self._call("POST", f"{_incident(ticket_id)}/{model.meta.path}", json=body)
+        answer = response.json()
+        return Acted(int(answer["event_seq"]), IncidentState.model_validate(answer["state"]), answer)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = await self._http.request(method, f"{self._base}{path}", headers=self._headers, **kwargs)

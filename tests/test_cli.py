@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.stack import RunningStack, cli, listed, start, write_config
 
@@ -53,11 +55,11 @@ def test_open_show_act_and_history(stack: RunningStack):
     assert shown["ticket_id"] == ticket
     assert set(shown) == set(state) - {"outcome"}, "open --json prints the same state query as show --json"
     for args in (
-        ("ack", ticket, "--agent", "boris"),
-        ("assign", ticket, "--agent", "duty", "--assignee", "ann"),
-        ("note", ticket, "--agent", "ann", "--text", "checking the port"),
-        ("escalate", ticket, "--agent", "ann", "--reason", "needs the fibre team"),
-        ("resolve", ticket, "--agent", "boris", "--resolution", "port replaced"),
+        ("--as", "boris", "ack", ticket),
+        ("--as", "vera", "assign", ticket, "--assignee", "ann"),
+        ("--as", "ann", "note", ticket, "--agent", "ann", "--text", "checking the port"),  # her own name: fine
+        ("escalate", ticket, "--as", "ann", "--reason", "needs the fibre team"),  # --as after the command too
+        ("--as", "boris", "resolve", ticket, "--resolution", "port replaced"),
     ):
         result = cli(stack, *args)
         assert result.returncode == 0 and "recorded" in result.stdout, result.stderr
@@ -67,6 +69,48 @@ def test_open_show_act_and_history(stack: RunningStack):
         assert words in history.stdout
     events = json.loads(cli(stack, "history", ticket, "--json").stdout)
     assert [e["type"] for e in events][:1] == ["opened"]
+    actors = {e["type"]: e["by"] for e in events if e["type"] != "opened"}
+    assert {kind: actors.get(kind) for kind in ("acknowledged", "assigned", "note_added", "resolved")} == {
+        "acknowledged": "boris",
+        "assigned": "vera",
+        "note_added": "ann",
+        "resolved": "boris",
+    }
+
+
+def test_the_cli_acts_as_the_token_s_person_and_never_as_another(stack: RunningStack, tmp_path: Path):
+    ticket = opened(stack, "--customer", "cli-as", "--category", "speed_drop", "--description", "slow")["ticket_id"]
+    forged = cli(stack, "--as", "ann", "ack", ticket, "--agent", "boris")
+    assert forged.returncode == 1, forged
+    assert "belongs to ann" in forged.stderr and "boris" in forged.stderr, forged.stderr
+    acted = cli(stack, "--as", "ann", "note", ticket, "--text", "as myself")
+    assert acted.returncode == 0 and "recorded" in acted.stdout, acted.stderr
+    # Outside the dev stack the token comes from a file INCIDENTS_TOKEN_FILE names (never the command line).
+    token_file = tmp_path / "token"
+    token_file.write_text(yaml.safe_load(_credentials_file(stack).read_text())["ann"] + "\n")
+    by_file = cli(stack.config, "ack", ticket, extra_env={"INCIDENTS_TOKEN_FILE": str(token_file)})
+    assert by_file.returncode == 0, by_file.stderr
+    events = json.loads(cli(stack, "history", ticket, "--json").stdout)
+    done = [(e["type"], e["by"]) for e in events if e["type"] in ("acknowledged", "note_added", "action_rejected")]
+    assert done == [("note_added", "ann"), ("acknowledged", "ann")], "the forged ack recorded nothing"
+    nobody = cli(stack, "ack", ticket)
+    assert nobody.returncode == 2 and "--as" in nobody.stderr and "INCIDENTS_TOKEN_FILE" in nobody.stderr
+    stranger = cli(stack, "--as", "mallory", "ack", ticket)
+    assert stranger.returncode == 2 and "mallory" in stranger.stderr and "ann" in stranger.stderr
+    wrong = token_file.with_name("wrong")
+    wrong.write_text("agent-not-a-token")
+    refused = cli(stack.config, "ack", ticket, extra_env={"INCIDENTS_TOKEN_FILE": str(wrong)})
+    assert refused.returncode == 1 and "refused the token" in refused.stderr
+
+
+def test_the_dev_credentials_are_the_owner_s_alone(stack: RunningStack):
+    path = _credentials_file(stack)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert set(yaml.safe_load(path.read_text())) == {"ann", "boris", "vera"}
+
+
+def _credentials_file(stack: RunningStack) -> Path:
+    return Path(stack.settings["data_dir"]) / "agent-credentials.yml"
 
 
 def test_exit_codes_and_messages(stack: RunningStack):
@@ -90,14 +134,14 @@ def test_exit_codes_and_messages(stack: RunningStack):
     )
     assert bad_refund.returncode == 2 and "refund.amount" in bad_refund.stderr
     ticket = opened(stack, "--customer", "cli-2", "--category", "tariff_change", "--description", "night")["ticket_id"]
-    early = cli(stack, "feedback", ticket, "--score", "5")
+    early = cli(stack, "--as", "ann", "feedback", ticket, "--score", "5")
     assert early.returncode == 1 and "refused feedback" in early.stderr and "after resolution" in early.stderr
-    score = cli(stack, "feedback", ticket, "--score", "9")
+    score = cli(stack, "--as", "ann", "feedback", ticket, "--score", "9")
     assert score.returncode == 2 and "score" in score.stderr
-    empty = cli(stack, "ack", ticket, "--agent", " ")
+    empty = cli(stack, "--as", "ann", "ack", ticket, "--agent", " ")
     assert empty.returncode == 2 and "agent" in empty.stderr
-    usage = cli(stack, "ack", ticket)
-    assert usage.returncode == 2 and "--agent" in usage.stderr
+    usage = cli(stack, "--as", "ann", "ack")
+    assert usage.returncode == 2 and "ticket" in usage.stderr
 
 
 def test_request_ids_and_recontacts_give_the_same_ticket(stack: RunningStack):
@@ -134,9 +178,11 @@ def test_refund_commands(stack: RunningStack):
     )
     ticket = state["ticket_id"]
     assert state["refund"]["status"] == "awaiting_approval"
-    low = cli(stack, "refund", "approve", ticket, "--agent", "ann", "--line", "1")
+    low = cli(stack, "--as", "ann", "refund", "approve", ticket)
     assert low.returncode == 1 and "line-1 approval limit" in low.stderr
-    ok = cli(stack, "refund", "approve", ticket, "--agent", "boris", "--line", "2")
+    claimed = cli(stack, "--as", "ann", "refund", "approve", ticket, "--line", "2")
+    assert claimed.returncode == 1 and "cannot act as line 2" in claimed.stderr, claimed.stderr
+    ok = cli(stack, "--as", "boris", "refund", "approve", ticket)
     assert ok.returncode == 0, ok.stderr
     for _ in range(50):
         refund = json.loads(cli(stack, "show", ticket, "--json").stdout)["refund"]

@@ -146,17 +146,29 @@ async def test_a_failed_credit_is_settled_through_the_http_api_and_the_cli_and_t
         assert held.status == "resolved" and held.close_pending, "the unpaid credit holds the closing"
         assert held.next_deadline is not None
 
-        result = await _cli(time_env, "compensation", "settle", by_cli.id, "--agent", "duty", "--reference", "cash 7")
+        # The CLI acts through the API as the agent whose token it holds (INCIDENTS_TOKEN_FILE): ann.
+        token_file = tmp_path / "agent-token"
+        token_file.write_text(api.tokens[Role.agent])
+        result = await _cli(
+            time_env,
+            "compensation",
+            "settle",
+            by_cli.id,
+            "--reference",
+            "cash 7",
+            INCIDENTS_API_URL=api.url,
+            INCIDENTS_TOKEN_FILE=str(token_file),
+        )
         assert result[0] == 0 and "settle compensation recorded" in result[1], result
         closed = await by_cli.result()
     assert closed.status == "closed" and closed.compensation is not None
     assert closed.compensation.reference == "cash 7"
     settled_event = events_of(closed, "compensation_settled")[0]
-    assert (settled_event.by, settled_event.data["reference"]) == ("duty", "cash 7")
+    assert (settled_event.by, settled_event.data["reference"]) == ("ann", "cash 7")
     assert event_types(closed)[-1] == "closed"
 
 
-async def _cli(env: WorkflowEnvironment, *args: str) -> tuple[int, str, str]:
+async def _cli(env: WorkflowEnvironment, *args: str, **settings: str) -> tuple[int, str, str]:
     """The `incidents` CLI in its own process, against the test's server (without blocking the worker)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -168,6 +180,7 @@ async def _cli(env: WorkflowEnvironment, *args: str) -> tuple[int, str, str]:
             **_plain_env(),
             "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
             "TEMPORAL_NAMESPACE": env.client.namespace,
+            **settings,
         },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -96,6 +96,9 @@ def test_make_run_and_the_walkthrough_work_as_written(tmp_path: Path):
         history = outputs[-1]
         for words in ("sla_breached", "line 1 -> 2 (timeout)", "acknowledged", "resolved"):
             assert words in history, history
+        # `--as ann` acted as ann, through the API with her token: the incident records her as the actor.
+        state = json.loads(run_as_written(stack, f"incidents show {ticket} --json"))
+        assert (state["assignee"], [e["by"] for e in state["events"] if e["type"] == "resolved"]) == ("ann", ["ann"])
 
         created = json.loads(run_as_written(stack, " ".join(curl_block)))
         assert created["ticket_id"].startswith("INC-") and created["severity"] == "critical", created

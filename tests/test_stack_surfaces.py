@@ -116,9 +116,10 @@ def _assert_shown_literally(output: str, *texts: str) -> None:
 
 def test_show_prints_markup_and_control_characters_as_written(stack: RunningStack):
     ticket = _opened(stack, "term-1")
+    # The CLI acts as the token's person (ann); agent text typed by someone is the assignee's name.
     for step in (
-        ("ack", ticket, "--agent", NASTY_AGENT),
-        ("note", ticket, "--agent", NASTY_AGENT, "--text", NASTY),
+        ("--as", "ann", "assign", ticket, "--assignee", NASTY_AGENT),
+        ("--as", "ann", "note", ticket, "--text", NASTY),
     ):
         done = cli(stack, *step)
         assert done.returncode == 0, done.stderr
@@ -131,9 +132,9 @@ def test_show_prints_markup_and_control_characters_as_written(stack: RunningStac
 def test_history_and_list_print_markup_and_control_characters_as_written(stack: RunningStack):
     ticket = _opened(stack, "term-2")
     for step in (
-        ("ack", ticket, "--agent", NASTY_AGENT),
-        ("note", ticket, "--agent", NASTY_AGENT, "--text", NASTY),
-        ("resolve", ticket, "--agent", NASTY_AGENT, "--resolution", NASTY),
+        ("--as", "ann", "assign", ticket, "--assignee", NASTY_AGENT),
+        ("--as", "ann", "note", ticket, "--text", NASTY),
+        ("--as", "ann", "resolve", ticket, "--resolution", NASTY),
     ):
         done = cli(stack, *step)
         assert done.returncode == 0, done.stderr
