@@ -7,7 +7,7 @@ being replayed once the receiver's window (and with it its memory of the key) ha
 separates the parts: a header value cannot contain one, so no key and body can be read as another.
 
 The receiver accepts a list of secrets, so a secret can be rotated without a moment where one side
-signs with a secret the other does not accept (README, "Rotating the webhook secret").
+signs with a secret the other does not accept (docs/operating.md, "Rotating the webhook secret").
 """
 
 from __future__ import annotations

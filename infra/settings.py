@@ -5,7 +5,7 @@ worker, the API, the codec server, the CLI's commands); no other module reads os
 writes to it (tests/test_settings.py checks both).
 
 Where the values come from, the environment winning:
-- the environment, under the names the README documents (TEMPORAL_ADDRESS, INCIDENT_POLICY,
+- the environment, under the names docs/configuration.md documents (TEMPORAL_ADDRESS, INCIDENT_POLICY,
   INCIDENTS_API_TOKENS_FILE, INCIDENTS_CODEC_KEYS_FILE, INCIDENTS_LOG_FORMAT, OTEL_*, ...);
 - temporal-dev.yml: the file INCIDENTS_DEV_CONFIG (or `incidents dev --config`) names, else the one in
   this directory or a parent (the checkout).

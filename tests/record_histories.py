@@ -2,7 +2,7 @@
 
 Run it only when a lifecycle is added, or with `--tag NAME` after a change guarded by
 `workflow.patched` (the old histories stay: they stand for incidents started before it).
-Never re-record to paper over a replay failure (see the README, "Changing workflow logic").
+Never re-record to paper over a replay failure (see docs/operating.md, "Changing workflow logic safely").
 """
 
 from __future__ import annotations

@@ -342,7 +342,7 @@ def test_a_notification_that_gave_up_is_counted_and_published():
 
 
 def test_the_dev_stack_server_flags_failing_workflow_tasks(tmp_path: Path):
-    """`make run`'s server sets TemporalReportedProblems like the tests' server does (a production cluster: README)."""
+    """`make run`'s server sets TemporalReportedProblems like the tests' server does (production: docs/operating.md)."""
     stack = DevStack(load_dev_config(write_config(tmp_path)))
     server = next(child for child in stack.plan() if child.name == "temporal")
     flag = server.argv.index("--dynamic-config-value")

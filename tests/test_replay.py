@@ -1,7 +1,7 @@
 """Histories of typical lifecycles, recorded once, replayed against the current workflow code.
 
 A failure here means a change would make running incidents replay differently: guard the change
-with `workflow.patched` (README, "Changing workflow logic safely") instead of re-recording.
+with `workflow.patched` (docs/operating.md, "Changing workflow logic safely") instead of re-recording.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def customer_kinds(state: IncidentState) -> list[str]:
 
 
 async def test_the_acknowledgement_patch_keeps_old_incidents_as_they_were_and_changes_new_ones():
-    """The procedure of the README's "Changing workflow logic safely", shown on one real patch."""
+    """The procedure of docs/operating.md, "Changing workflow logic safely", shown on one real patch."""
     before = load(HISTORIES_DIR / "full_critical.json")
     after = load(HISTORIES_DIR / "full_critical.announce-ack.json")
     assert "acknowledged" not in customer_kinds(final_state(before))

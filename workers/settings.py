@@ -26,7 +26,7 @@ class WorkerSettings(BaseSettings):
     notify_url: str = Field(default="http://127.0.0.1:8082/notifications", alias="NOTIFY_URL")
     webhook_secret: SecretStr = Field(default=SecretStr(DEV_WEBHOOK_SECRET), alias="WEBHOOK_SECRET")
     # A file holding the secret (wins over WEBHOOK_SECRET): re-read when it changes and when the receiver
-    # answers 401/403, so a rotation needs no restart (README, "Rotating the webhook secret").
+    # answers 401/403, so a rotation needs no restart (docs/operating.md, "Rotating the webhook secret").
     webhook_secret_file: Path | None = Field(default=None, alias="WEBHOOK_SECRET_FILE")
     started_by_dev_stack: bool = Field(default=False, alias=DEV_STACK_ENV)
     task_queue: str = Field(default=TASK_QUEUE, alias="INCIDENTS_TASK_QUEUE")
@@ -36,14 +36,12 @@ class WorkerSettings(BaseSettings):
     metrics_host: str = Field(default="127.0.0.1", min_length=1, alias="INCIDENTS_METRICS_HOST")
     http_timeout_seconds: float = Field(default=10.0, alias="INCIDENTS_HTTP_TIMEOUT")
     # Outbound connections per worker (webhooks and payments). httpcore checks every pooled
-    # connection on every request, so a larger pool costs CPU on each call: in a burst of 1,000
-    # escalations the worker spent 15.2 CPU-s with 20 connections, 16.2 with httpx's default 100.
+    # connection on every request, so a larger pool costs CPU on each call (measured in a burst of
+    # escalations: docs/performance.md).
     http_max_connections: int = Field(default=20, ge=1, alias="INCIDENTS_HTTP_MAX_CONNECTIONS")
     # Workflow-task pollers (4 in 5 poll the worker's sticky queue). The SDK's 5 pick up a burst of
-    # escalations, SLA deadlines falling together, a poll round trip at a time while each escalation
-    # task holds its slot through the notification POSTs: 50 deadlines in one millisecond were picked
-    # up with p99 511-793 ms at 5 pollers and 411-535 ms at 20 (the benchmark's (4), four rounds each).
-    # The SDK's autoscaling pollers (start at 5) did no better on such a burst (496-822 ms).
+    # escalations (SLA deadlines falling together) a poll round trip at a time while each escalation task
+    # holds its slot through its notification POSTs; 20 shortened that tail (figures: docs/performance.md).
     workflow_task_pollers: int = Field(default=20, ge=2, alias="INCIDENTS_WORKFLOW_TASK_POLLERS")
     # Open incidents wait for days; keeping them cached saves a replay on every signal and timer.
     max_cached_workflows: int = Field(default=10_000, ge=0, alias="INCIDENTS_MAX_CACHED_WORKFLOWS")
