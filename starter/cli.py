@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn, get_args
 
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 from rich.console import Console
 
 from infra.errors import describe_validation_error
@@ -228,7 +229,7 @@ def _action_options(model: type[ActionModel]) -> list[tuple[list[str], dict[str,
         if name == "type":
             continue
         required = field.is_required() and name not in defaults
-        kinds = get_args(field.annotation) or (field.annotation,)
+        kinds = _field_kinds(field)
         if name == ACTOR_LINE:
             continue  # the acting agent's authority: the API takes it from the token
         if name in ACTOR_FIELDS:
@@ -251,12 +252,17 @@ def _action_options(model: type[ActionModel]) -> list[tuple[list[str], dict[str,
     return found
 
 
+def _field_kinds(field: FieldInfo) -> tuple[Any, ...]:
+    """The types a field takes (the members of `X | None`, or the one type)."""
+    return get_args(field.annotation) or (field.annotation,)
+
+
 def _action_payload(model: type[ActionModel], args: argparse.Namespace) -> dict[str, Any]:
     payload: dict[str, Any] = {"type": model.action_name()}
     for name, field in model.model_fields.items():
         if name == "type":
             continue
-        if Money in (get_args(field.annotation) or (field.annotation,)):
+        if Money in _field_kinds(field):
             if args.amount is not None or args.currency is not None:
                 payload[name] = {"amount": args.amount, "currency": args.currency}
         elif getattr(args, name, None) is not None:

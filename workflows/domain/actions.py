@@ -62,7 +62,7 @@ class ActionModel(Contract):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        name = cls.model_fields["type"].default
+        name = cls.action_name()
         if name in CATALOGUE:
             raise TypeError(f"two actions are called {name!r}")
         CATALOGUE[name] = cls
