@@ -336,6 +336,7 @@ class Bench:
             request=request(customer),
             policy=self.policy if policy is None else policy,
             opened_at=datetime.now(UTC) if opened_at is None else opened_at,
+            customer_locale=True,
         )
         return await self.client.start_workflow(WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input))
 

@@ -38,11 +38,18 @@ async def start_incident(
     policy: Policy | None = None,
     history_limit: int | None = None,
     opened_at: datetime | None = None,
+    customer_locale: bool = False,
     **overrides: Any,
 ) -> WorkflowHandle[IncidentWorkflow, IncidentState]:
+    """Start an incident straight on the workflow. `customer_locale` as the service and the intake start one
+    (the customer's language and time zone); without it, as incidents started before languages (English, UTC)."""
     ticket = new_ticket_id()
     input = IncidentInput(
-        ticket_id=ticket, request=open_request(**overrides), policy=policy or default_policy(), opened_at=opened_at
+        ticket_id=ticket,
+        request=open_request(**overrides),
+        policy=policy or default_policy(),
+        opened_at=opened_at,
+        customer_locale=customer_locale,
     )
     if history_limit is not None:
         input.history_limit = history_limit

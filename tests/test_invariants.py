@@ -16,7 +16,13 @@ from pydantic import ValidationError
 from infra.errors import describe_validation_error
 from tests.helpers import open_request
 from workflows.domain.actions import ACTION_ADAPTER, CATALOGUE
-from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT, FOLLOW_THROUGH, RECONTACT_REOPENS, Incident
+from workflows.domain.incident import (
+    ANNOUNCE_ACKNOWLEDGEMENT,
+    CUSTOMER_LOCALE,
+    FOLLOW_THROUGH,
+    RECONTACT_REOPENS,
+    Incident,
+)
 from workflows.domain.models import IncidentState, RefundStatus, Status
 from workflows.domain.policy import Policy, default_policy, parse_policy
 
@@ -75,14 +81,19 @@ PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         texts,
     ),
     "settle_compensation": st.builds(lambda a, t: {"agent": a, "reference": t}, agents, texts),
+    "message_customer": st.builds(lambda a, t: {"agent": a, "text": t}, agents, texts),
 }
 actions = st.one_of(*(st.tuples(st.just(kind), payload) for kind, payload in PAYLOADS.items()))
 openings = st.builds(
-    lambda category, refund: open_request(category=category, refund=refund),
+    lambda category, refund, language, time_zone: open_request(
+        category=category, refund=refund, language=language, time_zone=time_zone
+    ),
     st.sampled_from(["connection_lost", "payment_not_refunded", "tariff_change", "ui_typo", "unheard_of"]),
     st.one_of(
         st.none(), st.sampled_from([{"amount": "100.00", "currency": "RUB"}, {"amount": "7000.00", "currency": "RUB"}])
     ),
+    st.sampled_from([None, "ru", "en"]),
+    st.sampled_from([None, "Europe/Moscow", "Asia/Kamchatka", "America/St_Johns"]),
 )
 # From a minute to over a week: hits reminders, SLAs, callbacks, feedback windows and payment give-up times.
 jumps = st.one_of(st.integers(1, 3600), st.integers(3600, 9 * 24 * 3600))
@@ -108,7 +119,8 @@ class IncidentMachine(RuleBasedStateMachine):
 
     @initialize(opening=openings, policy=st.sampled_from(POLICIES))
     def open_incident(self, opening: Any, policy: Policy) -> None:
-        self.start(opening, policy, frozenset({FOLLOW_THROUGH, RECONTACT_REOPENS, ANNOUNCE_ACKNOWLEDGEMENT}))
+        features = frozenset({FOLLOW_THROUGH, RECONTACT_REOPENS, ANNOUNCE_ACKNOWLEDGEMENT, CUSTOMER_LOCALE})
+        self.start(opening, policy, features)
 
     # --- agents, customers and services ---
 

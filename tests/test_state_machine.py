@@ -9,9 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from tests.helpers import open_request
-from workflows.domain.actions import ACTION_ADAPTER
+from workflows.domain.actions import ACTION_ADAPTER, MAX_CUSTOMER_MESSAGE
 from workflows.domain.incident import (
     ANNOUNCE_ACKNOWLEDGEMENT,
+    CUSTOMER_LOCALE,
     FOLLOW_THROUGH,
     GrantCompensation,
     Incident,
@@ -19,7 +20,7 @@ from workflows.domain.incident import (
     PayRefund,
 )
 from workflows.domain.models import Money, OpenIncident
-from workflows.domain.policy import default_policy, parse_policy
+from workflows.domain.policy import PolicyError, default_policy, parse_policy
 from workflows.domain.sla import Clock, SlaClock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -552,3 +553,107 @@ def test_without_the_feature_the_machine_behaves_as_before():
     quick = reopened.act(action(type="resolve", agent="boris", resolution="card replaced"), reopened_at + M).effects
     assert any(isinstance(e, GrantCompensation) for e in quick), "judged against the first promise"
     assert not any(e.type == "line_notified" and "reminder" in e.data for e in reopened.state.events)
+
+
+# --- customer time (issue 17): the customer's language and time zone, and messages to the customer ---
+
+
+def localized(**overrides) -> tuple[Incident, list]:
+    """Opened as the service opens incidents now: in the customer's language and time zone."""
+    return Incident.open("INC-TEST01", open_request(**overrides), default_policy(), T0, frozenset({CUSTOMER_LOCALE}))
+
+
+def test_the_customer_is_written_to_in_the_language_and_time_zone_of_the_open_request():
+    incident, effects = localized(language="en", time_zone="America/New_York")
+    assert (incident.state.language, incident.state.time_zone) == ("en", "America/New_York")
+    opening = effects[0].message
+    assert "November 23, 2026, 5:00" in opening and "UTC" not in opening, "10:00 UTC is 05:00 in New York"
+
+
+def test_a_request_that_names_neither_gets_the_policys_defaults():
+    incident, effects = localized()
+    assert (incident.state.language, incident.state.time_zone) == ("ru", "Europe/Moscow")
+    assert effects[0].recipient == "customer" and "Номер вашей заявки: INC-TEST01" in effects[0].message
+    assert effects[1].recipient == "line_1" and effects[1].message.startswith("New critical incident")
+    policy = default_policy().model_copy(
+        update={"default_customer_language": "en", "default_customer_time_zone": "Asia/Tokyo"}
+    )
+    elsewhere, _ = Incident.open("INC-TEST02", open_request(), policy, T0, frozenset({CUSTOMER_LOCALE}))
+    assert (elsewhere.state.language, elsewhere.state.time_zone) == ("en", "Asia/Tokyo")
+
+
+def test_an_incident_opened_before_languages_keeps_english_and_utc():
+    incident, effects = opened(language="ru", time_zone="Europe/Moscow")
+    assert incident.state.language is None and incident.state.time_zone is None
+    assert effects[0].message.startswith("We are sorry") and "2026-11-23 10:00 UTC" in effects[0].message
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"language": "fr"}, "language", "Input should be 'en' or 'ru'"),
+        ({"language": ""}, "language", "Input should be 'en' or 'ru'"),
+        ({"time_zone": "Mars/Olympus"}, "time_zone", "unknown time zone 'Mars/Olympus'"),
+        ({"time_zone": "europe/moscow"}, "time_zone", "unknown time zone"),
+        ({"time_zone": "../../etc/passwd"}, "time_zone", "unknown time zone"),
+        ({"time_zone": "Europe"}, "time_zone", "unknown time zone"),
+        ({"time_zone": ""}, "time_zone", "at least 1 character"),
+    ],
+)
+def test_a_language_or_time_zone_that_cannot_be_used_is_refused_naming_the_field(fields, field, words):
+    with pytest.raises(ValidationError) as error:
+        open_request(**fields)
+    (problem,) = error.value.errors()
+    assert problem["loc"] == (field,) and words in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"default_customer_language": "de"}, "default_customer_language"),
+        ({"default_customer_time_zone": "Moscow"}, "default_customer_time_zone"),
+    ],
+)
+def test_a_policy_default_that_cannot_be_used_is_refused_naming_the_field(change, field):
+    data = {**default_policy().model_dump(mode="json"), **change}
+    with pytest.raises(PolicyError, match=field):
+        parse_policy(data)
+
+
+def test_message_customer_is_logged_and_delivered_in_the_customers_words_with_a_templated_wrapper():
+    incident, _ = localized()
+    outcome = incident.act(
+        action(type="message_customer", agent="ann", text="  Перезагрузите роутер: отключите питание на 30 секунд. "),
+        T0 + M,
+    )
+    assert outcome.accepted
+    logged = incident.state.events[-2]
+    assert logged.seq == outcome.event_seq and logged.type == "customer_messaged" and logged.by == "ann"
+    assert logged.data == {"text": "Перезагрузите роутер: отключите питание на 30 секунд."}
+    assert incident.state.events[-1].type == "customer_notified"
+    assert incident.state.events[-1].data == {"kind": "agent_message"}
+    (sent,) = outcome.effects
+    assert isinstance(sent, Notify) and (sent.recipient, sent.kind) == ("customer", "agent_message")
+    assert sent.event_seq == incident.state.events[-1].seq
+    assert sent.message == (
+        "Сообщение службы поддержки по заявке INC-TEST01: Перезагрузите роутер: отключите питание на 30 секунд."
+    )
+    english, _ = localized(language="en")
+    (wrapped,) = english.act(action(type="message_customer", agent="ann", text="Restart it."), T0 + M).effects
+    assert isinstance(wrapped, Notify)
+    assert wrapped.message == "Message from support about your ticket INC-TEST01: Restart it."
+
+
+def test_message_customer_is_refused_on_a_closed_incident_and_capped_in_length():
+    incident, _ = localized(category="other")
+    incident.act(action(type="resolve", agent="ann", resolution="done"), T0 + M)
+    assert incident.finished
+    refused = incident.act(action(type="message_customer", agent="ann", text="one more thing"), T0 + 2 * M)
+    assert not refused.accepted and "closed" in (refused.reason or "") and refused.effects == []
+    assert incident.state.events[-1].type == "action_rejected"
+    with pytest.raises(ValidationError) as error:
+        action(type="message_customer", agent="ann", text="x" * (MAX_CUSTOMER_MESSAGE + 1))
+    assert error.value.errors()[0]["loc"][-1] == "text"
+    with pytest.raises(ValidationError) as error:
+        action(type="message_customer", agent="ann", text="   ")
+    assert error.value.errors()[0]["loc"][-1] == "text"

@@ -132,7 +132,12 @@ class IncidentWorkflow:
             # Never later than the start: an opening time from the future would push every deadline out.
             opened_at = min(input.opened_at, workflow.now()) if input.opened_at else workflow.now()
             incident, effects = Incident.open(
-                input.ticket_id, input.request, input.policy, opened_at, previous_ticket=input.previous_ticket
+                input.ticket_id,
+                input.request,
+                input.policy,
+                opened_at,
+                input.opening_features(),
+                previous_ticket=input.previous_ticket,
             )
             self._observed_seq = 0
         self._live: Incident | None = incident

@@ -177,7 +177,12 @@ class IncidentIntakeWorkflow:
             # The incident opens at the intake's clock, so the intake knows its opening state exactly.
             opened_at = workflow.now()
             input = IncidentInput(
-                ticket_id=ticket, request=request, policy=intake.policy, opened_at=opened_at, previous_ticket=previous
+                ticket_id=ticket,
+                request=request,
+                policy=intake.policy,
+                opened_at=opened_at,
+                previous_ticket=previous,
+                customer_locale=True,
             )
             opened = opening_state(input)
             assert opened is not None  # an opening time and no carried state: always known here

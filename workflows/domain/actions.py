@@ -121,6 +121,21 @@ class Resolve(ActionModel):
     resolution: Text = Field(description="what was done")
 
 
+# A message to the customer travels by SMS, chat or e-mail: long enough for instructions, short enough to read.
+MAX_CUSTOMER_MESSAGE = 2_000
+
+
+class MessageCustomer(ActionModel):
+    """Write to the customer (instructions, news); they read it with the ticket, in their language"""
+
+    meta = ActionMeta(path="customer-messages", cli=("message",))
+    type: Literal["message_customer"] = "message_customer"
+    agent: AgentName
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CUSTOMER_MESSAGE)] = (
+        Field(description="what the customer reads")
+    )
+
+
 class CustomerContact(ActionModel):
     """The customer got in touch again about it (reopens it after a resolution); service or agent"""
 

@@ -30,6 +30,7 @@ from workflows.domain.actions import (
     CustomerContact,
     Escalate,
     Feedback,
+    MessageCustomer,
     Reclassify,
     Reopen,
     Resolve,
@@ -37,6 +38,7 @@ from workflows.domain.actions import (
 from workflows.domain.core import (
     ANNOUNCE_ACKNOWLEDGEMENT,
     CLOSED,
+    CUSTOMER_LOCALE,
     FOLLOW_THROUGH,
     HANDLERS,
     RECONTACT_REOPENS,
@@ -73,6 +75,7 @@ from workflows.domain.triage import triage
 __all__ = [
     "ANNOUNCE_ACKNOWLEDGEMENT",
     "CLOSED",
+    "CUSTOMER_LOCALE",
     "FOLLOW_THROUGH",
     "RECONTACT_REOPENS",
     "REOPEN_WINDOW_PASSED",
@@ -139,6 +142,9 @@ class Incident(IncidentCore):
             opened_at=now,
             expected_fix_by=now + rules.line_timeouts[1],
         )
+        if CUSTOMER_LOCALE in features:
+            state.language = request.language or policy.default_customer_language
+            state.time_zone = request.time_zone or policy.default_customer_time_zone
         incident = cls(state, policy, features)
         data: dict[str, Any] = {
             "severity": verdict.severity.value,
@@ -160,7 +166,10 @@ class Incident(IncidentCore):
                 f"acknowledge within {format_duration(rules.acknowledge_within)}",
             )
         incident._start_customer_updates(now)
-        incident.notify_customer("ticket_opened", incident._opening_message(), now)
+        if verdict.severity is Severity.critical:
+            incident.notify_customer("ticket_opened", Message.TICKET_OPENED_CRITICAL, now, fix_by=state.expected_fix_by)
+        else:
+            incident.notify_customer("ticket_opened", Message.TICKET_OPENED, now)
         new = incident.text(
             Message.NEW_INCIDENT,
             severity=verdict.severity.value,
@@ -377,7 +386,7 @@ class Incident(IncidentCore):
         event = self.record(EventType.acknowledged, now, by=action.agent, **self._take_ownership(action.agent, now))
         if ANNOUNCE_ACKNOWLEDGEMENT in self.features and self.rules.customer_updates_every is not None:
             # Seed 000: a critical customer hears at once that a person has their case, not only a ticket.
-            self.notify_customer("acknowledged", self.text(Message.ACKNOWLEDGED, line=self.state.line), now)
+            self.notify_customer("acknowledged", Message.ACKNOWLEDGED, now, line=self.state.line)
         return event
 
     @handles(Assign)
@@ -425,7 +434,7 @@ class Incident(IncidentCore):
         state.resolution = action.resolution
         state.clock.stop(Clock.acknowledge, Clock.line, Clock.renotify, Clock.customer_update)
         event = self.record(EventType.resolved, now, by=action.agent, line=state.line, resolution=action.resolution)
-        self.notify_customer("resolved", self.text(Message.RESOLVED, resolution=action.resolution), now)
+        self.notify_customer("resolved", Message.RESOLVED, now, resolution=action.resolution)
         money.grant_compensation_if_owed(self, now)
         rules = self.rules
         if rules.callback_after is not None:
@@ -439,6 +448,15 @@ class Incident(IncidentCore):
             self.record(EventType.callback_scheduled, now, due_at=deadline.due_at.isoformat())
         else:
             self._close_when_money_settles("resolved", now)
+        return event
+
+    @handles(MessageCustomer)
+    def _message_customer(self, action: MessageCustomer, now: datetime) -> IncidentEvent:
+        # Seed 003: the agent sends the instructions, and the case keeps them. A closed incident has no one
+        # to write for: the customer's next contact opens a new one.
+        self.require_not_closed("message the customer of")
+        event = self.record(EventType.customer_messaged, now, by=action.agent, text=action.text)
+        self.notify_customer("agent_message", Message.AGENT_MESSAGE, now, text=action.text)
         return event
 
     @handles(CustomerContact)
@@ -561,7 +579,7 @@ class Incident(IncidentCore):
         self._start_renotify(now)
 
     def _customer_update(self, deadline: Deadline, now: datetime) -> None:
-        self.notify_customer("status_update", self.text(Message.STATUS_UPDATE, line=self.state.line), now)
+        self.notify_customer("status_update", Message.STATUS_UPDATE, now, line=self.state.line)
         self._start_customer_updates(now)
 
     def _callback_due(self, deadline: Deadline, now: datetime) -> None:
@@ -573,7 +591,7 @@ class Incident(IncidentCore):
             Clock.feedback, now, window, f"feedback window {format_duration(window)}"
         ).due_at
         self.record(EventType.feedback_requested, now, answer_by=answer_by.isoformat())
-        self.notify_customer("feedback_request", self.text(Message.FEEDBACK_REQUEST), now)
+        self.notify_customer("feedback_request", Message.FEEDBACK_REQUEST, now)
         self.notify_line(1, "callback_due", self.text(Message.CALLBACK_DUE), now)
 
     def _feedback_window_over(self, deadline: Deadline, now: datetime) -> None:
@@ -610,7 +628,7 @@ class Incident(IncidentCore):
             message = self.text(Message.LINE_ESCALATED_MANUAL, line=to_line, agent=by, **about)
         self.notify_line(to_line, "escalated", message, now)
         if self.rules.customer_updates_every is not None:
-            self.notify_customer("escalated", self.text(Message.ESCALATED, line=to_line), now)
+            self.notify_customer("escalated", Message.ESCALATED, now, line=to_line)
             self._start_customer_updates(now)  # the customer just heard from us; the next update counts from here
         return event
 
@@ -625,18 +643,18 @@ class Incident(IncidentCore):
         state.assignee = None
         state.clock.stop(Clock.callback, Clock.feedback)
         data: dict[str, Any] = {"reason": reason, "line": state.line}
-        message = self.text(Message.REOPENED)
+        message, fields = Message.REOPENED, dict[str, object]()
         if FOLLOW_THROUGH in self.features:
             # A new promise: the reopened incident is judged (and compensated) by this fix time.
             self._renew_fix_time(now)
             data["expected_fix_by"] = state.expected_fix_by.isoformat()
             if state.severity is Severity.critical:
-                message = self.text(Message.REOPENED_WITH_FIX_TIME, fix_by=fmt_time(state.expected_fix_by))
+                message, fields = Message.REOPENED_WITH_FIX_TIME, {"fix_by": state.expected_fix_by}
         event = self.record(EventType.reopened, now, by=by, **data)
         self._start_line_clock(now)
         self._start_customer_updates(now)
         self.notify_line(state.line, "reopened", self.text(Message.LINE_REOPENED, reason=reason), now)
-        self.notify_customer("reopened", message, now)
+        self.notify_customer("reopened", message, now, **fields)
         return event
 
     def _renew_fix_time(self, since: datetime) -> None:
@@ -748,11 +766,6 @@ class Incident(IncidentCore):
             )
 
     # --- plumbing ---
-
-    def _opening_message(self) -> str:
-        if self.state.severity is Severity.critical:
-            return self.text(Message.TICKET_OPENED_CRITICAL, fix_by=fmt_time(self.state.expected_fix_by))
-        return self.text(Message.TICKET_OPENED)
 
     def _refresh(self, now: datetime | None = None) -> None:
         """Keep the reminders in step with the work waiting (given `now`), and the deadline fields with the clock."""

@@ -2,24 +2,34 @@
 
 Each message is a key (`Message`) with one template per language, filled in by
 field name (`string.Template`: `${ticket}`). The state machine picks the message
-and passes the fields, already formatted (`fmt_time`, `fmt_money`); it never
-builds a sentence itself. A language is one more entry of `TEMPLATES` with the
-same keys and fields (tests check). The English texts are the ones stored
-histories and receivers have seen: change one only knowing that its
-notifications change with it.
+and passes the fields; it never builds a sentence itself. A message is for the
+customer (`CUSTOMER_MESSAGES`: written in the customer's language, its dates and
+times in the customer's time zone and its amounts in their locale's way, by
+Babel) or for a support line (`LINE_MESSAGES`: English, times in UTC). A
+language is one more entry of `TEMPLATES` with every customer message and the
+same fields (tests check). The English texts are the ones stored histories and
+receivers have seen: change one only knowing that its notifications change with
+it. An incident opened before languages existed keeps reading them, with the
+formats of then (`fmt_time`, `fmt_money`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from string import Template
+from zoneinfo import ZoneInfo
 
-from workflows.domain.models import Money
+from babel import Locale
+from babel.dates import format_date, format_time, get_datetime_format
+from babel.numbers import format_currency
 
-ENGLISH = "en"
+from workflows.domain.models import Language, Money
+
+ENGLISH = Language.en.value
 
 
 class Message(StrEnum):
@@ -30,6 +40,7 @@ class Message(StrEnum):
     STATUS_UPDATE = "status_update"
     ESCALATED = "escalated"
     RESOLVED = "resolved"
+    AGENT_MESSAGE = "agent_message"
     FEEDBACK_REQUEST = "feedback_request"
     REOPENED = "reopened"
     REOPENED_WITH_FIX_TIME = "reopened.with_fix_time"
@@ -61,6 +72,52 @@ class Message(StrEnum):
     REMINDER = "reminder"
 
 
+# Written in the customer's language; every language has each of them (tests check).
+CUSTOMER_MESSAGES = frozenset(
+    {
+        Message.TICKET_OPENED,
+        Message.TICKET_OPENED_CRITICAL,
+        Message.ACKNOWLEDGED,
+        Message.STATUS_UPDATE,
+        Message.ESCALATED,
+        Message.RESOLVED,
+        Message.AGENT_MESSAGE,
+        Message.FEEDBACK_REQUEST,
+        Message.REOPENED,
+        Message.REOPENED_WITH_FIX_TIME,
+        Message.REFUND_PAID,
+        Message.COMPENSATION,
+    }
+)
+# Written in English, the support lines' language. A new message joins one of the two sets (tests check).
+LINE_MESSAGES = frozenset(
+    {
+        Message.NEW_INCIDENT,
+        Message.ASSIGNED,
+        Message.ACKNOWLEDGE_OVERDUE,
+        Message.RENOTIFY,
+        Message.LINE_ESCALATED_TIMEOUT,
+        Message.LINE_ESCALATED_MANUAL,
+        Message.CUSTOMER_RECONTACTED,
+        Message.CUSTOMER_RECONTACTED_OWNED,
+        Message.LINE_REOPENED,
+        Message.CALLBACK_DUE,
+        Message.REFUND_APPROVAL,
+        Message.REFUND_SECOND_APPROVAL,
+        Message.REFUND_TASK,
+        Message.COMPENSATION_TASK,
+        Message.COMPENSATION_TASK_TO_SETTLE,
+        Message.OWNED_REMINDER,
+        Message.REFUND_AWAITS_APPROVAL_REMINDER,
+        Message.REFUND_FAILED_REMINDER,
+        Message.REFUND_OVERDUE_REMINDER,
+        Message.COMPENSATION_FAILED_REMINDER,
+        Message.COMPENSATION_OVERDUE_REMINDER,
+        Message.REMINDER,
+    }
+)
+
+
 _ENGLISH: dict[Message, str] = {
     Message.TICKET_OPENED: "Thank you, we have registered your request. Your ticket number is ${ticket}.",
     Message.TICKET_OPENED_CRITICAL: (
@@ -73,6 +130,7 @@ _ENGLISH: dict[Message, str] = {
     ),
     Message.ESCALATED: "Update on ${ticket}: your case is now with our line-${line} specialists.",
     Message.RESOLVED: "Your incident ${ticket} is resolved: ${resolution}",
+    Message.AGENT_MESSAGE: "Message from support about your ticket ${ticket}: ${text}",
     Message.FEEDBACK_REQUEST: "Is everything fine now with ${ticket}? Please rate our help from 1 to 5.",
     Message.REOPENED: "We have reopened ${ticket} and are working on it again.",
     Message.REOPENED_WITH_FIX_TIME: (
@@ -150,15 +208,80 @@ _ENGLISH: dict[Message, str] = {
     Message.REMINDER: "Reminder ${n}: incident ${ticket} is waiting on line ${line}.",
 }
 
-# Every language's templates, by message: the lookup a later language (Babel catalogues) plugs into.
+_RUSSIAN: dict[Message, str] = {
+    Message.TICKET_OPENED: "Спасибо, мы зарегистрировали ваше обращение. Номер заявки: ${ticket}.",
+    Message.TICKET_OPENED_CRITICAL: (
+        "Приносим извинения за неудобства. Номер вашей заявки: ${ticket}. Наши специалисты уже занимаются ею "
+        "и рассчитывают всё исправить к ${fix_by}. Мы будем держать вас в курсе."
+    ),
+    Message.ACKNOWLEDGED: "Специалист ${line}-й линии поддержки уже работает над вашей заявкой ${ticket}.",
+    Message.STATUS_UPDATE: (
+        "Новости по заявке ${ticket}: специалисты ${line}-й линии продолжают работу. "
+        "Мы сообщим вам, как только всё исправим."
+    ),
+    Message.ESCALATED: "Новости по заявке ${ticket}: мы передали её специалистам ${line}-й линии поддержки.",
+    Message.RESOLVED: "Проблема по вашей заявке ${ticket} решена: ${resolution}",
+    Message.AGENT_MESSAGE: "Сообщение службы поддержки по заявке ${ticket}: ${text}",
+    Message.FEEDBACK_REQUEST: (
+        "Всё ли теперь в порядке по заявке ${ticket}? Пожалуйста, оцените нашу помощь по шкале от 1 до 5."
+    ),
+    Message.REOPENED: "Мы снова открыли заявку ${ticket} и продолжаем работу над ней.",
+    Message.REOPENED_WITH_FIX_TIME: (
+        "Мы снова открыли заявку ${ticket} и продолжаем работу над ней. Рассчитываем всё исправить к ${fix_by}."
+    ),
+    Message.REFUND_PAID: "Мы отправили вам возврат ${money} (заявка ${ticket}).",
+    Message.COMPENSATION: (
+        "Простите, что решение заняло больше времени, чем мы обещали: мы зачислили на ваш счёт ${money} "
+        "(заявка ${ticket})."
+    ),
+}
+
+# Every language's templates, by message: one copy per worker, shared by every incident (never in its state).
 TEMPLATES: dict[str, dict[Message, Template]] = {
-    ENGLISH: {message: Template(text) for message, text in _ENGLISH.items()},
+    language: {message: Template(text) for message, text in texts.items()}
+    for language, texts in {Language.en.value: _ENGLISH, Language.ru.value: _RUSSIAN}.items()
 }
 
 
 def render(message: Message, fields: Mapping[str, object], language: str = ENGLISH) -> str:
     """The text of `message` in `language`, its `${field}`s filled in from `fields`; a missing one raises KeyError."""
-    return TEMPLATES[language][message].substitute(fields)
+    # A message a language lacks falls back to English rather than fail the incident's workflow task;
+    # the tests keep every customer message in every language.
+    template = TEMPLATES[language].get(message) or TEMPLATES[ENGLISH][message]
+    return template.substitute(fields)
+
+
+def render_for_customer(
+    message: Message, fields: Mapping[str, object], language: str | None, time_zone: str | None
+) -> str:
+    """The text of `message` as the customer reads it: in `language`, with the datetimes among `fields` in
+    `time_zone` and the Money among them in the language's format (other fields as given).
+
+    An incident opened before languages (`language` None) gets the English text with the formats it has
+    always sent (UTC times), so its customer reads the same as before.
+    """
+    if language is None or time_zone is None:
+        return render(message, {name: _as_before(value) for name, value in fields.items()})
+    return render(message, {name: _for(value, language, time_zone) for name, value in fields.items()}, language)
+
+
+def _as_before(value: object) -> object:
+    if isinstance(value, datetime):
+        return fmt_time(value)
+    if isinstance(value, Money):
+        return fmt_money(value)
+    return value
+
+
+def _for(value: object, language: str, time_zone: str) -> object:
+    if isinstance(value, datetime):
+        return fmt_local_time(value, language, time_zone)
+    if isinstance(value, Money):
+        return fmt_local_money(value, language)
+    return value
+
+
+# --- formats ---
 
 
 def fmt_time(moment: datetime) -> str:
@@ -171,3 +294,33 @@ def fmt_amount(amount: Decimal, currency: str) -> str:
 
 def fmt_money(money: Money) -> str:
     return fmt_amount(money.amount, money.currency)
+
+
+_LOCALES = {language.value: Locale.parse(language.value) for language in Language}
+
+
+def fmt_local_time(moment: datetime, language: str, time_zone: str) -> str:
+    """`moment` on the customer's clock, as their language writes a date and time: "December 2, 2026, 12:30 PM"."""
+    zone = ZoneInfo(time_zone)
+    local, locale = moment.astimezone(zone), _LOCALES[language]
+    date, time = format_date(local, "long", locale=locale), format_time(local, "short", tzinfo=zone, locale=locale)
+    # The language's own way of joining them (Babel's format_datetime does the same with its patterns).
+    glue = str(get_datetime_format("medium", locale=locale))
+    return glue.replace("'", "").replace("{0}", time).replace("{1}", date)
+
+
+# CLDR's currency spacing, which Babel leaves out: a currency written in letters stands apart from the digits.
+_LETTERS_TOUCH_DIGITS = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+
+
+def fmt_local_money(money: Money, language: str) -> str:
+    """The amount the way the customer's language writes money: "700,00 ₽", "RUB 700.00"; never rounded."""
+    text = format_currency(money.amount, money.currency, locale=_LOCALES[language], decimal_quantization=False)
+    return _LETTERS_TOUCH_DIGITS.sub("\u00a0", text)
+
+
+# Babel reads its locale data files on first use: read them now (at import, outside any workflow) so that no
+# incident's workflow task ever waits on a file.
+for _language in _LOCALES:
+    fmt_local_time(datetime(2026, 1, 1, tzinfo=UTC), _language, "UTC")
+    fmt_local_money(Money(amount=Decimal("1.00"), currency="RUB"), _language)

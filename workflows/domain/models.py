@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -90,6 +91,30 @@ ContactAddress = Annotated[
 ]
 
 
+class Language(StrEnum):
+    """A language customers are written to in: workflows/domain/messages.py has its templates (tests check)."""
+
+    en = "en"
+    ru = "ru"
+
+
+def _known_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    # ZoneInfoNotFoundError is a KeyError: uncaught, it would escape validation instead of naming the field.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {value!r}: give an IANA name, e.g. Europe/Moscow") from None
+    return value
+
+
+TimeZone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(_known_time_zone),
+    Field(description="an IANA time zone, e.g. Europe/Moscow"),
+]
+
+
 class Contract(BaseModel):
     """Base of every inbound model: unknown fields are a mistake worth naming, not silently dropped."""
 
@@ -115,6 +140,14 @@ class OpenIncident(Contract):
         default=False,
         description="open a new incident even if this customer has an open one in the same category",
     )
+    language: Language | None = Field(
+        default=None, description="the language the customer is written to in; omitted: the policy's default"
+    )
+    time_zone: TimeZone | None = Field(
+        default=None,
+        description="the customer's IANA time zone (e.g. Europe/Moscow), for the times they are told; "
+        "omitted: the policy's default",
+    )
 
 
 # --- the domain event log and the incident state ---
@@ -123,6 +156,7 @@ class OpenIncident(Contract):
 class EventType(StrEnum):
     opened = "opened"
     customer_notified = "customer_notified"
+    customer_messaged = "customer_messaged"
     line_notified = "line_notified"
     acknowledged = "acknowledged"
     assigned = "assigned"
@@ -235,6 +269,11 @@ class IncidentState(BaseModel):
     description: str
     channel: Channel
     contact: str | None = None
+    language: Language | None = Field(
+        default=None,
+        description="what the customer is written to in; none: opened before languages, so English with UTC times",
+    )
+    time_zone: str | None = Field(default=None, description="the customer's IANA time zone, for the times they read")
     request_id: str | None = None
     previous_ticket: str | None = Field(default=None, description="the customer's earlier incident this one follows")
     severity: Severity

@@ -232,7 +232,7 @@ def refund_paid(incident: IncidentCore, payment_id: str, now: datetime) -> None:
     refund.payment_id = payment_id
     refund.failure = None
     incident.record(EventType.refund_succeeded, now, payment_id=payment_id, **refund_data(refund))
-    incident.notify_customer("refund_paid", incident.text(Message.REFUND_PAID, money=fmt_money(refund.money)), now)
+    incident.notify_customer("refund_paid", Message.REFUND_PAID, now, money=refund.money)
     incident.close_if_pending(now)
 
 
@@ -270,7 +270,7 @@ def compensation_paid(incident: IncidentCore, payment_id: str, now: datetime) ->
         currency=money.currency,
         payment_id=payment_id,
     )
-    incident.notify_customer("compensation", incident.text(Message.COMPENSATION, money=fmt_money(money)), now)
+    incident.notify_customer("compensation", Message.COMPENSATION, now, money=money)
     incident.close_if_pending(now)
 
 
@@ -400,7 +400,7 @@ def settle_compensation(incident: IncidentCore, action: SettleCompensation, now:
         currency=money.currency,
         idempotency_key=compensation.idempotency_key,
     )
-    incident.notify_customer("compensation", incident.text(Message.COMPENSATION, money=fmt_money(money)), now)
+    incident.notify_customer("compensation", Message.COMPENSATION, now, money=money)
     incident.close_if_pending(now)
     return event
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from infra.errors import describe_validation_error
 from workflows.domain.durations import Duration, parse_duration
-from workflows.domain.models import Amount, Category, Line, Money, Severity
+from workflows.domain.models import Amount, Category, Language, Line, Money, Severity, TimeZone
 
 POLICY_ENV = "INCIDENT_POLICY"
 LAST_LINE = 3
@@ -148,6 +148,9 @@ class Policy(BaseModel):
     refund_give_up_after: PositiveDuration = timedelta(days=3)
     # A customer back about a resolved incident within this window reopens it; later, a new incident follows it.
     recontact_reopens_within: PositiveDuration = timedelta(days=3)
+    # For an open request that does not say (the seeds' customers are in Russia).
+    default_customer_language: Language = Language.ru
+    default_customer_time_zone: TimeZone = "Europe/Moscow"
 
     @field_validator("severities")
     @classmethod
