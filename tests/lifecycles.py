@@ -1,5 +1,6 @@
 """Typical incident lifecycles, scripted once and used three ways: to record the histories stored
-under tests/histories (replayed in CI against the current code), by the tests, and by the benchmark."""
+under tests/histories (replayed in CI against the current code), by the tests, and by the benchmark.
+Each starts its incident as the service does (`customer_locale`: the customer's language and time zone)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ Lifecycle = Callable[[WorkflowEnvironment, RunningWorker], Awaitable[WorkflowHan
 async def full_critical(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
     """Escalation by timeout, a refund, a late resolution with compensation, the callback and feedback."""
     handle = await start_incident(
-        running, category="payment_not_refunded", refund={"amount": "1500.00", "currency": "RUB"}
+        running, category="payment_not_refunded", refund={"amount": "1500.00", "currency": "RUB"}, customer_locale=True
     )
     await until(handle, lambda s: s.refund is not None and s.refund.status == "paid")
     await env.sleep(HOUR + timedelta(minutes=5))
@@ -37,7 +38,7 @@ async def full_critical(env: WorkflowEnvironment, running: RunningWorker) -> Wor
 
 
 async def routine_quick_fix(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
-    handle = await start_incident(running, category="tariff_change")
+    handle = await start_incident(running, category="tariff_change", customer_locale=True)
     await send(handle, "acknowledge", agent="ann")
     await send(handle, "add_note", agent="ann", text="customer wants the night tariff")
     await send(handle, "resolve", agent="ann", resolution="switched to the night tariff")
@@ -48,7 +49,7 @@ async def routine_quick_fix(env: WorkflowEnvironment, running: RunningWorker) ->
 async def rejected_actions_and_reopen(
     env: WorkflowEnvironment, running: RunningWorker
 ) -> WorkflowHandle[Any, IncidentState]:
-    handle = await start_incident(running, category="speed_drop")
+    handle = await start_incident(running, category="speed_drop", customer_locale=True)
     await send(handle, "feedback", score=3)
     await handle.signal("acknowledge", {"agent": ""})
     await send(handle, "acknowledge", agent="ann")
@@ -68,8 +69,27 @@ async def rejected_actions_and_reopen(
     return handle
 
 
+async def customer_messaged(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
+    """Seed 003 in the customer's language: the agent sends instructions, the customer reads them with the ticket."""
+    handle = await start_incident(
+        running, category="connection_lost", language="ru", time_zone="Asia/Yekaterinburg", customer_locale=True
+    )
+    await send(handle, "acknowledge", agent="ann")
+    await send(handle, "message_customer", agent="ann", text="Перезагрузите роутер: отключите питание на 30 секунд.")
+    await env.sleep(2 * HOUR + timedelta(minutes=1))
+    await settled(handle)
+    await send(handle, "resolve", agent="boris", resolution="порт на коммутаторе заменён")
+    await settled(handle)
+    await env.sleep(24 * HOUR + timedelta(minutes=1))
+    await settled(handle)
+    await send(handle, "feedback", score=5)
+    await handle.result()
+    return handle
+
+
 LIFECYCLES: dict[str, Lifecycle] = {
     "full_critical": full_critical,
     "routine_quick_fix": routine_quick_fix,
     "rejected_actions_and_reopen": rejected_actions_and_reopen,
+    "customer_messaged": customer_messaged,
 }
