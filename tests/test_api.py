@@ -143,6 +143,53 @@ async def test_repeated_request_ids_and_recontacts_answer_200_with_the_existing_
     assert separate.status_code == 201 and separate.json()["ticket_id"] != first.json()["ticket_id"]
 
 
+async def test_message_customer_reaches_the_customer_in_their_language_and_the_incidents_log(
+    api: Api, sandboxes: Sandboxes
+):
+    opened = await api.http.post(
+        f"{api.url}/incidents",
+        json=body(category="tariff_change", language="en", time_zone="Asia/Yekaterinburg"),
+        headers=api.auth(Role.service),
+    )
+    assert opened.status_code == 201
+    assert (opened.json()["language"], opened.json()["time_zone"]) == ("en", "Asia/Yekaterinburg")
+    ticket = opened.json()["ticket_id"]
+    sent = await api.http.post(
+        f"{api.url}/incidents/{ticket}/customer-messages",
+        json={"agent": "ann", "text": "Unplug the router for 30 seconds, then plug it back in."},
+        headers=api.auth(Role.agent),
+    )
+    assert sent.status_code == 200 and sent.json()["accepted"] is True
+    history = (await api.http.get(f"{api.url}/incidents/{ticket}/history", headers=api.auth(Role.viewer))).json()
+    (logged,) = [e for e in history if e["type"] == "customer_messaged"]
+    assert logged["seq"] == sent.json()["event_seq"] and logged["by"] == "ann"
+    assert logged["data"] == {"text": "Unplug the router for 30 seconds, then plug it back in."}
+    expected = (
+        f"Message from support about your ticket {ticket}: Unplug the router for 30 seconds, then plug it back in."
+    )
+    for _ in range(100):  # the notification is delivered by the worker a moment after the action
+        told = [n for n in await sandboxes.notifications(ticket, "customer") if n["kind"] == "agent_message"]
+        if told:
+            break
+        await asyncio.sleep(0.1)
+    assert [n["message"] for n in told] == [expected] and told[0]["contact"] == "ann@example.com"
+    too_long = await api.http.post(
+        f"{api.url}/incidents/{ticket}/customer-messages",
+        json={"agent": "ann", "text": "x" * 2_001},
+        headers=api.auth(Role.agent),
+    )
+    assert too_long.status_code == 422 and too_long.json()["detail"].startswith("text:")
+
+
+async def test_a_language_or_time_zone_that_cannot_be_used_is_a_422_naming_the_field(api: Api):
+    service = api.auth(Role.service)
+    french = await api.http.post(f"{api.url}/incidents", json=body(language="fr"), headers=service)
+    assert french.status_code == 422 and french.json()["detail"] == "language: Input should be 'en' or 'ru'"
+    mars = await api.http.post(f"{api.url}/incidents", json=body(time_zone="Mars/Olympus"), headers=service)
+    assert mars.status_code == 422 and mars.json()["detail"].startswith("time_zone: ")
+    assert "unknown time zone 'Mars/Olympus'" in mars.json()["detail"]
+
+
 async def test_concurrent_opens_for_one_customer_make_one_incident(api: Api):
     customer = f"c-{uuid.uuid4().hex[:8]}"
     answers = await asyncio.gather(
@@ -188,6 +235,7 @@ ALLOWED = {
             "refund/retry",
             "refund/settle",
             "compensation/settle",
+            "customer-messages",
         )
     },
 }
