@@ -8,15 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from infra.processes import spawn
-from tests.sandbox_servers import free_port
+from infra.processes import Child, ChildFailed, Supervisor, free_port, printed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,12 +42,20 @@ def stack_env(config: Path, extra: dict[str, str] | None = None) -> dict[str, st
     return {**env, **(extra or {})}
 
 
+UP = "Ctrl-C stops everything"  # the banner's last line
+
+
 @dataclass
 class RunningStack:
     config: Path
-    process: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
+    supervisor: Supervisor
+    child: Child
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def process(self) -> subprocess.Popen[Any]:
+        assert self.child.process is not None
+        return self.child.process
 
     @property
     def env(self) -> dict[str, str]:
@@ -59,7 +66,7 @@ class RunningStack:
         return dict(yaml.safe_load(self.config.read_text()))
 
     def token(self, role: str) -> str:
-        for line in self.lines:
+        for line in self.child.lines:
             parts = line.split()
             if len(parts) == 3 and parts[0] == role and parts[1] == f"dev-{role}":
                 return parts[2]
@@ -67,20 +74,11 @@ class RunningStack:
 
     @property
     def output(self) -> str:
-        return "".join(self.lines)
+        return self.child.output
 
     def children(self) -> list[int]:
         """The processes `incidents dev` started (each leads its own process group)."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == self.process.pid:
-                    found.append(int(entry.name))
-        return found
+        return [pid for pid, parent in _parents().items() if parent == self.process.pid]
 
     def descendants(self) -> list[int]:
         """Every process below `incidents dev`: its children and whatever they started in turn."""
@@ -88,39 +86,36 @@ class RunningStack:
 
     def interrupt(self, within: float = 40) -> int:
         """Ctrl-C, as a terminal sends it: SIGINT to the foreground process group."""
-        os.killpg(self.process.pid, signal.SIGINT)
-        return self.process.wait(within)
+        self.child.signal(signal.SIGINT)
+        return self.child.wait(within)
+
+
+def launch(config: Path, argv: list[str] | None = None, extra_env: dict[str, str] | None = None) -> RunningStack:
+    """`incidents dev` started, its output read as it comes; not waited for."""
+    child = Child(
+        "incidents dev",
+        argv or [sys.executable, "-m", "starter.cli", "dev"],
+        ready=printed(UP),
+        capture_output=True,
+        env=stack_env(config, extra_env),
+        cwd=ROOT,
+    )
+    supervisor = Supervisor()
+    # Should the test run die, `incidents dev` gets SIGTERM and stops its stack as on Ctrl-C.
+    supervisor.start(child)
+    return RunningStack(config, supervisor, child, dict(extra_env or {}))
 
 
 def start(
     config: Path, argv: list[str] | None = None, within: float = 90, extra_env: dict[str, str] | None = None
 ) -> RunningStack:
-    # Should the test run die, `incidents dev` gets SIGTERM and stops its stack as on Ctrl-C.
-    process = spawn(
-        argv or [sys.executable, "-m", "starter.cli", "dev"],
-        cwd=ROOT,
-        env=stack_env(config, extra_env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    stack = RunningStack(config, process, extra_env=dict(extra_env or {}))
-    up = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            stack.lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                up.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + within
-    while not up.wait(0.2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            raise AssertionError(f"the stack did not come up:\n{stack.output}")
+    """`incidents dev` started and up (its banner printed)."""
+    stack = launch(config, argv, extra_env)
+    try:
+        stack.supervisor.wait_ready(stack.child, within)
+    except ChildFailed:
+        stack.child.kill()
+        raise AssertionError(f"the stack did not come up:\n{stack.output}") from None
     return stack
 
 

@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,16 +14,14 @@ import httpx
 import yaml
 
 from infra.binaries import temporal_cli
-from infra.processes import spawn
+from infra.processes import Child, Supervisor, listening
 from tests.running_stack import (
-    ROOT,
-    RunningStack,
     alive,
     cli,
+    launch,
     listed,
     listening_ports,
     ports_listened,
-    stack_env,
     start,
     write_config,
 )
@@ -130,16 +126,12 @@ def test_a_configured_temporal_is_used_and_given_the_search_attributes(tmp_path:
     """TEMPORAL_ADDRESS names a server (as a team's shared one or Temporal Cloud would be): no server is
     started, and the namespace learns the incidents' search attributes it lacked."""
     port = free_port()
-    server = spawn(
-        [temporal_cli(), "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            assert time.monotonic() < deadline and server.poll() is None, "the plain dev server did not start"
-            time.sleep(0.2)
+    plain = [temporal_cli(), "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port)]
+    with Supervisor(grace=20) as supervisor:
+        server = supervisor.start(
+            Child("plain dev server", plain, ready=listening("127.0.0.1", port), log=tmp_path / "plain.log")
+        )
+        supervisor.wait_ready(server, 30)
         stack = start(write_config(tmp_path), extra_env={"TEMPORAL_ADDRESS": f"127.0.0.1:{port}"})
         try:
             assert f"Temporal (configured, not started here): 127.0.0.1:{port}" in stack.output
@@ -154,9 +146,6 @@ def test_a_configured_temporal_is_used_and_given_the_search_attributes(tmp_path:
             assert [r["severity"] for r in rows] == ["convenience"], "found through the registered attributes"
         finally:
             assert stack.interrupt() == 0, stack.output
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(20)
 
 
 def test_an_unreachable_configured_temporal_is_named(tmp_path: Path):
@@ -167,23 +156,14 @@ def test_an_unreachable_configured_temporal_is_named(tmp_path: Path):
 
 
 def test_ctrl_c_while_starting_stops_at_once(tmp_path: Path):
-    process = spawn(
-        [sys.executable, "-m", "starter.cli", "dev"],
-        cwd=ROOT,
-        env=stack_env(write_config(tmp_path)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
+    stack = launch(write_config(tmp_path))
     started: list[int] = []
     deadline = time.monotonic() + 30
     while not started and time.monotonic() < deadline:  # the first child (the Temporal server) is up
-        started = RunningStack(tmp_path, process).children()
+        started = stack.children()
         time.sleep(0.05)
     assert started, "incidents dev started nothing"
-    os.killpg(process.pid, signal.SIGINT)
-    out, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, out
+    assert stack.interrupt(within=30) == 0, stack.output
+    out = stack.output
     assert "interrupted while starting" in out and "stopped." in out and "stack is up" not in out
     assert not [pid for pid in started if alive(pid)], "no process is left behind"

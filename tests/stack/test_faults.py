@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from infra.connection import data_converter
+from infra.processes import Child, Supervisor, free_port
 from tests.harness import WEBHOOK_SECRET, Sandboxes
 from tests.helpers import event_types, events_of, open_request, send, until
 from tests.policies import fast_policy
-from tests.processes import DevServerProcess, WorkerProcess
+from tests.processes import dev_server, worker
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState
 from workflows.domain.policy import Policy
@@ -30,28 +32,27 @@ pytestmark = pytest.mark.timeout(180)
 
 @dataclass
 class Stack:
-    server: DevServerProcess
+    supervisor: Supervisor
+    server: Child
     client: Client
     boxes: Sandboxes
     task_queue: str
     folder: Path
-    workers: list[WorkerProcess]
+    workers: list[Child]
 
-    async def worker(self) -> WorkerProcess:
-        worker = WorkerProcess(
-            self.server.address,
-            self.task_queue,
-            {
-                "PAYMENTS_URL": self.boxes.payments_url,
-                "NOTIFY_URL": self.boxes.notify_url,
-                "WEBHOOK_SECRET": WEBHOOK_SECRET,
-            },
-            self.folder / f"worker-{len(self.workers)}.log",
+    async def worker(self) -> Child:
+        env = {"PAYMENTS_URL": self.boxes.payments_url, "NOTIFY_URL": self.boxes.notify_url}
+        name = f"worker-{len(self.workers)}"
+        child = worker(
+            name, self.client, self.task_queue, {**env, "WEBHOOK_SECRET": WEBHOOK_SECRET}, self.folder / f"{name}.log"
         )
-        worker.start()
-        self.workers.append(worker)
-        await worker.wait_polling(self.client)
-        return worker
+        self.workers.append(self.supervisor.start(child))
+        await self.supervisor.until_ready(child, 30)
+        return child
+
+    async def restart_server(self) -> None:
+        self.supervisor.start(self.server)
+        await self.supervisor.until_ready(self.server, 30)
 
     async def open(self, policy: Policy | None = None, **overrides: Any) -> WorkflowHandle[Any, IncidentState]:
         ticket = new_ticket_id()
@@ -63,15 +64,12 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path: Path, sandboxes: Sandboxes) -> AsyncIterator[Stack]:
-    server = DevServerProcess(tmp_path / "temporal.sqlite")
-    await server.start()
-    stack = Stack(server, await server.client(), sandboxes, f"faults-{uuid.uuid4().hex[:6]}", tmp_path, [])
-    try:
-        yield stack
-    finally:
-        for worker in stack.workers:
-            worker.stop()
-        server.stop()
+    port = free_port()
+    with Supervisor(grace=15) as supervisor:
+        server = supervisor.start(dev_server(tmp_path / "temporal.sqlite", port))
+        await supervisor.until_ready(server, 30)
+        client = await Client.connect(f"127.0.0.1:{port}", data_converter=data_converter())
+        yield Stack(supervisor, server, client, sandboxes, f"faults-{uuid.uuid4().hex[:6]}", tmp_path, [])
 
 
 def slow_lines() -> Policy:
@@ -93,7 +91,7 @@ async def test_worker_killed_during_a_refund_attempt_pays_once_after_restart(sta
     )
     key = f"{handle.id}:refund:777.00RUB"
     await until_true(lambda: attempted(stack, key), within=20)
-    stack.workers[0].kill9()  # the provider is still working on the request
+    stack.workers[0].kill()  # the provider is still working on the request
     await stack.boxes.set_payment_faults(delay_seconds=0)
     await stack.worker()
     state = await until(handle, lambda s: s.refund is not None and s.refund.status == "paid", within=60)
@@ -138,7 +136,7 @@ async def test_worker_killed_during_a_timer_ends_as_it_would_have(stack: Stack):
     control = await lifecycle(stack)
 
     async def kill_and_come_back() -> None:
-        stack.workers[0].kill9()
+        stack.workers[0].kill()
         await asyncio.sleep(3)  # the acknowledgement and line-1 timers come due with no worker alive
         await stack.worker()
 
@@ -154,9 +152,9 @@ async def test_dev_server_killed_and_restarted_on_the_same_file_loses_nothing(st
     await until(waiting, lambda s: "line_notified" in event_types(s))
 
     async def server_outage() -> None:
-        stack.server.kill9()
+        stack.server.kill()
         await asyncio.sleep(3)
-        await stack.server.start()
+        await stack.restart_server()
 
     result = await lifecycle(stack, server_outage)
     assert result.status == "closed" and result.sla_breaches == ["acknowledge", "line_1"]
@@ -170,7 +168,7 @@ async def test_two_workers_one_killed_the_other_carries_every_incident(stack: St
     handles = [await stack.open(steady_line_two()) for _ in range(6)]
     for handle in handles:
         await until(handle, lambda s: "line_notified" in event_types(s))
-    first.kill9()
+    first.kill()
 
     async def carried_to_the_end(handle: WorkflowHandle[Any, IncidentState]) -> IncidentState:
         await until(handle, lambda s: s.line == 2, within=60)

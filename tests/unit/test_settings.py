@@ -28,7 +28,6 @@ ALLOWED = {
     "sandboxes/payments.py": "the stand-in's fault switches (SANDBOX_*), read when its app is made",
     "sandboxes/notifications.py": "the stand-in's fault switches (SANDBOX_*), read when its app is made",
     "bench/bare_worker.py": "the benchmark's own process entry point",
-    "bench/stack.py": "the benchmark starts its processes with this environment",
 }
 ENVIRON = re.compile(r"\bos\.(environ|getenv|putenv|unsetenv)\b|\bfrom os import\b.*\benviron\b")
 
