@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import RunningWorker
+from tests.harness import RunningWorker
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, default_policy
@@ -142,3 +142,21 @@ def patch_ids(history: WorkflowHistory) -> list[str]:
         if event.HasField("marker_recorded_event_attributes") and marker.marker_name == "core_patch":
             ids.append(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
     return ids
+
+
+# The longest note an agent may write, in Cyrillic: two bytes a character in JSON, 8 KB a note.
+LONG_NOTE = "Абонент снова звонил, связи нет. " * 121
+
+
+async def carried_inputs(handle: WorkflowHandle[Any, Any]) -> list[bytes]:
+    """What each earlier run carried into the next (newest first), from the continue-as-new events."""
+    carried: list[bytes] = []
+    first = (await handle.fetch_history()).events[0]
+    run_id = first.workflow_execution_started_event_attributes.continued_execution_run_id
+    while run_id:
+        history = await handle._client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        ended = history.events[-1].workflow_execution_continued_as_new_event_attributes
+        [payload] = ended.input.payloads
+        carried.append(payload.data)
+        run_id = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+    return carried

@@ -11,7 +11,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import RunningWorker
+from tests.harness import RunningWorker
 from tests.helpers import send, settled, start_incident, until
 from workflows.domain.models import IncidentState
 
