@@ -22,6 +22,7 @@ from infra.binaries import temporal_cli
 from infra.connection import data_converter
 from starter.auth import TOKENS_FILE_ENV, Role, TokenConfigError, load_tokens, load_tokens_from_env, write_dev_tokens
 from starter.incidents import IncidentService
+from tests.harness import Sandboxes
 from tests.policies import fast_policy
 from tests.running_stack import stack_env, write_config
 from tests.sandbox_servers import free_port

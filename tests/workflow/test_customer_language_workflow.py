@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from temporalio.testing import WorkflowEnvironment
 
 from starter.incidents import IncidentService
-from tests.conftest import RunningWorker, Sandboxes
+from tests.harness import RunningWorker, Sandboxes
 from tests.helpers import HOUR, MINUTE, settled, state_of
 from tests.helpers import open_request as request
 from workflows.domain.actions import MessageCustomer
