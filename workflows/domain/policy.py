@@ -8,7 +8,7 @@ the incident's history and governs it to the end even if the file changes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from infra.errors import describe_validation_error
+from workflows.domain.calendars import AROUND_THE_CLOCK, Calendar, WorkingTime, resolve_public_holidays, working_time
 from workflows.domain.durations import Duration, parse_duration
 from workflows.domain.models import Amount, Category, Line, Money, Severity
 
@@ -102,6 +103,10 @@ class SeverityPolicy(BaseModel):
         description="credit the customer again when a reopened incident also misses its new fix time",
     )
     reminders: Reminders | None = Field(default=None, description="omitted: the defaults of the severity")
+    calendar: str = Field(
+        default=AROUND_THE_CLOCK,
+        description="the working time its SLA clocks count: a name under `calendars`, or 24/7 (wall time)",
+    )
 
     @field_validator(
         "acknowledge_within", "renotify_every", "customer_updates_every", "callback_after", "feedback_window"
@@ -148,6 +153,26 @@ class Policy(BaseModel):
     refund_give_up_after: PositiveDuration = timedelta(days=3)
     # A customer back about a resolved incident within this window reopens it; later, a new incident follows it.
     recontact_reopens_within: PositiveDuration = timedelta(days=3)
+    # Named working-time calendars the severities count their SLA clocks in (workflows/domain/calendars.py).
+    calendars: dict[str, Calendar] = Field(default_factory=dict)
+
+    @field_validator("calendars")
+    @classmethod
+    def _calendar_names(cls, value: dict[str, Calendar]) -> dict[str, Calendar]:
+        for name in value:
+            if name == AROUND_THE_CLOCK or not name.strip():
+                raise ValueError(f"{name!r} cannot name a calendar ({AROUND_THE_CLOCK} is built in: wall time)")
+        return value
+
+    @model_validator(mode="after")
+    def _known_calendars(self) -> Policy:
+        for severity, rules in self.severities.items():
+            if rules.calendar != AROUND_THE_CLOCK and rules.calendar not in self.calendars:
+                known = ", ".join([AROUND_THE_CLOCK, *sorted(self.calendars)])
+                raise ValueError(
+                    f"severities.{severity.value}.calendar: no calendar named {rules.calendar!r} (known: {known})"
+                )
+        return self
 
     @field_validator("severities")
     @classmethod
@@ -159,6 +184,15 @@ class Policy(BaseModel):
 
     def for_severity(self, severity: Severity) -> SeverityPolicy:
         return self.severities[severity]
+
+    def working_time(self, severity: Severity) -> WorkingTime:
+        """The working time the severity's SLA clocks count (shared: built once per calendar in a process)."""
+        name = self.severities[severity].calendar
+        return working_time(None if name == AROUND_THE_CLOCK else self.calendars[name])
+
+    def with_calendars(self, calendars: Mapping[str, Calendar]) -> Policy:
+        """This policy with some calendars' data replaced (a newer holiday list); the rules stay as they were."""
+        return self.model_copy(update={"calendars": {**self.calendars, **calendars}})
 
     def reminders_for(self, severity: Severity) -> Reminders:
         return self.severities[severity].reminders or DEFAULT_REMINDERS[severity]
@@ -179,13 +213,27 @@ class Policy(BaseModel):
         return limit is None or amount <= limit
 
 
-def parse_policy(data: Any, source: str = "policy") -> Policy:
+def parse_policy(data: Any, source: str = "policy", today: date | None = None) -> Policy:
+    """The policy in `data`, its calendars' public holidays written in as dates for the years around
+    `today` (the loading day by default): what incidents opened under it carry and replay by."""
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as error:
         raise PolicyError(f"{source}: {describe_validation_error(error)}") from None
+    return resolve_calendars(policy, today or date.today(), source)
+
+
+def resolve_calendars(policy: Policy, today: date, source: str = "policy") -> Policy:
+    """`policy` with each calendar's public holidays (python-holidays) written in for the years around `today`."""
+    resolved: dict[str, Calendar] = {}
+    for name, calendar in policy.calendars.items():
+        try:
+            resolved[name] = resolve_public_holidays(calendar, today)
+        except ValueError as error:
+            raise PolicyError(f"{source}: calendars.{name}.{error}") from None
+    return policy.with_calendars(resolved) if resolved != policy.calendars else policy
 
 
 def load_policy_file(path: str | Path) -> Policy:
