@@ -32,6 +32,7 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _MICROS_PER_MINUTE = 60_000_000
+_MICROS_PER_DAY = 24 * 60 * _MICROS_PER_MINUTE
 # Years of a country's official calendar a loaded policy carries: last year (deadlines computed across
 # New Year), this year and the next two (the furthest a long-lived incident's clock is likely to reach).
 PUBLIC_HOLIDAY_YEARS_BEFORE = 1
@@ -159,8 +160,8 @@ class CalendarTime(WorkingTime):
         # How many working weekdays lie among weekdays [0, k), Monday = 0.
         self._before_weekday = tuple(sum(weekday_works[:k]) for k in range(8))
         # Only the exceptions that change something: a day off on a rest day changes nothing.
-        self._off = [d.toordinal() for d in calendar.days_off if weekday_works[d.weekday()]]
-        self._on = [d.toordinal() for d in calendar.working_rest_days if not weekday_works[d.weekday()]]
+        self._off = sorted(d.toordinal() for d in calendar.days_off if weekday_works[d.weekday()])
+        self._on = sorted(d.toordinal() for d in calendar.working_rest_days if not weekday_works[d.weekday()])
 
     # --- days, as date ordinals ---
 
@@ -239,6 +240,8 @@ class CalendarTime(WorkingTime):
 
     def is_working(self, instant: datetime) -> bool:
         day, of_day = self._local(instant)
+        if of_day == 0 and self._end == _MICROS_PER_DAY and self.is_working_day(day - 1):
+            return True  # midnight closes a window that runs to 24:00
         return self.is_working_day(day) and self._start <= of_day <= self._end
 
 
