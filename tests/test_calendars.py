@@ -26,11 +26,12 @@ OFFICE = resolve_public_holidays(Calendar(time_zone="Europe/Moscow", public_holi
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def moscow(*args: int) -> datetime:
-    return datetime(*args, tzinfo=MOSCOW)  # type: ignore[misc]
+def moscow(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=MOSCOW)
 
 
-def in_moscow(instant: datetime) -> datetime:
+def in_moscow(instant: datetime | None) -> datetime:
+    assert instant is not None
     return instant.astimezone(MOSCOW)
 
 

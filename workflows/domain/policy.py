@@ -236,22 +236,22 @@ def resolve_calendars(policy: Policy, today: date, source: str = "policy") -> Po
     return policy.with_calendars(resolved) if resolved != policy.calendars else policy
 
 
-def load_policy_file(path: str | Path) -> Policy:
+def load_policy_file(path: str | Path, today: date | None = None) -> Policy:
     # The shared loader reads the file (its errors name it); imported here so the workflow's sandbox,
     # which imports this module on every run, never loads it.
     from infra.config_files import read_yaml
 
-    return parse_policy(read_yaml(path, what="the policy file", error=PolicyError), str(path))
+    return parse_policy(read_yaml(path, what="the policy file", error=PolicyError), str(path), today)
 
 
-def default_policy() -> Policy:
+def default_policy(today: date | None = None) -> Policy:
     text = resources.files("workflows.domain").joinpath("default_policy.yml").read_text(encoding="utf-8")
-    return parse_policy(yaml.safe_load(text), "default_policy.yml")
+    return parse_policy(yaml.safe_load(text), "default_policy.yml", today)
 
 
-def policy_from(path: str | Path | None) -> Policy:
+def policy_from(path: str | Path | None, today: date | None = None) -> Policy:
     """The policy in the file the settings name (INCIDENT_POLICY), else the shipped default."""
-    return load_policy_file(path) if path else default_policy()
+    return load_policy_file(path, today) if path else default_policy(today)
 
 
 def load_policy(environ: Mapping[str, str] | None = None) -> Policy:
