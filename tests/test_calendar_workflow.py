@@ -6,9 +6,8 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import yaml
@@ -19,12 +18,11 @@ from temporalio.worker import Replayer
 from infra.connection import data_converter
 from tests.conftest import RunningWorker, Sandboxes, worker_settings
 from tests.helpers import HOUR, MINUTE, events_of, patch_ids, settled, start_incident
+from tests.office_hours import MOSCOW, next_friday_evening, sleep_until
 from workers.worker import build_worker, workflow_runner
-from workflows.domain.calendars import CalendarTime
 from workflows.domain.policy import Policy, default_policy, parse_policy
 from workflows.incident_workflow import CHECK_CALENDARS, IncidentWorkflow
 
-MOSCOW = ZoneInfo("Europe/Moscow")
 OFFICE = "moscow-office"
 SECOND = timedelta(seconds=1)
 
@@ -36,29 +34,6 @@ def four_hour_routine(days_off: tuple[date, ...] = ()) -> Policy:
     calendar = data["calendars"][OFFICE]
     calendar["days_off"] = [*calendar["days_off"], *(day.isoformat() for day in days_off)]
     return parse_policy(data, "four-hour routine")
-
-
-def office_hours(policy: Policy) -> CalendarTime:
-    hours = policy.working_time(policy.categories["tariff_change"])
-    assert isinstance(hours, CalendarTime)
-    return hours
-
-
-async def next_friday_evening(env: WorkflowEnvironment, policy: Policy) -> datetime:
-    """17:30 in Moscow on the next working Friday whose Monday is a working day too (not a holiday)."""
-    hours = office_hours(policy)
-    day = (await env.get_current_time()).astimezone(MOSCOW).date() + timedelta(days=1)
-    while not (
-        day.weekday() == 4
-        and hours.is_working_day(day.toordinal())
-        and hours.is_working_day((day + timedelta(days=3)).toordinal())
-    ):
-        day += timedelta(days=1)
-    return datetime.combine(day, time(17, 30), tzinfo=MOSCOW)
-
-
-async def sleep_until(env: WorkflowEnvironment, instant: datetime) -> None:
-    await env.sleep(max(instant - await env.get_current_time(), timedelta(0)))
 
 
 def close_to(actual: datetime | None, expected: datetime) -> bool:

@@ -7,6 +7,7 @@ with `workflow.patched` (docs/operating.md, "Changing workflow logic safely") in
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio import workflow
@@ -15,12 +16,12 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from infra.connection import data_converter
-from tests.helpers import patch_ids
+from tests.helpers import events_of, patch_ids
 from workers.worker import workflow_runner
 from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import IncidentState
-from workflows.incident_workflow import IncidentWorkflow
+from workflows.incident_workflow import CHECK_CALENDARS, IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
 
 HISTORIES_DIR = Path(__file__).parent / "histories"
@@ -96,3 +97,18 @@ async def test_the_acknowledgement_patch_keeps_old_incidents_as_they_were_and_ch
     replayer = Replayer(workflows=[IncidentWorkflow], data_converter=data_converter())
     for history in (before, after):
         assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
+
+
+async def test_the_weekend_history_counted_working_time_and_checked_its_calendars():
+    """The stored history that exercises calendars: escalated Monday 16:30 in Moscow after a Friday-evening
+    open, having asked for its calendars as it woke (under its patch), and it replays (above)."""
+    history = load(HISTORIES_DIR / "routine_over_a_weekend.calendars.json")
+    state = final_state(history)
+    moscow = ZoneInfo("Europe/Moscow")
+    opened, escalated = state.opened_at.astimezone(moscow), events_of(state, "escalated")[0].at.astimezone(moscow)
+    assert (opened.strftime("%a %H:%M"), escalated.strftime("%a %H:%M")) == ("Fri 17:30", "Mon 16:30")
+    assert CHECK_CALENDARS in patch_ids(history)
+    markers = [
+        e.marker_recorded_event_attributes for e in history.events if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert any(m.marker_name == "core_local_activity" and "current_calendars" in str(m) for m in markers)
