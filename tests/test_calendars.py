@@ -3,13 +3,18 @@ invariants (hypothesis), and how the SLA clock counts, pauses and resumes in wor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from workflows.domain import policy as policy_module
 from workflows.domain.calendars import (
     WALL_TIME,
     Calendar,
@@ -17,6 +22,8 @@ from workflows.domain.calendars import (
     resolve_public_holidays,
     working_time,
 )
+from workflows.domain.models import Severity
+from workflows.domain.policy import PolicyError, default_policy, load_policy_file
 from workflows.domain.sla import Clock, SlaClock
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -268,3 +275,56 @@ def test_the_working_time_left_at_the_pause_survives_a_new_holiday():
 
 def test_paused_left_is_absent_from_the_stored_clock_when_empty():
     assert "paused_left" not in SlaClock().model_dump_json()
+
+
+# --- calendars in a policy file ---
+
+
+def policy_file_with(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    data = yaml.safe_load((Path(policy_module.__file__).parent / "default_policy.yml").read_text())
+    change(data)
+    path = tmp_path / "policy.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (
+            lambda d: d["severities"]["routine"].update(calendar="night-shift"),
+            "severities.routine.calendar names no calendar here: 'night-shift'",
+        ),
+        (lambda d: d["calendars"]["moscow-office"].update(time_zone="Moscow"), "calendars.moscow-office.time_zone"),
+        (lambda d: d["calendars"]["moscow-office"].update(working_hours="9-18"), "working_hours"),
+        (lambda d: d["calendars"]["moscow-office"].update(working_days=["monday"]), "working_days"),
+        (lambda d: d["calendars"]["moscow-office"].update(public_holidays="XX"), "moscow-office.public_holidays"),
+        (lambda d: d["calendars"]["moscow-office"].update(days_off=["someday"]), "days_off"),
+        (lambda d: d["calendars"].update({"24/7": {"time_zone": "UTC"}}), "24/7"),
+    ],
+)
+def test_a_bad_calendar_in_a_policy_file_names_the_field(tmp_path: Path, change, words):
+    path = policy_file_with(tmp_path, change)
+    with pytest.raises(PolicyError) as error:
+        load_policy_file(path)
+    assert str(path) in str(error.value) and words in str(error.value), str(error.value)
+
+
+def test_the_shipped_policy_counts_routine_and_convenience_in_office_hours_and_critical_around_the_clock():
+    policy = default_policy(today=LOADED_ON)
+    assert policy.working_time(Severity.critical) is WALL_TIME
+    for severity in (Severity.routine, Severity.convenience):
+        assert working_time(policy.calendars["moscow-office"]) is policy.working_time(severity)
+    assert policy.calendars["moscow-office"] == OFFICE, "the file's calendar is Russia's, loaded like OFFICE here"
+
+
+def test_a_policy_without_calendars_counts_wall_time_as_before(tmp_path: Path):
+    """Policies (and incidents' inputs) written before calendars existed: every clock counts wall time."""
+
+    def no_calendars(data: dict[str, Any]) -> None:
+        del data["calendars"]
+        for rules in data["severities"].values():
+            rules.pop("calendar", None)
+
+    policy = load_policy_file(policy_file_with(tmp_path, no_calendars))
+    assert all(policy.working_time(severity) is WALL_TIME for severity in Severity)

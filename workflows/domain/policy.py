@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from infra.errors import describe_validation_error
 from workflows.domain.calendars import AROUND_THE_CLOCK, Calendar, WorkingTime, resolve_public_holidays, working_time
@@ -154,25 +154,23 @@ class Policy(BaseModel):
     # A customer back about a resolved incident within this window reopens it; later, a new incident follows it.
     recontact_reopens_within: PositiveDuration = timedelta(days=3)
     # Named working-time calendars the severities count their SLA clocks in (workflows/domain/calendars.py).
-    calendars: dict[str, Calendar] = Field(default_factory=dict)
+    calendars: dict[str, Calendar] = Field(default_factory=dict, validate_default=True)
 
     @field_validator("calendars")
     @classmethod
-    def _calendar_names(cls, value: dict[str, Calendar]) -> dict[str, Calendar]:
+    def _calendar_names(cls, value: dict[str, Calendar], info: ValidationInfo) -> dict[str, Calendar]:
         for name in value:
             if name == AROUND_THE_CLOCK or not name.strip():
                 raise ValueError(f"{name!r} cannot name a calendar ({AROUND_THE_CLOCK} is built in: wall time)")
-        return value
-
-    @model_validator(mode="after")
-    def _known_calendars(self) -> Policy:
-        for severity, rules in self.severities.items():
-            if rules.calendar != AROUND_THE_CLOCK and rules.calendar not in self.calendars:
-                known = ", ".join([AROUND_THE_CLOCK, *sorted(self.calendars)])
+        # Checked here, where the severities (declared earlier) are known, so the message names a field.
+        severities: dict[Severity, SeverityPolicy] = info.data.get("severities", {})
+        for severity, rules in severities.items():
+            if rules.calendar != AROUND_THE_CLOCK and rules.calendar not in value:
+                known = ", ".join([AROUND_THE_CLOCK, *sorted(value)])
                 raise ValueError(
-                    f"severities.{severity.value}.calendar: no calendar named {rules.calendar!r} (known: {known})"
+                    f"severities.{severity.value}.calendar names no calendar here: {rules.calendar!r} (known: {known})"
                 )
-        return self
+        return value
 
     @field_validator("severities")
     @classmethod
