@@ -4,6 +4,9 @@ Moscow before the incident opens (`env.sleep` skips time there), then the weeken
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
@@ -147,3 +150,21 @@ def patch_ids_of(history: WorkflowHistory) -> set[str]:
     from tests.helpers import patch_ids
 
     return set(patch_ids(history))
+
+
+def test_a_worker_refuses_a_policy_file_with_a_bad_calendar_naming_the_field(tmp_path: Path):
+    data = default_policy().model_dump(mode="json")
+    data["calendars"][OFFICE]["time_zone"] = "Moscow"
+    bad = tmp_path / "policy.yml"
+    bad.write_text(yaml.safe_dump(data))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "TEMPORAL_", "INCIDENTS_DEV"))},
+        "INCIDENT_POLICY": str(bad),
+        "WEBHOOK_SECRET": "a-real-secret-" + "x" * 20,
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",  # never reached: the policy is read before connecting
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.main"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"{bad}: calendars.{OFFICE}.time_zone: unknown time zone 'Moscow'" in done.stderr
