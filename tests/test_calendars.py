@@ -116,6 +116,19 @@ def test_the_loader_refuses_an_unknown_country_and_bad_hours():
         Calendar(time_zone="UTC", working_days=[])
 
 
+def test_the_teams_own_days_win_over_the_countrys():
+    own = Calendar(
+        time_zone="Europe/Moscow",
+        public_holidays="RU",
+        days_off=[date(2025, 11, 1)],  # the country works this Saturday; the team does not
+        working_rest_days=[],
+    )
+    worked_holiday = Calendar(time_zone="Europe/Moscow", public_holidays="RU", working_rest_days=[date(2026, 1, 3)])
+    assert date(2025, 11, 1) not in resolve_public_holidays(own, LOADED_ON).working_rest_days
+    office = working_time(resolve_public_holidays(worked_holiday, LOADED_ON))
+    assert isinstance(office, CalendarTime) and office.is_working_day(date(2026, 1, 3).toordinal())
+
+
 def test_resolving_again_changes_nothing():
     assert resolve_public_holidays(OFFICE, LOADED_ON) is OFFICE
 

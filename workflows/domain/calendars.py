@@ -282,10 +282,13 @@ def resolve_public_holidays(calendar: Calendar, today: date) -> Calendar:
         official = holidays.country_holidays(calendar.public_holidays, years=missing)
     except NotImplementedError:
         raise ValueError(f"public_holidays: no official calendar known for {calendar.public_holidays!r}") from None
-    # Only what changes a deadline is kept: a holiday on a rest day, or a working weekday, changes nothing.
+    # Only what changes a deadline is kept (a holiday on a rest day changes nothing), and the team's own
+    # days win over the country's: a day the team takes off stays off, a day it works stays worked.
     working = {WEEKDAYS.index(day) for day in calendar.working_days}
     days_off = {day for day in official if day.weekday() in working and day not in calendar.working_rest_days}
-    working_rest_days = {day for day in official.weekend_workdays if day.weekday() not in working}
+    working_rest_days = {
+        day for day in official.weekend_workdays if day.weekday() not in working and day not in calendar.days_off
+    }
     return Calendar.model_validate(
         {
             **calendar.model_dump(),
