@@ -13,7 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.harness import RunningWorker
 from tests.helpers import send, settled, start_incident, until
+from tests.office_hours import next_friday_evening, sleep_until
 from workflows.domain.models import IncidentState
+from workflows.domain.policy import default_policy
 
 HOUR = timedelta(hours=1)
 
@@ -87,9 +89,28 @@ async def customer_messaged(env: WorkflowEnvironment, running: RunningWorker) ->
     return handle
 
 
+async def routine_over_a_weekend(
+    env: WorkflowEnvironment, running: RunningWorker
+) -> WorkflowHandle[Any, IncidentState]:
+    """Opened Friday 17:30 in Moscow, escalated Monday 16:30 (8 h of working time), the calendars checked as
+    it wakes then; fixed on line 2."""
+    policy = default_policy()
+    friday = await next_friday_evening(env, policy)
+    await sleep_until(env, friday)
+    handle = await start_incident(running, policy=policy, category="tariff_change")
+    await settled(handle)
+    await sleep_until(env, friday + timedelta(days=3, hours=-1, minutes=1))
+    await until(handle, lambda s: s.line == 2)
+    await send(handle, "acknowledge", agent="boris")
+    await send(handle, "resolve", agent="boris", resolution="tariff switched by billing")
+    await handle.result()
+    return handle
+
+
 LIFECYCLES: dict[str, Lifecycle] = {
     "full_critical": full_critical,
     "routine_quick_fix": routine_quick_fix,
     "rejected_actions_and_reopen": rejected_actions_and_reopen,
     "customer_messaged": customer_messaged,
+    "routine_over_a_weekend": routine_over_a_weekend,
 }

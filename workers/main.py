@@ -14,6 +14,7 @@ from infra.settings import Settings
 from infra.telemetry import configure_tracing, metrics_runtime
 from workers.settings import WorkerSettings, worker_settings
 from workers.worker import build_worker, http_client
+from workflows.domain.policy import PolicyError, policy_from
 from workflows.metrics import HISTOGRAM_BUCKETS
 
 
@@ -45,7 +46,7 @@ async def run_worker(
         await stop.wait()
 
 
-EXIT_BAD_SECRET = 2  # as the CLI's for any invalid setting
+EXIT_BAD_SECRET = 2  # as the CLI's for any invalid setting (a policy file the worker cannot read too)
 
 
 def main(settings: Settings | None = None) -> None:
@@ -57,6 +58,11 @@ def main(settings: Settings | None = None) -> None:
     if problem is not None:  # before connecting: a worker with a forgeable secret must never take a task
         print(f"incidents worker: {problem}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_BAD_SECRET)
+    try:  # the calendars open incidents are checked against (activities/calendars.py)
+        policy_from(worker.policy_file)
+    except PolicyError as error:
+        print(f"incidents worker: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_BAD_SECRET) from None
     asyncio.run(run_worker(settings, worker))
 
 

@@ -30,6 +30,8 @@ class WorkerSettings(BaseSettings):
     webhook_secret_file: Path | None = Field(default=None, alias="WEBHOOK_SECRET_FILE")
     started_by_dev_stack: bool = Field(default=False, alias=DEV_STACK_ENV)
     task_queue: str = Field(default=TASK_QUEUE, alias="INCIDENTS_TASK_QUEUE")
+    # Where open incidents' calendars are checked against (a new holiday); None: the shipped policy.
+    policy_file: Path | None = Field(default=None, alias="INCIDENT_POLICY")
     metrics_port: int | None = Field(default=None, alias="INCIDENTS_METRICS_PORT")
     # Loopback only unless told: the metrics name task queues and counts, and a Prometheus on another
     # host should be given an address deliberately (e.g. 0.0.0.0 or the host's own).
@@ -86,5 +88,6 @@ def worker_settings(settings: Settings) -> WorkerSettings:
         "WEBHOOK_SECRET": settings.webhook_secret,
         "WEBHOOK_SECRET_FILE": settings.webhook_secret_file,
         "INCIDENTS_TASK_QUEUE": settings.task_queue,
+        "INCIDENT_POLICY": settings.policy_file,
     }
     return WorkerSettings(**{name: value for name, value in given.items() if value is not None})

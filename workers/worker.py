@@ -12,6 +12,7 @@ from temporalio.worker import Interceptor, PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
+from activities.calendars import CalendarActivities
 from activities.intake import IntakeActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
@@ -49,6 +50,7 @@ def build_worker(
     payments = PaymentActivities(http, settings.payments_url)
     audit = AuditActivities(client, notifications)
     intake = IntakeActivities(client)
+    calendars = CalendarActivities(settings.policy_file)
     return Worker(
         client,
         workflow_runner=workflow_runner(),
@@ -61,6 +63,7 @@ def build_worker(
             intake.deliver_contact,
             intake.request_key_of,
             intake.incident_is_running,
+            calendars.current_calendars,
         ],
         interceptors=[*worker_interceptors(), *interceptors],
         **{

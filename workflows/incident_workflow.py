@@ -26,10 +26,13 @@ with workflow.unsafe.imports_passed_through():
     from infra.payloads import undecodable_reason
     from workflows import search_attributes
     from workflows.contracts import (
+        CURRENT_CALENDARS,
         MAKE_PAYMENT,
         NOTIFICATION_REJECTED,
         PAYMENT_REJECTED,
         SEND_NOTIFICATIONS,
+        CalendarCheck,
+        CalendarUpdate,
         DeliveryReport,
         Notification,
         NotificationBatch,
@@ -37,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentRequest,
     )
     from workflows.domain.actions import CATALOGUE
+    from workflows.domain.calendars import AROUND_THE_CLOCK
     from workflows.domain.incident import (
         ANNOUNCE_ACKNOWLEDGEMENT,
         FOLLOW_THROUGH,
@@ -114,6 +118,12 @@ UNDELIVERED_BUDGET = 128 * 1024
 CARRY_UNDELIVERED_NOTIFICATIONS = "carry-undelivered-notifications"
 # Continue as new by the history's size too; runs recorded before this replay by its length only.
 CONTINUE_BY_HISTORY_SIZE = "continue-by-history-size"
+# An incident counting working time asks the worker for its calendars' current data (a new holiday) when
+# it wakes and last asked this long ago; the answer, recorded in its history, counts from the next clock
+# start on. Runs recorded before calendars existed never ask (their policies have none).
+CHECK_CALENDARS = "check-calendars"
+CALENDAR_CHECK_EVERY = timedelta(hours=1)
+CALENDAR_CHECK_TIMEOUT = timedelta(seconds=10)
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -154,6 +164,8 @@ class IncidentWorkflow:
         self._timer_for: Deadline | None = None
         self._published: dict[str, object] = search_attributes.from_typed(workflow.info().typed_search_attributes)
         self._broken: BaseException | None = None
+        # The input's calendars are as new as the opening (or the continue-as-new that carried them).
+        self._calendars_checked_at = workflow.now()
 
     # --- the incident: live while it is being worked on, frozen to JSON while it waits ---
 
@@ -182,6 +194,8 @@ class IncidentWorkflow:
     async def run(self, input: IncidentInput) -> IncidentState:
         while True:
             self._changed = False
+            if self._calendars_need_checking():
+                await self._check_calendars()
             self._follow_through_when_first_needed()
             self._fire_due_deadlines()
             self._carry_out(self._pending)
@@ -294,6 +308,49 @@ class IncidentWorkflow:
             and workflow.patched(FOLLOW_THROUGH)
         ):
             self._pending.extend(incident.enable(FOLLOW_THROUGH, workflow.now()))
+
+    # --- calendars: a new holiday reaches open incidents ---
+
+    def _calendars_need_checking(self) -> bool:
+        """Only while the incident counts working time, and not more often than CALENDAR_CHECK_EVERY."""
+        policy, incident = self._input.policy, self._incident
+        return (
+            not incident.finished
+            and policy.for_severity(incident.state.severity).calendar != AROUND_THE_CLOCK
+            and workflow.now() - self._calendars_checked_at >= CALENDAR_CHECK_EVERY
+        )
+
+    async def _check_calendars(self) -> None:
+        """Take the worker's current data of the policy's calendars: clocks started from here count in it.
+
+        Deadlines already set stay as they are (they are in the state); the answer is a local activity's
+        marker in the history, so a replay by a worker that knows other holidays by then does the same.
+        """
+        self._calendars_checked_at = workflow.now()
+        if not workflow.patched(CHECK_CALENDARS):
+            return
+        policy = self._input.policy
+        check = CalendarCheck(digests={name: calendar.digest() for name, calendar in policy.calendars.items()})
+        try:
+            update: CalendarUpdate = await workflow.execute_local_activity(
+                CURRENT_CALENDARS,
+                check,
+                result_type=CalendarUpdate,
+                start_to_close_timeout=CALENDAR_CHECK_TIMEOUT,
+                schedule_to_close_timeout=3 * CALENDAR_CHECK_TIMEOUT,
+                summary="current calendars",
+            )
+        except (ActivityError, ApplicationError, TimeoutError) as error:
+            # The calendars the incident has still hold; the next check asks again.
+            workflow.logger.warning("calendar check failed", extra={"reason": _failure_reason(error)})
+            return
+        if not update.calendars:
+            return
+        workflow.logger.info("calendars changed", extra={"calendars": sorted(update.calendars)})
+        self._input.policy = shared(policy.with_calendars(update.calendars))
+        if self._live is not None:
+            self._live.policy = self._input.policy
+            self._live.count_working_time()
 
     # --- a long life: continue as new with the whole incident ---
 

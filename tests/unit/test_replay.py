@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio import workflow
@@ -26,14 +27,14 @@ from temporalio.worker import (
 from temporalio.workflow import ActivityHandle, NondeterminismError
 
 from infra.connection import data_converter
-from tests.helpers import patch_ids
+from tests.helpers import events_of, patch_ids
 from workers.worker import workflow_runner
 from workflows.contracts import Notification, NotificationBatch
 from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.messages import ENGLISH, TEMPLATES
 from workflows.domain.models import IncidentState
-from workflows.incident_workflow import IncidentWorkflow
+from workflows.incident_workflow import CHECK_CALENDARS, IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
 
 HISTORIES_DIR = Path(__file__).resolve().parents[1] / "histories"
@@ -207,3 +208,18 @@ async def test_the_customer_locale_is_in_the_new_histories_and_not_in_the_old():
     messaged = final_state(load(HISTORIES_DIR / "customer_messaged.customer-locale.json"))
     assert (messaged.language, messaged.time_zone) == ("ru", "Asia/Yekaterinburg")
     assert "customer_messaged" in [e.type for e in messaged.events]
+
+
+async def test_the_weekend_history_counted_working_time_and_checked_its_calendars():
+    """The stored history that exercises calendars: escalated Monday 16:30 in Moscow after a Friday-evening
+    open, having asked for its calendars as it woke (under its patch), and it replays (above)."""
+    history = load(HISTORIES_DIR / "routine_over_a_weekend.calendars.json")
+    state = final_state(history)
+    moscow = ZoneInfo("Europe/Moscow")
+    opened, escalated = state.opened_at.astimezone(moscow), events_of(state, "escalated")[0].at.astimezone(moscow)
+    assert (opened.strftime("%a %H:%M"), escalated.strftime("%a %H:%M")) == ("Fri 17:30", "Mon 16:30")
+    assert CHECK_CALENDARS in patch_ids(history)
+    markers = [
+        e.marker_recorded_event_attributes for e in history.events if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert any(m.marker_name == "core_local_activity" and "current_calendars" in str(m) for m in markers)

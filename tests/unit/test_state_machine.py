@@ -59,7 +59,8 @@ def test_routine_open_gets_the_ticket_number_without_ceremony():
     incident, effects = opened(category="tariff_change")
     assert notified(effects) == [("customer", "ticket_opened"), ("line_1", "new_incident")]
     assert "sorry" not in effects[0].message and "INC-TEST01" in effects[0].message
-    assert incident.state.acknowledge_deadline is None and incident.state.sla_deadline == T0 + 8 * H
+    # Monday 12:00 in Moscow: 6 h of the office's working day left, the other 2 h on Tuesday morning.
+    assert incident.state.acknowledge_deadline is None and incident.state.sla_deadline == T0 + 23 * H
 
 
 def test_unknown_category_is_opened_as_routine_with_the_note_in_the_log():

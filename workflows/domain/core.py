@@ -108,6 +108,11 @@ class IncidentCore:
         self.policy = policy
         self.features = set(features)
         self._effects: list[Effect] = []
+        self.count_working_time()
+
+    def count_working_time(self) -> None:
+        """Bind the clock to the calendar of the incident's severity (again after the severity changes)."""
+        self.state.clock.use(self.policy.working_time(self.state.severity))
 
     @property
     def rules(self) -> SeverityPolicy:

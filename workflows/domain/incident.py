@@ -140,7 +140,7 @@ class Incident(IncidentCore):
             policy_name=policy.name,
             line_entered_at=now,
             opened_at=now,
-            expected_fix_by=now + rules.line_timeouts[1],
+            expected_fix_by=policy.working_time(verdict.severity).after(now, rules.line_timeouts[1]),
         )
         if CUSTOMER_LOCALE in features:
             state.language = request.language or policy.default_customer_language
@@ -530,6 +530,7 @@ class Incident(IncidentCore):
         if action.severity is previous:
             raise Rejected(f"already {previous.value}")
         self.state.severity = action.severity
+        self.count_working_time()
         event = self.record(
             EventType.severity_changed,
             now,
@@ -660,7 +661,8 @@ class Incident(IncidentCore):
     def _renew_fix_time(self, since: datetime) -> None:
         # The line it reopens on promises by its own SLA; the last line has none, so line 2's stands in.
         timeouts = self.rules.line_timeouts
-        self.state.expected_fix_by = since + timeouts.get(self.state.line, timeouts[REOPEN_LINE])
+        timeout = timeouts.get(self.state.line, timeouts[REOPEN_LINE])
+        self.state.expected_fix_by = self.state.clock.after(Clock.line, since, timeout)
 
     def _close_when_money_settles(self, reason: str, now: datetime) -> None:
         self.state.close_pending = reason

@@ -8,16 +8,17 @@ the incident's history and governs it to the end even if the file changes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from infra.errors import describe_validation_error
+from workflows.domain.calendars import AROUND_THE_CLOCK, Calendar, WorkingTime, resolve_public_holidays, working_time
 from workflows.domain.durations import Duration, parse_duration
 from workflows.domain.models import Amount, Category, Language, Line, Money, Severity, TimeZone
 
@@ -102,6 +103,10 @@ class SeverityPolicy(BaseModel):
         description="credit the customer again when a reopened incident also misses its new fix time",
     )
     reminders: Reminders | None = Field(default=None, description="omitted: the defaults of the severity")
+    calendar: str = Field(
+        default=AROUND_THE_CLOCK,
+        description="the working time its SLA clocks count: a name under `calendars`, or 24/7 (wall time)",
+    )
 
     @field_validator(
         "acknowledge_within", "renotify_every", "customer_updates_every", "callback_after", "feedback_window"
@@ -151,6 +156,24 @@ class Policy(BaseModel):
     # For an open request that does not say (the seeds' customers are in Russia).
     default_customer_language: Language = Language.ru
     default_customer_time_zone: TimeZone = "Europe/Moscow"
+    # Named working-time calendars the severities count their SLA clocks in (workflows/domain/calendars.py).
+    calendars: dict[str, Calendar] = Field(default_factory=dict, validate_default=True)
+
+    @field_validator("calendars")
+    @classmethod
+    def _calendar_names(cls, value: dict[str, Calendar], info: ValidationInfo) -> dict[str, Calendar]:
+        for name in value:
+            if name == AROUND_THE_CLOCK or not name.strip():
+                raise ValueError(f"{name!r} cannot name a calendar ({AROUND_THE_CLOCK} is built in: wall time)")
+        # Checked here, where the severities (declared earlier) are known, so the message names a field.
+        severities: dict[Severity, SeverityPolicy] = info.data.get("severities", {})
+        for severity, rules in severities.items():
+            if rules.calendar != AROUND_THE_CLOCK and rules.calendar not in value:
+                known = ", ".join([AROUND_THE_CLOCK, *sorted(value)])
+                raise ValueError(
+                    f"severities.{severity.value}.calendar names no calendar here: {rules.calendar!r} (known: {known})"
+                )
+        return value
 
     @field_validator("severities")
     @classmethod
@@ -162,6 +185,15 @@ class Policy(BaseModel):
 
     def for_severity(self, severity: Severity) -> SeverityPolicy:
         return self.severities[severity]
+
+    def working_time(self, severity: Severity) -> WorkingTime:
+        """The working time the severity's SLA clocks count (shared: built once per calendar in a process)."""
+        name = self.severities[severity].calendar
+        return working_time(None if name == AROUND_THE_CLOCK else self.calendars[name])
+
+    def with_calendars(self, calendars: Mapping[str, Calendar]) -> Policy:
+        """This policy with some calendars' data replaced (a newer holiday list); the rules stay as they were."""
+        return self.model_copy(update={"calendars": {**self.calendars, **calendars}})
 
     def reminders_for(self, severity: Severity) -> Reminders:
         return self.severities[severity].reminders or DEFAULT_REMINDERS[severity]
@@ -182,31 +214,45 @@ class Policy(BaseModel):
         return limit is None or amount <= limit
 
 
-def parse_policy(data: Any, source: str = "policy") -> Policy:
+def parse_policy(data: Any, source: str = "policy", today: date | None = None) -> Policy:
+    """The policy in `data`, its calendars' public holidays written in as dates for the years around
+    `today` (the loading day by default): what incidents opened under it carry and replay by."""
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as error:
         raise PolicyError(f"{source}: {describe_validation_error(error)}") from None
+    return resolve_calendars(policy, today or date.today(), source)
 
 
-def load_policy_file(path: str | Path) -> Policy:
+def resolve_calendars(policy: Policy, today: date, source: str = "policy") -> Policy:
+    """`policy` with each calendar's public holidays (python-holidays) written in for the years around `today`."""
+    resolved: dict[str, Calendar] = {}
+    for name, calendar in policy.calendars.items():
+        try:
+            resolved[name] = resolve_public_holidays(calendar, today)
+        except ValueError as error:
+            raise PolicyError(f"{source}: calendars.{name}.{error}") from None
+    return policy.with_calendars(resolved) if resolved != policy.calendars else policy
+
+
+def load_policy_file(path: str | Path, today: date | None = None) -> Policy:
     # The shared loader reads the file (its errors name it); imported here so the workflow's sandbox,
     # which imports this module on every run, never loads it.
     from infra.config_files import read_yaml
 
-    return parse_policy(read_yaml(path, what="the policy file", error=PolicyError), str(path))
+    return parse_policy(read_yaml(path, what="the policy file", error=PolicyError), str(path), today)
 
 
-def default_policy() -> Policy:
+def default_policy(today: date | None = None) -> Policy:
     text = resources.files("workflows.domain").joinpath("default_policy.yml").read_text(encoding="utf-8")
-    return parse_policy(yaml.safe_load(text), "default_policy.yml")
+    return parse_policy(yaml.safe_load(text), "default_policy.yml", today)
 
 
-def policy_from(path: str | Path | None) -> Policy:
+def policy_from(path: str | Path | None, today: date | None = None) -> Policy:
     """The policy in the file the settings name (INCIDENT_POLICY), else the shipped default."""
-    return load_policy_file(path) if path else default_policy()
+    return load_policy_file(path, today) if path else default_policy(today)
 
 
 def load_policy(environ: Mapping[str, str] | None = None) -> Policy:
