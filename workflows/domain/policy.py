@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from infra.errors import describe_validation_error
 from workflows.domain.durations import Duration, parse_duration
-from workflows.domain.models import Amount, Category, Line, Money, Severity
+from workflows.domain.models import Amount, Category, Line, Money, Severity, ShortText
 
 POLICY_ENV = "INCIDENT_POLICY"
 LAST_LINE = 3
@@ -87,10 +87,55 @@ DEFAULT_REMINDERS = {
 }
 
 
+MAX_SELF_HELP_STEPS = 10
+
+
+class CustomerSilence(BaseModel):
+    """How long an incident waits on the customer's answer to an agent's question (its SLA clocks paused).
+
+    Counted on the incident's SLA clock, so a team calendar counts it too. The reminders are not repeated:
+    chasing a silent customer more than this is pestering them (seed 000).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    remind_after: list[PositiveDuration] = Field(
+        default_factory=lambda: [timedelta(days=2)],
+        description="the wait before each reminder to the customer: the first from the question, the next from "
+        "the reminder before; [] sends none",
+    )
+    close_after: PositiveDuration = Field(
+        default=timedelta(days=7),
+        description="from the question: the incident closes, and tells the customer that a reply reopens it "
+        "(within recontact_reopens_within)",
+    )
+
+    @field_validator("remind_after")
+    @classmethod
+    def _a_ladder(cls, value: list[timedelta]) -> list[timedelta]:
+        if len(value) > MAX_REMINDER_RUNGS:
+            raise ValueError(f"at most {MAX_REMINDER_RUNGS} reminders, got {len(value)}")
+        for rung, interval in enumerate(value):
+            if interval <= timedelta(0):
+                raise ValueError(f"reminder {rung + 1}: must be longer than 0s")
+        return value
+
+    @field_validator("close_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+
 class SeverityPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     acknowledge_within: PositiveDuration | None = None
+    # Each higher line's own first-response clock, from when the incident reaches it (escalated or reopened there).
+    line_acknowledge_within: dict[Line, PositiveDuration] = Field(
+        default_factory=dict, description="e.g. {2: 30m}: how long line 2 has to take an incident that reaches it"
+    )
     line_timeouts: dict[Line, PositiveDuration]
     renotify_every: PositiveDuration
     customer_updates_every: PositiveDuration | None = None
@@ -110,6 +155,16 @@ class SeverityPolicy(BaseModel):
     def _positive(cls, value: timedelta | None) -> timedelta | None:
         if value is not None and value <= timedelta(0):
             raise ValueError("must be longer than 0s")
+        return value
+
+    @field_validator("line_acknowledge_within")
+    @classmethod
+    def _higher_lines(cls, value: dict[int, timedelta]) -> dict[int, timedelta]:
+        for line, within in value.items():
+            if line < 2:
+                raise ValueError(f"line {line}: line 1's first response is acknowledge_within; give lines 2 and 3 here")
+            if within <= timedelta(0):
+                raise ValueError(f"line {line}: must be longer than 0s")
         return value
 
     @field_validator("line_timeouts")
@@ -146,8 +201,23 @@ class Policy(BaseModel):
     # A refund above this needs two approvals by different agents (four eyes); None: one is enough.
     refund_four_eyes_above: Amount | None = None
     refund_give_up_after: PositiveDuration = timedelta(days=3)
-    # A customer back about a resolved incident within this window reopens it; later, a new incident follows it.
+    # A customer back about a resolved incident (or one closed for lack of a reply) within this window reopens it;
+    # later, a new incident follows it.
     recontact_reopens_within: PositiveDuration = timedelta(days=3)
+    # An agent's question to the customer: reminders, then the close (a reply within recontact_reopens_within reopens).
+    customer_silence: CustomerSilence = Field(default_factory=CustomerSilence)
+    # Seed 004, level 1: steps the customer can try at once, sent with the ticket number, by category.
+    self_help: dict[Category, list[ShortText]] = Field(default_factory=dict)
+
+    @field_validator("self_help")
+    @classmethod
+    def _steps(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for category, steps in value.items():
+            if not steps:
+                raise ValueError(f"{category}: give at least one step, or leave the category out")
+            if len(steps) > MAX_SELF_HELP_STEPS:
+                raise ValueError(f"{category}: at most {MAX_SELF_HELP_STEPS} steps, got {len(steps)}")
+        return value
 
     @field_validator("severities")
     @classmethod
@@ -159,6 +229,9 @@ class Policy(BaseModel):
 
     def for_severity(self, severity: Severity) -> SeverityPolicy:
         return self.severities[severity]
+
+    def self_help_for(self, category: str) -> list[str]:
+        return self.self_help.get(category, [])
 
     def reminders_for(self, severity: Severity) -> Reminders:
         return self.severities[severity].reminders or DEFAULT_REMINDERS[severity]

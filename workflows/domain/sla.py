@@ -29,6 +29,11 @@ class Clock(StrEnum):
     owned_reminder = "owned_reminder"
     refund_reminder = "refund_reminder"
     compensation_reminder = "compensation_reminder"
+    # Waiting on the customer's answer (the policy's `customer_silence` ladder): remind them, then close.
+    reply_reminder = "reply_reminder"
+    reply_deadline = "reply_deadline"
+    # Closed for lack of a reply: until this passes, the customer's reply reopens it.
+    reopen_window = "reopen_window"
 
 
 # The clocks that measure the support team against its SLA; only these stop while the customer owes us.
@@ -99,3 +104,17 @@ class SlaClock(BaseModel):
     def _after(start: datetime, duration: timedelta) -> datetime:
         # Wall-clock arithmetic today; business-hours calendars replace this one method.
         return start + duration
+
+    def moved_by_pause(self, moment: datetime, now: datetime) -> datetime:
+        """Where `moment`, a promise made before the current pause, lands when the pause ends at `now`.
+
+        The same move `resume` gives the SLA deadlines (on a copy, so calendars apply alike); a moment that
+        had already passed when the pause began is not moved, and without a pause nothing moves.
+        """
+        if self.paused_since is None or moment <= self.paused_since:
+            return moment
+        probe = self.model_copy(
+            update={"deadlines": {Clock.line: Deadline(clock=Clock.line, due_at=moment, label="promise")}}
+        )
+        probe.resume(now)
+        return probe.deadlines[Clock.line].due_at
