@@ -6,12 +6,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.notifications import NotificationActivities
 from starter.incidents import IncidentService
-from tests.conftest import RunningWorker, Sandboxes
+from tests.conftest import RunningWorker, Sandboxes, worker_settings
 from tests.helpers import HOUR, MINUTE, events_of, open_request, send, settled, start_incident, state_of
+from tests.test_replay import production_replayer
+from workflows.domain.inputs import IncidentInput
 from workflows.domain.policy import default_policy
+from workflows.domain.tickets import new_ticket_id
+from workflows.incident_start import start_options
+from workflows.incident_workflow import ACTIONS_SINCE, IncidentWorkflow
 
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)
@@ -126,3 +134,35 @@ async def test_line_two_has_its_own_first_response_clock(
     assert state.sla_breaches == ["line_1", "acknowledge_line_2"]
     line_2 = [n["kind"] for n in await sandboxes.notifications(state.ticket_id, "line_2")]
     assert line_2 == ["escalated", "acknowledge_overdue"]
+
+
+async def test_an_incident_that_refused_the_new_actions_as_unknown_replays_so(
+    time_env: WorkflowEnvironment, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+):
+    """A rolling deploy: a worker of before issue 17 refused `ask_customer` as unknown; today's code replays that
+    history the same way (no `customer-time` marker, so the action stays unknown to that incident)."""
+    monkeypatch.setattr(IncidentWorkflow, "_knows", lambda self, action_type: action_type not in ACTIONS_SINCE)
+    settings = worker_settings(sandboxes)
+    notifications = NotificationActivities(sandboxes.http, settings.notify_url, settings.signing_secret())
+    async with Worker(
+        time_env.client,
+        task_queue="before-customer-time",
+        workflows=[IncidentWorkflow],
+        activities=[notifications.send_notifications],
+        workflow_runner=UnsandboxedWorkflowRunner(),  # the patched method is this module's, not a sandbox copy
+    ):
+        input = IncidentInput(ticket_id=new_ticket_id(), request=open_request(), policy=default_policy())
+        handle = await time_env.client.start_workflow(
+            IncidentWorkflow.run, input, task_queue="before-customer-time", **start_options(input)
+        )
+        await send(handle, "ask_customer", agent="ann", question=QUESTION)
+        await send(handle, "resolve", agent="ann", resolution="fixed")
+        await send(handle, "feedback", score=5)  # skips the wait for the callback: refused, then it waits
+        state = await settled(handle)
+        await handle.terminate(reason="test finished")
+    refused = events_of(state, "action_rejected")
+    assert refused[0].data == {"action": "ask_customer", "reason": "unknown action 'ask_customer'"}
+    monkeypatch.undo()
+    history = await handle.fetch_history()
+    replayed = await production_replayer(IncidentWorkflow).replay_workflow(history, raise_on_replay_failure=False)
+    assert replayed.replay_failure is None, replayed.replay_failure
