@@ -284,6 +284,7 @@ def test_it_did_not_changes_nothing_but_is_recorded():
         ("no_steps", "no self-help steps"),
         ("acknowledged", "ann has taken the incident"),
         ("waiting", "waiting_on_customer"),
+        ("asked_and_answered", "asked the customer"),
         ("resolved", "already resolved"),
     ],
 )
@@ -293,6 +294,9 @@ def test_that_fixed_it_is_refused_when_it_would_not_be_true(setup: str, words: s
         accepted(incident, T0 + M, type="acknowledge", agent="ann")
     elif setup == "waiting":
         accepted(incident, T0 + M, **ASK)
+    elif setup == "asked_and_answered":
+        accepted(incident, T0 + M, **ASK)
+        accepted(incident, T0 + M, **REPLY)
     elif setup == "resolved":
         accepted(incident, T0 + M, type="resolve", agent="ann", resolution="fixed")
     status = incident.state.status

@@ -225,6 +225,7 @@ class IncidentMachine(RuleBasedStateMachine):
             assert upcoming.clock is Clock.reopen_window and set(state.clock.deadlines) <= {upcoming.clock, *SLA_CLOCKS}
         if state.closed_as is ClosedAs.self_resolved:
             assert state.acknowledged_at is None, "self-resolved means no agent took it"
+            assert not any(e.type == "customer_asked" for e in state.events), "nor asked the customer anything"
 
     @invariant()
     def the_next_deadline_exists_unless_closed(self) -> None:

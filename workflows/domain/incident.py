@@ -600,11 +600,17 @@ class Incident(IncidentCore):
                 if state.status is Status.waiting_on_customer
                 else f"the incident is already {state.status.value}"
             )
+        # Self-resolved means no agent's time: once one has worked on it, they close it (resolve) with the answer.
         if state.acknowledged_at is not None:
-            # Self-resolved means no agent's time: once one has taken it, they close it (resolve) with the answer.
             raise Rejected(
                 f"{state.assignee or 'an agent'} has taken the incident since {fmt_time(state.acknowledged_at)}: "
                 "tell them the self-help fixed it, and they resolve it"
+            )
+        if state.compacted_counts.get(EventType.customer_asked.value) or any(
+            e.type is EventType.customer_asked for e in state.events
+        ):
+            raise Rejected(
+                "an agent has asked the customer about it: tell them the self-help fixed it, and they resolve it"
             )
         if money.holds_closing(state, self.features):
             raise Rejected("money is still owed to the customer on this incident: an agent sees it through")
