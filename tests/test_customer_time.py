@@ -3,6 +3,7 @@ first-response clock, and self-help first (seed 004, level 1)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from tests.helpers import open_request
 from workflows.domain.actions import ACTION_ADAPTER
 from workflows.domain.incident import CLOSED, FOLLOW_THROUGH, Incident, Notify
+from workflows.domain.messages import ENGLISH, TEMPLATES
 from workflows.domain.models import Severity
 from workflows.domain.policy import PolicyError, default_policy, parse_policy
 from workflows.domain.sla import Clock
@@ -331,3 +333,42 @@ def test_a_policy_file_from_before_gets_the_silence_ladder_and_no_self_help():
     policy = parse_policy(data)
     assert policy.customer_silence.remind_after == [2 * D] and policy.customer_silence.close_after == 7 * D
     assert policy.self_help == {} and policy.for_severity(Severity.critical).line_acknowledge_within == {}
+
+
+# --- every text is a template of messages.py ---
+
+
+def test_every_customer_time_notification_is_one_of_the_templates():
+    patterns = [
+        re.compile("(?s)" + ".*".join(re.escape(part) for part in re.split(r"\$\{\w+\}", template.template)))
+        for template in TEMPLATES[ENGLISH].values()
+    ]
+    sent: list[Notify] = []
+    incident, effects = opened()
+    sent += notices(effects)
+    sent += accepted(incident, T0 + M, type="self_help_failed", channel="app")
+    sent += accepted(incident, T0 + 2 * M, **ASK)
+    sent += notices(incident.advance(T0 + 2 * M + 2 * D))
+    sent += accepted(incident, T0 + 3 * D, **REPLY)
+    sent += notices(incident.advance(T0 + 3 * D + H))  # line 1's first response and time run out: line 2
+    sent += notices(incident.advance(T0 + 3 * D + 2 * H))  # and line 2's own first response is missed
+    sent += accepted(incident, T0 + 4 * D, **ASK)
+    sent += notices(incident.advance(T0 + 11 * D))
+    sent += accepted(incident, T0 + 12 * D, **REPLY)
+    owed, _ = opened(category="payment_not_refunded", refund={"amount": "7000.00", "currency": "RUB"})
+    accepted(owed, T0, **ASK)
+    sent += notices(owed.advance(T0 + 7 * D))
+    helped, effects = opened(category="speed_drop")
+    sent += notices(effects) + accepted(helped, T0 + M, type="self_help_worked", channel="app")
+    kinds_sent = {n.kind for n in sent}
+    assert {
+        "question",
+        "reply_reminder",
+        "reply_received",
+        "customer_replied",
+        "closed_no_reply",
+        "reopened",
+    } <= kinds_sent
+    assert {"acknowledge_overdue", "no_reply", "self_resolved", "ticket_opened"} <= kinds_sent
+    for notification in sent:
+        assert any(p.fullmatch(notification.message) for p in patterns), notification.message
