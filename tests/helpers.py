@@ -11,8 +11,11 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
+from infra.connection import data_converter
 from tests.harness import RunningWorker
+from workers.worker import workflow_runner
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, default_policy
@@ -160,3 +163,8 @@ async def carried_inputs(handle: WorkflowHandle[Any, Any]) -> list[bytes]:
         carried.append(payload.data)
         run_id = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
     return carried
+
+
+def production_replayer(workflow_class: type) -> Replayer:
+    """The worker's own runner: the sandbox as production sets it up (passthrough modules, lean runner)."""
+    return Replayer(workflows=[workflow_class], data_converter=data_converter(), workflow_runner=workflow_runner())

@@ -18,6 +18,7 @@ from workflows.domain.models import IncidentState
 from workflows.domain.policy import default_policy
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 Lifecycle = Callable[[WorkflowEnvironment, RunningWorker], Awaitable[WorkflowHandle[Any, IncidentState]]]
 
@@ -107,10 +108,45 @@ async def routine_over_a_weekend(
     return handle
 
 
+async def waiting_on_the_customer(
+    env: WorkflowEnvironment, running: RunningWorker
+) -> WorkflowHandle[Any, IncidentState]:
+    """Issue 17: asked, reminded, answered; asked again, silent until closed; a late answer reopens it."""
+    handle = await start_incident(running, category="tariff_change")
+    await send(handle, "ask_customer", agent="ann", question="Which tariff do you want?")
+    await env.sleep(2 * DAY + timedelta(minutes=1))
+    await settled(handle)
+    await send(handle, "customer_reply", channel="chat", text="the night one")
+    await send(handle, "customer_reply", channel="chat", text="did you get it?")  # refused: nobody asked
+    await send(handle, "ask_customer", agent="ann", question="From which date?")
+    await env.sleep(7 * DAY + timedelta(minutes=1))
+    await settled(handle)
+    await env.sleep(DAY)
+    await send(handle, "customer_reply", channel="email", text="sorry, from Monday")
+    await send(handle, "acknowledge", agent="ann")
+    await send(handle, "resolve", agent="ann", resolution="night tariff from Monday")
+    await handle.result()
+    return handle
+
+
+async def self_help_first(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
+    """Seed 004, level 1: the steps go out with the ticket; "it did not", then "that fixed it"."""
+    handle = await start_incident(running, category="connection_lost")
+    await settled(handle)
+    await send(handle, "self_help_failed", channel="app")
+    await env.sleep(timedelta(minutes=5))
+    await settled(handle)
+    await send(handle, "self_help_worked", channel="app", comment="a second restart did it")
+    await handle.result()
+    return handle
+
+
 LIFECYCLES: dict[str, Lifecycle] = {
     "full_critical": full_critical,
     "routine_quick_fix": routine_quick_fix,
     "rejected_actions_and_reopen": rejected_actions_and_reopen,
     "customer_messaged": customer_messaged,
     "routine_over_a_weekend": routine_over_a_weekend,
+    "waiting_on_the_customer": waiting_on_the_customer,
+    "self_help_first": self_help_first,
 }

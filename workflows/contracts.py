@@ -68,6 +68,9 @@ class AuditReport(BaseModel):
     findings: int
     tickets: list[str]
     alerted: bool
+    # Closed incidents, and those of them the customer's self-help closed without an agent (seed 004, level 1).
+    closed: int = 0
+    self_resolved: int = 0
 
 
 class ContactDelivery(BaseModel):

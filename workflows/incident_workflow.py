@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.calendars import AROUND_THE_CLOCK
     from workflows.domain.incident import (
         ANNOUNCE_ACKNOWLEDGEMENT,
+        CUSTOMER_TIME,
         FOLLOW_THROUGH,
         RECONTACT_REOPENS,
         Effect,
@@ -85,6 +86,9 @@ LOGGED_EVENTS = frozenset(
         "compensation_failed",
         "notification_failed",
         "customer_recontacted",
+        "customer_asked",
+        "customer_replied",
+        "self_help_answered",
     }
 )
 # Behaviour a running incident switches on (through `workflow.patched`) the first time it takes the action.
@@ -96,14 +100,24 @@ FEATURES_BY_ACTION = {
     "approve_refund": AGENT_AUTHORITY,
     "settle_refund": AGENT_AUTHORITY,
 }
+# Actions that did not exist before their feature: an incident that refused one as unknown replays that way.
+ACTIONS_SINCE = {
+    "ask_customer": CUSTOMER_TIME,
+    "customer_reply": CUSTOMER_TIME,
+    "self_help_worked": CUSTOMER_TIME,
+    "self_help_failed": CUSTOMER_TIME,
+}
 # Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
 PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
 # Publishes the NotificationsFailed search attribute, likewise.
 PUBLISH_NOTIFICATIONS_FAILED = "publish-notifications-failed"
+# Publishes IncidentClosedAs (how it closed), likewise.
+PUBLISH_CLOSED_AS = "publish-closed-as"
 # Search attributes added after incidents were already running, each published only under its patch.
 PATCHED_ATTRIBUTES = {
     search_attributes.NEXT_DEADLINE.name: PUBLISH_NEXT_DEADLINE,
     search_attributes.NOTIFICATIONS_FAILED.name: PUBLISH_NOTIFICATIONS_FAILED,
+    search_attributes.CLOSED_AS.name: PUBLISH_CLOSED_AS,
 }
 # The domain event log a run carries into the next; older events become counts by type.
 KEEP_DOMAIN_EVENTS = 500
@@ -258,7 +272,7 @@ class IncidentWorkflow:
         now = workflow.now()
         self._changed = True
         action_type = _bounded_name(action_type)
-        model = CATALOGUE.get(action_type)
+        model = CATALOGUE.get(action_type) if self._knows(action_type) else None
         undecodable = undecodable_reason(payload.payload)
         if undecodable is not None:
             return self._incident.reject(action_type, None, f"payload could not be decoded: {undecodable}", now)
@@ -290,6 +304,16 @@ class IncidentWorkflow:
         return outcome
 
     # --- switching on behaviour that running incidents must replay without ---
+
+    def _knows(self, action_type: str) -> bool:
+        """Whether this run takes `action_type`: an action newer than the incident's history is unknown to it."""
+        feature = ACTIONS_SINCE.get(action_type)
+        if feature is None or feature in self._incident.features:
+            return True
+        if workflow.patched(feature):
+            self._incident.features.add(feature)
+            return True
+        return False
 
     def _follow_through_when_first_needed(self) -> None:
         """Switch FOLLOW_THROUGH on the first time its rules apply to the incident (they change nothing before).

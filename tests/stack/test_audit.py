@@ -27,7 +27,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from activities.audit_findings import Finding, Kind, find_vanished, render
+from activities.audit_findings import ClosedTally, Finding, Kind, count_closed, find_vanished, render
 from infra.connection import data_converter
 from infra.devconfig import load_dev_config
 from starter.audit import install_schedule
@@ -347,3 +347,27 @@ def test_the_dev_stack_server_flags_failing_workflow_tasks(tmp_path: Path):
     server = next(child for child in stack.plan() if child.name == "temporal")
     flag = server.argv.index("--dynamic-config-value")
     assert server.argv[flag + 1] == "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute=2"
+
+
+async def test_the_audit_counts_the_closed_incidents_that_needed_no_agent(
+    dev_env: WorkflowEnvironment, sandboxes: Sandboxes
+):
+    """Seed 004, level 1: the share of tickets the customer's self-help closed without an agent."""
+    before = await count_closed(dev_env.client)
+    async with running_worker(dev_env.client, sandboxes) as running:
+        helped = await start_incident(running, policy=fast_policy(), category="connection_lost")
+        await send(helped, "self_help_worked", channel="app")
+        fixed = await start_incident(running, policy=fast_policy(), category="tariff_change")
+        await send(fixed, "resolve", agent="ann", resolution="night tariff on")
+        for handle in (helped, fixed):
+            await asyncio.wait_for(handle.result(), 30)
+    after = before
+    for _ in range(100):  # visibility is eventually consistent
+        after = await count_closed(dev_env.client)
+        if after.closed - before.closed >= 2 and after.self_resolved > before.self_resolved:
+            break
+        await asyncio.sleep(0.1)
+    assert (after.closed - before.closed, after.self_resolved - before.self_resolved) == (2, 1)
+    assert "needed no agent" in render([], after) and "closed or on time" in render([], after)
+    tally = ClosedTally(closed=4, self_resolved=1)
+    assert tally.describe() == "self-help: 1 of 4 closed incidents (25%) needed no agent (closed as self_resolved)"

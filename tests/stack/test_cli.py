@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.running_stack import RunningStack, cli, listed, start, write_config
+from tests.running_stack import ROOT, RunningStack, cli, listed, start, write_config
 
 
 @pytest.fixture(scope="module")
@@ -211,11 +214,46 @@ def test_a_bad_dev_config_names_the_field(tmp_path: Path, text: str, field: str)
         assert result.returncode == 2 and field in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
-def test_demo_plays_the_three_stories(stack: RunningStack):
+def test_the_readme_s_customer_time_commands_work_as_written(stack: RunningStack):
+    """README, Using it: ask, show, reply, and self-help worked, run as written (tickets substituted)."""
+    readme = (ROOT / "README.md").read_text().split("## Using it\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = [b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if " ask INC-" in b]
+    tickets: dict[str, str] = {}
+    outputs = []
+    for line in block.strip().splitlines():
+        words = shlex.split(line)
+        env = dict(stack.env)
+        while "=" in words[0]:
+            name, value = words.pop(0).split("=", 1)
+            env[name] = value
+        assert words[0] == "incidents", line
+        words = [tickets.get(word, word) for word in words[1:]]
+        result = subprocess.run(
+            [sys.executable, "-m", "starter.cli", *words], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, f"{line}\n{result.stdout}{result.stderr}"
+        outputs.append(result.stdout)
+        if words[0] == "open":
+            placeholder = "INC-YYYYYY" if "INC-YYYYYY" not in tickets else "INC-ZZZZZZ"
+            tickets[placeholder] = re.search(r"opened (INC-\w+)", result.stdout).group(1)  # type: ignore[union-attr]
+    shown = next(out for out in outputs if "Day or night tariff?" in out)
+    assert "waiting_on_customer" in shown and "ann" in shown
+    answered = json.loads(cli(stack, "show", tickets["INC-YYYYYY"], "--json").stdout)
+    assert answered["status"] == "open" and [e["type"] for e in answered["events"]].count("customer_replied") == 1
+    helped = json.loads(cli(stack, "show", tickets["INC-ZZZZZZ"], "--json").stdout)
+    assert (helped["status"], helped["closed_as"], helped["acknowledged_at"]) == ("closed", "self_resolved", None)
+
+
+def test_demo_plays_the_four_stories(stack: RunningStack):
     result = cli(stack, "demo", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "now on line 2" in out and "RUB credited" in out and "score 5: closed" in out
+    assert "the customer says they did not help (the SLA never stopped)" in out
+    assert "is waiting on the customer, its SLA clock paused" in out and "reminded of the question" in out
+    assert re.search(
+        r"the customer calls with the answer: joined INC-\w+, open again, its line-1 deadline \d+s later", out
+    )
     assert "refund paid after 4 attempts" in out and "ledger holds 1 payment" in out
     calls = re.findall(r"call \d: (\w+) (INC-\w+)", out)
     assert [outcome for outcome, _ in calls] == ["created", "joined", "joined"]

@@ -85,3 +85,34 @@ async def test_a_lifecycle_is_counted_once_on_the_prometheus_endpoint(
     assert resolved_within == {"1000": 0, "60000": 1, "3600000": 1, "604800000": 1}, "resolved after the 2s line-1 SLA"
     assert sample(text, "incidents_time_to_acknowledge_count", severity="routine") == 1
     assert "temporal_workflow_completed" in text or "temporal_request" in text, "the SDK's own metrics are there too"
+
+
+async def test_self_resolved_incidents_are_counted_beside_the_closed_ones(
+    dev_env: WorkflowEnvironment, sandboxes: Sandboxes
+):
+    """The share of tickets that needed no agent: incidents_self_resolved over incidents_closed (seed 004)."""
+    port = free_port()
+    client = await Client.connect(
+        dev_env.client.service_client.config.target_host,
+        data_converter=data_converter(),
+        runtime=metrics_runtime(port, "127.0.0.1", HISTOGRAM_BUCKETS),
+    )
+    async with running_worker(client, sandboxes) as running:
+        helped = await start_incident(running, policy=fast_policy(), category="connection_lost")
+        await send(helped, "self_help_failed", channel="app")
+        await send(helped, "self_help_worked", channel="app")
+        fixed = await start_incident(running, policy=fast_policy(), category="tariff_change")
+        await send(fixed, "ask_customer", agent="ann", question="Night or day tariff?")
+        await send(fixed, "customer_reply", channel="chat", text="night")
+        await send(fixed, "resolve", agent="ann", resolution="night tariff on")
+        for handle in (helped, fixed):
+            await asyncio.wait_for(handle.result(), 30)
+        text = (await sandboxes.http.get(f"http://127.0.0.1:{port}/metrics")).text
+
+    assert sample(text, "incidents_closed", severity="critical", closed_as="self_resolved") == 1
+    assert sample(text, "incidents_closed", severity="routine", closed_as="resolved") == 1
+    assert sample(text, "incidents_self_resolved", category="connection_lost") == 1
+    assert sample(text, "incidents_self_help_answers", worked="false") == 1
+    assert sample(text, "incidents_self_help_answers", worked="true") == 1
+    assert sample(text, "incidents_customers_asked", severity="routine") == 1
+    assert sample(text, "incidents_customer_replies", severity="routine") == 1

@@ -1,6 +1,7 @@
 """A stateful property test of the pure state machine with FOLLOW_THROUGH on: whatever agents,
 customers, the clock and the payment provider do, an incident that is not closed always has a next
-deadline (nothing waits on a person without a clock), and a closed one has none."""
+deadline (nothing waits on a person without a clock), one waiting on the customer has the silence
+ladder's, and a closed one has none (but the window in which a reply reopens a close for silence)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from workflows.domain.incident import (
     RECONTACT_REOPENS,
     Incident,
 )
-from workflows.domain.models import IncidentState, RefundStatus, Status
+from workflows.domain.models import ClosedAs, IncidentState, RefundStatus, Status
 from workflows.domain.policy import Policy, default_policy, parse_policy
+from workflows.domain.sla import SLA_CLOCKS, Clock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ACTION = ACTION_ADAPTER
@@ -46,6 +48,7 @@ POLICIES = [
 
 agents = st.sampled_from(["ann", "boris", "duty", "", "  "])
 texts = st.sampled_from(["", "fixed", "checking the port", "x" * 4001])
+channels = st.sampled_from(["chat", "phone", "app", "fax"])
 money = st.fixed_dictionaries(
     {
         "amount": st.sampled_from(["10.00", "4999.99", "5000.01", "9000.00", "0", "-1", 12.5]),
@@ -82,6 +85,10 @@ PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "settle_compensation": st.builds(lambda a, t: {"agent": a, "reference": t}, agents, texts),
     "message_customer": st.builds(lambda a, t: {"agent": a, "text": t}, agents, texts),
+    "ask_customer": st.builds(lambda a, t: {"agent": a, "question": t}, agents, texts),
+    "customer_reply": st.builds(lambda c, t: {"channel": c, "text": t}, channels, texts),
+    "self_help_worked": st.builds(lambda c, t: {"channel": c, "comment": t}, channels, st.none() | texts),
+    "self_help_failed": st.builds(lambda c, t: {"channel": c, "comment": t}, channels, st.none() | texts),
 }
 actions = st.one_of(*(st.tuples(st.just(kind), payload) for kind, payload in PAYLOADS.items()))
 openings = st.builds(
@@ -110,12 +117,14 @@ class IncidentMachine(RuleBasedStateMachine):
     now: datetime
     seen_seq: int
     was_closed: bool
+    closed_as: ClosedAs | None
 
     def start(self, opening: Any, policy: Policy, features: frozenset[str]) -> None:
         self.incident, _ = Incident.open("INC-STATE1", opening, policy, T0, features)
         self.now = T0
         self.seen_seq = 0
         self.was_closed = False
+        self.closed_as = None
 
     @initialize(opening=openings, policy=st.sampled_from(POLICIES))
     def open_incident(self, opening: Any, policy: Policy) -> None:
@@ -134,6 +143,19 @@ class IncidentMachine(RuleBasedStateMachine):
         else:
             outcome = self.incident.act(parsed, self.now)
         assert self.incident.state.events[-1].seq >= outcome.event_seq
+
+    # Valid questions and answers more often than the alphabet above draws them, so that the silence ladder, the
+    # close for silence and the reopening reply are walked through, not only refused.
+    @rule(agent=st.sampled_from(["ann", "boris"]))
+    def an_agent_asks_the_customer(self, agent: str) -> None:
+        self.incident.act(
+            ACTION.validate_python({"type": "ask_customer", "agent": agent, "question": "Lights?"}), self.now
+        )
+
+    @precondition(lambda self: self.incident.state.waiting is not None)
+    @rule(kind=st.sampled_from(["customer_reply", "customer_contact"]))
+    def the_customer_answers(self, kind: str) -> None:
+        self.incident.act(ACTION.validate_python({"type": kind, "channel": "chat", "text": "power only"}), self.now)
 
     @rule(kind=st.sampled_from(["escalate_now", "page"]))
     def unknown_action(self, kind: str) -> None:
@@ -200,12 +222,32 @@ class IncidentMachine(RuleBasedStateMachine):
         return FOLLOW_THROUGH in self.incident.features
 
     @invariant()
+    def waiting_on_the_customer_pauses_the_sla_and_has_the_silence_ladder(self) -> None:
+        if not hasattr(self, "incident"):
+            return
+        state, upcoming = self.incident.state, self.incident.next_deadline()
+        assert (state.clock.paused_since is not None) == (state.waiting is not None), "paused exactly while asked"
+        if state.status is Status.waiting_on_customer:
+            assert state.clock.running(Clock.reply_deadline), f"waiting without the silence ladder: {_summary(state)}"
+            assert upcoming is not None and upcoming.clock not in SLA_CLOCKS and state.next_deadline == upcoming.due_at
+            assert state.sla_deadline is None and state.acknowledge_deadline is None
+        if state.status is Status.closed and not self.incident.finished:
+            # Closed for silence: only the window in which a reply reopens it runs (the SLA clocks stay paused).
+            assert state.closed_as is ClosedAs.no_reply and upcoming is not None
+            assert upcoming.clock is Clock.reopen_window and set(state.clock.deadlines) <= {upcoming.clock, *SLA_CLOCKS}
+        if state.closed_as is ClosedAs.self_resolved:
+            assert state.acknowledged_at is None, "self-resolved means no agent took it"
+            assert not any(e.type == "customer_asked" for e in state.events), "nor asked the customer anything"
+
+    @invariant()
     def the_next_deadline_exists_unless_closed(self) -> None:
         if not hasattr(self, "incident") or not self.follow_through_on():
             return
         state, upcoming = self.incident.state, self.incident.next_deadline()
-        if state.status is Status.closed:
+        if self.incident.finished:
             assert upcoming is None and state.next_deadline is None and not state.clock.deadlines
+        elif state.status is Status.closed:
+            assert upcoming is not None and upcoming.clock is Clock.reopen_window
         else:
             assert upcoming is not None, f"a {state.status.value} incident waits on nothing: {_summary(state)}"
             assert state.next_deadline == upcoming.due_at
@@ -226,9 +268,16 @@ class IncidentMachine(RuleBasedStateMachine):
         if not hasattr(self, "incident"):
             return
         state = self.incident.state
-        if self.was_closed:
+        if self.was_closed and self.closed_as is not ClosedAs.no_reply:
             assert state.status is Status.closed, "closed is final"
+        if self.was_closed and state.status is not Status.closed:
+            assert any(e.type == "customer_replied" for e in state.events[-8:]), (
+                "only a reply reopens a close for silence"
+            )
+        if self.incident.finished:
+            assert state.status is Status.closed and state.closed_as is not None
         self.was_closed = state.status is Status.closed
+        self.closed_as = state.closed_as
         assert sum(e.type == "refund_succeeded" for e in state.events) <= 1
         if state.status is Status.closed and self.follow_through_on():
             assert state.refund is None or state.refund.status in (RefundStatus.paid, RefundStatus.settled)

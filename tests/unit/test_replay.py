@@ -27,14 +27,13 @@ from temporalio.worker import (
 from temporalio.workflow import ActivityHandle, NondeterminismError
 
 from infra.connection import data_converter
-from tests.helpers import events_of, patch_ids
-from workers.worker import workflow_runner
+from tests.helpers import events_of, patch_ids, production_replayer
 from workflows.contracts import Notification, NotificationBatch
-from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT
+from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT, CUSTOMER_TIME
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.messages import ENGLISH, TEMPLATES
 from workflows.domain.models import IncidentState
-from workflows.incident_workflow import CHECK_CALENDARS, IncidentWorkflow
+from workflows.incident_workflow import CHECK_CALENDARS, PUBLISH_CLOSED_AS, IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
 
 HISTORIES_DIR = Path(__file__).resolve().parents[1] / "histories"
@@ -48,12 +47,8 @@ def load(path: Path) -> WorkflowHistory:
 
 def test_the_typical_lifecycles_are_stored():
     assert {p.stem for p in HISTORIES} >= {"full_critical", "routine_quick_fix", "rejected_actions_and_reopen"}
+    assert {p.stem for p in HISTORIES} >= {"waiting_on_the_customer.customer-time", "self_help_first.customer-time"}
     assert {p.stem for p in INTAKE_HISTORIES} >= {"open_join_close"}
-
-
-def production_replayer(workflow_class: type) -> Replayer:
-    """The worker's own runner: the sandbox as production sets it up (passthrough modules, lean runner)."""
-    return Replayer(workflows=[workflow_class], data_converter=data_converter(), workflow_runner=workflow_runner())
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
@@ -223,3 +218,17 @@ async def test_the_weekend_history_counted_working_time_and_checked_its_calendar
         e.marker_recorded_event_attributes for e in history.events if e.HasField("marker_recorded_event_attributes")
     ]
     assert any(m.marker_name == "core_local_activity" and "current_calendars" in str(m) for m in markers)
+
+
+def test_customer_time_is_switched_on_by_its_own_markers_and_old_closes_publish_nothing_new():
+    """Issue 17: the new actions are taken under `customer-time`, the close's IncidentClosedAs under its patch;
+    histories recorded before either replay without them (test_stored_history_replays_on_the_current_code)."""
+    waiting = load(HISTORIES_DIR / "waiting_on_the_customer.customer-time.json")
+    assert {CUSTOMER_TIME, PUBLISH_CLOSED_AS} <= set(patch_ids(waiting))
+    state = final_state(waiting)
+    assert {"customer_asked", "customer_replied", "reopened"} <= {e.type.value for e in state.events}
+    assert (state.status, state.closed_as, state.reopen_count) == ("closed", "resolved", 1)
+    helped = final_state(load(HISTORIES_DIR / "self_help_first.customer-time.json"))
+    assert (helped.status, helped.closed_as, helped.acknowledged_at) == ("closed", "self_resolved", None)
+    for old in ("full_critical.json", "rejected_actions_and_reopen.issue14.json"):
+        assert not {CUSTOMER_TIME, PUBLISH_CLOSED_AS} & set(patch_ids(load(HISTORIES_DIR / old)))

@@ -224,6 +224,46 @@ class Reclassify(ActionModel):
     reason: ShortText = Field(description="why")
 
 
+class AskCustomer(ActionModel):
+    """Ask the customer a question: the SLA clocks pause until they answer (or a reminder, then a close)"""
+
+    meta = ActionMeta(path="questions", cli=("ask",))
+    type: Literal["ask_customer"] = "ask_customer"
+    agent: AgentName
+    question: Text = Field(description="what the customer is asked; sent to them as it is written")
+
+
+class CustomerReply(ActionModel):
+    """The customer's answer to an agent's question (the SLA clocks run on); service or agent"""
+
+    meta = ActionMeta(path="replies", cli=("reply",), role="customer_voice", cli_defaults={"channel": "phone"})
+    type: Literal["customer_reply"] = "customer_reply"
+    channel: Channel
+    text: Text = Field(description="what the customer answered")
+
+
+class SelfHelpWorked(ActionModel):
+    """The customer says the self-help steps fixed it: closed as self-resolved, no agent needed; service or agent"""
+
+    meta = ActionMeta(
+        path="self-help/worked", cli=("self-help", "worked"), role="customer_voice", cli_defaults={"channel": "phone"}
+    )
+    type: Literal["self_help_worked"] = "self_help_worked"
+    channel: Channel
+    comment: ShortText | None = Field(default=None, description="what the customer said")
+
+
+class SelfHelpFailed(ActionModel):
+    """The customer says the self-help steps did not fix it (recorded; the SLA never stopped); service or agent"""
+
+    meta = ActionMeta(
+        path="self-help/failed", cli=("self-help", "failed"), role="customer_voice", cli_defaults={"channel": "phone"}
+    )
+    type: Literal["self_help_failed"] = "self_help_failed"
+    channel: Channel
+    comment: ShortText | None = Field(default=None, description="what the customer said")
+
+
 # Any action, told apart by its `type`: what the CLI and tests parse a plain dict with.
 _ANY_ACTION: Any = Annotated[Union[tuple(CATALOGUE.values())], Field(discriminator="type")]  # noqa: UP007
 ACTION_ADAPTER: TypeAdapter[ActionModel] = TypeAdapter(_ANY_ACTION)

@@ -30,6 +30,9 @@ CUSTOMER_LOCALE = "customer-locale"
 # last line, refund tasks and failed credits (a failed credit is a task that holds the closing until
 # `settle_compensation`); a reopen promises a new fix time, and compensation judges the reopened fix by it.
 FOLLOW_THROUGH = "follow-through"
+# Customer time (issue 17): asking the customer, their reply, and their answer to the self-help steps. Actions the
+# workflow takes only once its marker says so: an incident that refused them as unknown before replays that way.
+CUSTOMER_TIME = "customer-time"
 
 # Refusal codes a program acts on (the intake opens a new incident for these two).
 CLOSED = "closed"

@@ -46,6 +46,13 @@ class Message(StrEnum):
     REOPENED_WITH_FIX_TIME = "reopened.with_fix_time"
     REFUND_PAID = "refund_paid"
     COMPENSATION = "compensation"
+    TICKET_OPENED_SELF_HELP = "ticket_opened.self_help"
+    TICKET_OPENED_CRITICAL_SELF_HELP = "ticket_opened.critical.self_help"
+    SELF_RESOLVED = "self_resolved"
+    QUESTION = "question"
+    REPLY_RECEIVED = "reply_received"
+    REPLY_REMINDER = "reply_reminder"
+    CLOSED_NO_REPLY = "closed.no_reply"
     # To a support line
     NEW_INCIDENT = "new_incident"
     ASSIGNED = "assigned"
@@ -62,6 +69,11 @@ class Message(StrEnum):
     REFUND_TASK = "refund_task"
     COMPENSATION_TASK = "compensation_task"
     COMPENSATION_TASK_TO_SETTLE = "compensation_task.to_settle"
+    LINE_ACKNOWLEDGE_OVERDUE = "acknowledge_overdue.line"
+    LINE_SELF_RESOLVED = "line.self_resolved"
+    LINE_CUSTOMER_REPLIED = "line.customer_replied"
+    LINE_CLOSED_NO_REPLY = "line.closed.no_reply"
+    LINE_NO_REPLY_MONEY_OWED = "line.no_reply.money_owed"
     # Reminder ladders (to the line that owns the waiting work)
     OWNED_REMINDER = "owned_reminder"
     REFUND_AWAITS_APPROVAL_REMINDER = "refund_reminder.awaiting_approval"
@@ -87,6 +99,13 @@ CUSTOMER_MESSAGES = frozenset(
         Message.REOPENED_WITH_FIX_TIME,
         Message.REFUND_PAID,
         Message.COMPENSATION,
+        Message.TICKET_OPENED_SELF_HELP,
+        Message.TICKET_OPENED_CRITICAL_SELF_HELP,
+        Message.SELF_RESOLVED,
+        Message.QUESTION,
+        Message.REPLY_RECEIVED,
+        Message.REPLY_REMINDER,
+        Message.CLOSED_NO_REPLY,
     }
 )
 # Written in English, the support lines' language. A new message joins one of the two sets (tests check).
@@ -114,6 +133,11 @@ LINE_MESSAGES = frozenset(
         Message.COMPENSATION_FAILED_REMINDER,
         Message.COMPENSATION_OVERDUE_REMINDER,
         Message.REMINDER,
+        Message.LINE_ACKNOWLEDGE_OVERDUE,
+        Message.LINE_SELF_RESOLVED,
+        Message.LINE_CUSTOMER_REPLIED,
+        Message.LINE_CLOSED_NO_REPLY,
+        Message.LINE_NO_REPLY_MONEY_OWED,
     }
 )
 
@@ -139,6 +163,34 @@ _ENGLISH: dict[Message, str] = {
     Message.REFUND_PAID: "Your refund of ${money} has been sent (ticket ${ticket}).",
     Message.COMPENSATION: (
         "We are sorry it took longer than promised: ${money} has been credited to your account (ticket ${ticket})."
+    ),
+    Message.TICKET_OPENED_SELF_HELP: (
+        "Thank you, we have registered your request. Your ticket number is ${ticket}. While our team looks into "
+        "it, these steps often fix it:\n${steps}\nIf they do, tell us and we will close the ticket. If they do "
+        "not, there is nothing more you need to do: we are already working on it."
+    ),
+    Message.TICKET_OPENED_CRITICAL_SELF_HELP: (
+        "We are sorry for the trouble. Your ticket number is ${ticket}. Our specialists are on it and "
+        "we expect to fix it by ${fix_by}; we will keep you informed. Meanwhile, these steps often fix it:\n"
+        "${steps}\nIf they do, tell us and we will close the ticket. If they do not, there is nothing more you "
+        "need to do: we are already working on it."
+    ),
+    Message.SELF_RESOLVED: (
+        "Glad it works again. We have closed your ticket ${ticket}; if the trouble comes back, contact us and "
+        "give the ticket number."
+    ),
+    Message.QUESTION: (
+        "A question about your ticket ${ticket}: ${question}\nPlease reply to this message; we go on as soon as "
+        "we have your answer."
+    ),
+    Message.REPLY_RECEIVED: "Thank you for your answer. We are working on your ticket ${ticket} again.",
+    Message.REPLY_REMINDER: (
+        "Reminder about your ticket ${ticket}: we still need your answer to our question: ${question}\n"
+        "If we do not hear from you by ${close_by}, we will close the ticket."
+    ),
+    Message.CLOSED_NO_REPLY: (
+        "We have closed your ticket ${ticket} because we did not hear back from you. Reply by ${reopen_by} and "
+        "we will reopen it and go on where we stopped."
     ),
     Message.NEW_INCIDENT: "New ${severity} incident ${ticket} (${category}): ${description}",
     Message.ASSIGNED: "Incident ${ticket} is now with ${assignee} (${agent} assigned it).",
@@ -177,6 +229,24 @@ _ENGLISH: dict[Message, str] = {
     Message.COMPENSATION_TASK_TO_SETTLE: (
         "Compensation of ${money} for ${ticket} could not be credited: ${reason}. Credit it by hand and record it "
         "(settle_compensation with a reference); the incident closes after that."
+    ),
+    Message.LINE_ACKNOWLEDGE_OVERDUE: (
+        "Incident ${ticket} (${severity}) reached line ${line} at ${since} and nobody has taken it: please take it."
+    ),
+    Message.LINE_SELF_RESOLVED: (
+        "Incident ${ticket} is closed: the customer says the self-help steps fixed it. Nothing to do."
+    ),
+    Message.LINE_CUSTOMER_REPLIED: (
+        "The customer answered ${agent}'s question on ${ticket} via ${channel}: ${text}\n"
+        "Its SLA clocks run again (waited ${waited})."
+    ),
+    Message.LINE_CLOSED_NO_REPLY: (
+        "Incident ${ticket} is closed: the customer did not answer ${agent}'s question within ${waited}. "
+        "A reply by ${reopen_by} reopens it."
+    ),
+    Message.LINE_NO_REPLY_MONEY_OWED: (
+        "The customer did not answer ${agent}'s question on ${ticket} within ${waited}, but ${money} is still owed "
+        "to them: it stays open and its SLA clocks run again."
     ),
     Message.OWNED_REMINDER: (
         "Reminder ${n}: incident ${ticket} (${severity}) is with ${assignee} on line ${line} with no news since "
@@ -233,6 +303,34 @@ _RUSSIAN: dict[Message, str] = {
     Message.COMPENSATION: (
         "Простите, что решение заняло больше времени, чем мы обещали: мы зачислили на ваш счёт ${money} "
         "(заявка ${ticket})."
+    ),
+    Message.TICKET_OPENED_SELF_HELP: (
+        "Спасибо, мы зарегистрировали ваше обращение. Номер заявки: ${ticket}. Пока наши специалисты "
+        "разбираются, попробуйте эти шаги, они часто помогают:\n${steps}\nЕсли помогло, сообщите нам, и мы "
+        "закроем заявку. Если нет, больше ничего делать не нужно: мы уже работаем над ней."
+    ),
+    Message.TICKET_OPENED_CRITICAL_SELF_HELP: (
+        "Приносим извинения за неудобства. Номер вашей заявки: ${ticket}. Наши специалисты уже занимаются ею "
+        "и рассчитывают всё исправить к ${fix_by}. Мы будем держать вас в курсе. А пока попробуйте эти шаги, "
+        "они часто помогают:\n${steps}\nЕсли помогло, сообщите нам, и мы закроем заявку. Если нет, больше "
+        "ничего делать не нужно: мы уже работаем над ней."
+    ),
+    Message.SELF_RESOLVED: (
+        "Рады, что всё снова работает. Мы закрыли заявку ${ticket}; если проблема вернётся, свяжитесь с нами "
+        "и назовите номер заявки."
+    ),
+    Message.QUESTION: (
+        "Вопрос по вашей заявке ${ticket}: ${question}\nПожалуйста, ответьте на это сообщение: мы продолжим, "
+        "как только получим ваш ответ."
+    ),
+    Message.REPLY_RECEIVED: "Спасибо за ответ. Мы продолжаем работу над заявкой ${ticket}.",
+    Message.REPLY_REMINDER: (
+        "Напоминаем о заявке ${ticket}: нам всё ещё нужен ваш ответ на вопрос: ${question}\n"
+        "Если мы не получим ответа до ${close_by}, заявка будет закрыта."
+    ),
+    Message.CLOSED_NO_REPLY: (
+        "Мы закрыли заявку ${ticket}, потому что не получили от вас ответа. Ответьте до ${reopen_by}, и мы "
+        "откроем её снова и продолжим с того места, где остановились."
     ),
 }
 

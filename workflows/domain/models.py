@@ -47,8 +47,18 @@ class Severity(StrEnum):
 
 class Status(StrEnum):
     open = "open"
+    # An agent asked the customer a question: the SLA clocks are paused until the answer.
+    waiting_on_customer = "waiting_on_customer"
     resolved = "resolved"
     closed = "closed"
+
+
+class ClosedAs(StrEnum):
+    """How a closed incident ended: what the audit and the metrics count (self_resolved: no agent needed)."""
+
+    resolved = "resolved"
+    self_resolved = "self_resolved"
+    no_reply = "no_reply"
 
 
 def _reject_float(value: Any) -> Any:
@@ -181,6 +191,9 @@ class EventType(StrEnum):
     reopened = "reopened"
     closed = "closed"
     action_rejected = "action_rejected"
+    customer_asked = "customer_asked"
+    customer_replied = "customer_replied"
+    self_help_answered = "self_help_answered"
 
 
 class IncidentEvent(BaseModel):
@@ -240,6 +253,16 @@ class ReminderState(BaseModel):
     sent: int = 0
 
 
+class WaitingState(BaseModel):
+    """An agent's question the customer has not answered yet; the SLA clocks are paused meanwhile."""
+
+    question: str
+    asked_by: str
+    asked_at: datetime
+    resume_to: Status = Field(description="the status the customer's answer returns the incident to")
+    reminders_sent: int = 0
+
+
 class FeedbackRecord(BaseModel):
     score: int
     comment: str | None = None
@@ -287,6 +310,7 @@ class IncidentState(BaseModel):
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
+    closed_as: ClosedAs | None = Field(default=None, description="how it closed; None while it is not closed")
     resolution: str | None = None
     expected_fix_by: datetime
     sla_deadline: datetime | None = Field(default=None, description="when the current line must hand over")
@@ -301,6 +325,12 @@ class IncidentState(BaseModel):
         default_factory=dict, description="reminder ladders in progress, by clock (owned, refund, compensation)"
     )
     feedback: FeedbackRecord | None = None
+    waiting: WaitingState | None = Field(
+        default=None, description="the question the customer owes an answer to (kept while a reply may reopen it)"
+    )
+    self_help: Literal["offered", "failed"] | None = Field(
+        default=None, description="self-help steps went out with the ticket number; failed: the customer said so"
+    )
     notes: int = 0
     recontacts: int = 0
     reopen_count: int = 0

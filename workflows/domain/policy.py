@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from infra.errors import describe_validation_error
 from workflows.domain.calendars import AROUND_THE_CLOCK, Calendar, WorkingTime, resolve_public_holidays, working_time
 from workflows.domain.durations import Duration, parse_duration
-from workflows.domain.models import Amount, Category, Language, Line, Money, Severity, TimeZone
+from workflows.domain.models import Amount, Category, Language, Line, Money, Severity, ShortText, TimeZone
 
 POLICY_ENV = "INCIDENT_POLICY"
 LAST_LINE = 3
@@ -88,10 +88,55 @@ DEFAULT_REMINDERS = {
 }
 
 
+MAX_SELF_HELP_STEPS = 10
+
+
+class CustomerSilence(BaseModel):
+    """How long an incident waits on the customer's answer to an agent's question (its SLA clocks paused).
+
+    Counted on the incident's SLA clock, so a team calendar counts it too. The reminders are not repeated:
+    chasing a silent customer more than this is pestering them (seed 000).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    remind_after: list[PositiveDuration] = Field(
+        default_factory=lambda: [timedelta(days=2)],
+        description="the wait before each reminder to the customer: the first from the question, the next from "
+        "the reminder before; [] sends none",
+    )
+    close_after: PositiveDuration = Field(
+        default=timedelta(days=7),
+        description="from the question: the incident closes, and tells the customer that a reply reopens it "
+        "(within recontact_reopens_within)",
+    )
+
+    @field_validator("remind_after")
+    @classmethod
+    def _a_ladder(cls, value: list[timedelta]) -> list[timedelta]:
+        if len(value) > MAX_REMINDER_RUNGS:
+            raise ValueError(f"at most {MAX_REMINDER_RUNGS} reminders, got {len(value)}")
+        for rung, interval in enumerate(value):
+            if interval <= timedelta(0):
+                raise ValueError(f"reminder {rung + 1}: must be longer than 0s")
+        return value
+
+    @field_validator("close_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+
 class SeverityPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     acknowledge_within: PositiveDuration | None = None
+    # Each higher line's own first-response clock, from when the incident reaches it (escalated or reopened there).
+    line_acknowledge_within: dict[Line, PositiveDuration] = Field(
+        default_factory=dict, description="e.g. {2: 30m}: how long line 2 has to take an incident that reaches it"
+    )
     line_timeouts: dict[Line, PositiveDuration]
     renotify_every: PositiveDuration
     customer_updates_every: PositiveDuration | None = None
@@ -115,6 +160,16 @@ class SeverityPolicy(BaseModel):
     def _positive(cls, value: timedelta | None) -> timedelta | None:
         if value is not None and value <= timedelta(0):
             raise ValueError("must be longer than 0s")
+        return value
+
+    @field_validator("line_acknowledge_within")
+    @classmethod
+    def _higher_lines(cls, value: dict[int, timedelta]) -> dict[int, timedelta]:
+        for line, within in value.items():
+            if line < 2:
+                raise ValueError(f"line {line}: line 1's first response is acknowledge_within; give lines 2 and 3 here")
+            if within <= timedelta(0):
+                raise ValueError(f"line {line}: must be longer than 0s")
         return value
 
     @field_validator("line_timeouts")
@@ -151,7 +206,8 @@ class Policy(BaseModel):
     # A refund above this needs two approvals by different agents (four eyes); None: one is enough.
     refund_four_eyes_above: Amount | None = None
     refund_give_up_after: PositiveDuration = timedelta(days=3)
-    # A customer back about a resolved incident within this window reopens it; later, a new incident follows it.
+    # A customer back about a resolved incident (or one closed for lack of a reply) within this window reopens it;
+    # later, a new incident follows it.
     recontact_reopens_within: PositiveDuration = timedelta(days=3)
     # For an open request that does not say (the seeds' customers are in Russia).
     default_customer_language: Language = Language.ru
@@ -175,6 +231,27 @@ class Policy(BaseModel):
                 )
         return value
 
+    # An agent's question to the customer: reminders, then the close (a reply within recontact_reopens_within reopens).
+    customer_silence: CustomerSilence = Field(default_factory=CustomerSilence)
+    # Seed 004, level 1: steps the customer can try at once, sent with the ticket number, by category: one
+    # list for every language, or a list per language (the customer's, else the default language's).
+    self_help: dict[Category, list[ShortText] | dict[Language, list[ShortText]]] = Field(default_factory=dict)
+
+    @field_validator("self_help")
+    @classmethod
+    def _steps(
+        cls, value: dict[str, list[str] | dict[Language, list[str]]]
+    ) -> dict[str, list[str] | dict[Language, list[str]]]:
+        for category, entry in value.items():
+            by_language = entry.items() if isinstance(entry, dict) else [(None, entry)]
+            for language, steps in by_language:
+                where = category if language is None else f"{category}.{language}"
+                if not steps:
+                    raise ValueError(f"{where}: give at least one step, or leave the category out")
+                if len(steps) > MAX_SELF_HELP_STEPS:
+                    raise ValueError(f"{where}: at most {MAX_SELF_HELP_STEPS} steps, got {len(steps)}")
+        return value
+
     @field_validator("severities")
     @classmethod
     def _every_severity(cls, value: dict[Severity, SeverityPolicy]) -> dict[Severity, SeverityPolicy]:
@@ -194,6 +271,17 @@ class Policy(BaseModel):
     def with_calendars(self, calendars: Mapping[str, Calendar]) -> Policy:
         """This policy with some calendars' data replaced (a newer holiday list); the rules stay as they were."""
         return self.model_copy(update={"calendars": {**self.calendars, **calendars}})
+
+    def self_help_for(self, category: str, language: str | None = None) -> list[str]:
+        """The steps for `category` in `language` (else the default language, else any language given)."""
+        entry = self.self_help.get(category, [])
+        if not isinstance(entry, dict):
+            return entry
+        for wanted in (language, str(self.default_customer_language)):
+            for given, steps in entry.items():
+                if str(given) == wanted:
+                    return steps
+        return next(iter(entry.values()), [])
 
     def reminders_for(self, severity: Severity) -> Reminders:
         return self.severities[severity].reminders or DEFAULT_REMINDERS[severity]

@@ -37,6 +37,11 @@ class Clock(StrEnum):
     owned_reminder = "owned_reminder"
     refund_reminder = "refund_reminder"
     compensation_reminder = "compensation_reminder"
+    # Waiting on the customer's answer (the policy's `customer_silence` ladder): remind them, then close.
+    reply_reminder = "reply_reminder"
+    reply_deadline = "reply_deadline"
+    # Closed for lack of a reply: until this passes, the customer's reply reopens it.
+    reopen_window = "reopen_window"
 
 
 # The clocks that measure the support team against its SLA; only these stop while the customer owes us.
@@ -138,3 +143,14 @@ class SlaClock(BaseModel):
     def _left(self, clock: Clock, now: datetime, due_at: datetime) -> timedelta:
         working_time = self._working_time if clock in WORKING_TIME_CLOCKS else WALL_TIME
         return working_time.between(now, due_at)
+
+    def moved_by_pause(self, moment: datetime, now: datetime) -> datetime:
+        """Where `moment`, a promise made before the current pause, lands when the pause ends at `now`.
+
+        The same move `resume` gives the line's SLA deadline: the working time from the pause to `moment`,
+        counted again from `now`; a moment that had already passed when the pause began is not moved, and
+        without a pause nothing moves.
+        """
+        if self.paused_since is None or moment <= self.paused_since:
+            return moment
+        return self._after(Clock.line, now, self._left(Clock.line, self.paused_since, moment))
