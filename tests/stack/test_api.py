@@ -178,6 +178,9 @@ ALLOWED = {
     ("GET", "/incidents/{ticket}/history"): EVERYONE,
     ("POST", "/incidents/{ticket}/feedback"): CUSTOMER_VOICE,
     ("POST", "/incidents/{ticket}/customer-contacts"): CUSTOMER_VOICE,
+    ("POST", "/incidents/{ticket}/replies"): CUSTOMER_VOICE,
+    ("POST", "/incidents/{ticket}/self-help/worked"): CUSTOMER_VOICE,
+    ("POST", "/incidents/{ticket}/self-help/failed"): CUSTOMER_VOICE,
     **{
         ("POST", f"/incidents/{{ticket}}/{action}"): AGENT
         for action in (
@@ -194,6 +197,7 @@ ALLOWED = {
             "refund/settle",
             "compensation/settle",
             "customer-messages",
+            "questions",
         )
     },
 }
@@ -256,7 +260,8 @@ async def test_errors_name_the_problem(api: Api):
     )
     assert bad_query.status_code == 422
     assert "query.line: Input should be less than or equal to 3" in bad_query.json()["detail"]
-    assert "query.status: Input should be 'open', 'resolved' or 'closed'" in bad_query.json()["detail"]
+    statuses = "'open', 'waiting_on_customer', 'resolved' or 'closed'"
+    assert f"query.status: Input should be {statuses}" in bad_query.json()["detail"]
 
     unknown = await api.http.get(f"{api.url}/incidents/{UNKNOWN}", headers=api.auth(Role.viewer))
     assert unknown.status_code == 404 and unknown.json()["detail"] == f"no incident {UNKNOWN}"

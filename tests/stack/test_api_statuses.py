@@ -48,6 +48,7 @@ SAMPLES: dict[str, Any] = {
     "by": "ann",
     "assignee": "boris",
     "text": "a word",
+    "question": "which tariff?",
     "reason": "a reason",
     "resolution": "fixed",
     "severity": "routine",
