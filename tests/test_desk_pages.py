@@ -33,7 +33,9 @@ async def test_signing_in_needs_an_agent_token_and_the_forms_csrf_token(stack: D
         away = await http.get(f"{stack.url}/desk")
         assert away.status_code == 303 and away.headers["location"] == "/desk/signin"
         await http.get(f"{stack.url}/desk/signin")
-        forged = await http.post(f"{stack.url}/desk/signin", data={"csrf": "forged", "token": stack.tokens["dev-agent"]})
+        forged = await http.post(
+            f"{stack.url}/desk/signin", data={"csrf": "forged", "token": stack.tokens["dev-agent"]}
+        )
         assert forged.status_code == 403 and "expired" in forged.text
         csrf = csrf_of(forged.text)  # a refused sign-in starts a new session
         viewer = await http.post(
@@ -59,7 +61,9 @@ async def test_an_action_goes_through_the_api_path_as_the_signed_in_agent_and_a_
         ticket = (await stack.open(http, category="payment_not_refunded"))["ticket_id"]
         await signed_in(http, stack)
         page = await http.get(f"{stack.url}/desk/incidents/{ticket}")
-        assert page.status_code == 200 and "No internet since the storm" in page.text and "+7 900 000-00-00" in page.text
+        assert (
+            page.status_code == 200 and "No internet since the storm" in page.text and "+7 900 000-00-00" in page.text
+        )
         csrf = csrf_of(page.text)
         url = f"{stack.url}/desk/incidents/{ticket}/actions"
         no_csrf = await http.post(f"{url}/acknowledge", data={})
@@ -76,7 +80,9 @@ async def test_an_action_goes_through_the_api_path_as_the_signed_in_agent_and_a_
         assert "Add refund refused:" in refund.text and "line-1 limit" in refund.text and "Traceback" not in refund.text
         # A field the model refuses is named next to its input, and what was typed stays.
         bad = await http.post(f"{url}/add_refund", data={"csrf": csrf, "refund.amount": "-5", "refund.currency": "RUB"})
-        assert bad.status_code == 422 and "Amount: Input should be greater than 0" in bad.text and 'value="-5"' in bad.text
+        assert (
+            bad.status_code == 422 and "Amount: Input should be greater than 0" in bad.text and 'value="-5"' in bad.text
+        )
         resolved = await http.post(f"{url}/resolve", data={"csrf": csrf, "resolution": "spliced the cable"})
         assert resolved.status_code == 303
         again = await http.post(f"{url}/resolve", data={"csrf": csrf, "resolution": "twice"})
