@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.service import RPCError
 
 from starter.api import create_app
 from starter.auth import load_tokens, write_dev_tokens
@@ -29,6 +31,7 @@ class DeskStack:
     tokens: dict[str, str]  # by token name: dev-agent (ann, line 1), dev-agent-line2 (boris), dev-service, ...
     desk: Desk
     service: ObservedIncidentService
+    opened: list[str] = field(default_factory=list)
 
     def bearer(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[name]}"}
@@ -44,6 +47,7 @@ class DeskStack:
         body.update(fields)
         opened = await http.post(f"{self.url}/incidents", json=body, headers=self.bearer("dev-service"))
         assert opened.status_code == 201, opened.text
+        self.opened.append(opened.json()["ticket_id"])
         return {**opened.json(), "customer_page": opened.headers["Customer-Page"]}
 
 
@@ -55,10 +59,15 @@ async def desk_stack(running: RunningWorker, policy: Policy, folder: Path, **opt
     app = create_app(service, tokens)
     desk = mount_desk(app, service, tokens, SECRET, **options)
     async with serve(app) as server:
+        stack = DeskStack(server.url, {name: token for name, (_, token) in issued.items()}, desk, service)
         try:
-            yield DeskStack(server.url, {name: token for name, (_, token) in issued.items()}, desk, service)
+            yield stack
         finally:
             await desk.feed.stop()
+            # No worker serves them after this test: the next test's desk would wait on them in vain.
+            for ticket in stack.opened:
+                with contextlib.suppress(RPCError):
+                    await running.client.get_workflow_handle(ticket).terminate(reason="test finished")
 
 
 def csrf_of(html: str) -> str:

@@ -31,7 +31,7 @@ from temporalio.service import RPCError
 from starter.api import acting_as, body_model
 from starter.auth import Principal, Role, TokenStore, digest
 from starter.desk import words
-from starter.desk.forms import ActionForm, Submitted, body_of, errors_by_field, form_of, form_values
+from starter.desk.forms import ActionForm, Group, Input, Submitted, body_of, errors_by_field, form_of, form_values
 from starter.desk.observed import ObservedIncidentService
 from starter.desk.readmodel import DeskFeed, Listed, ReadModel
 from starter.desk.secrets import CustomerLinks
@@ -51,6 +51,13 @@ QUEUE_ROWS = 200
 # What the ticket page offers the customer, by action: when the incident would take it.
 CUSTOMER_OFFERS = {"feedback": (Status.resolved,)}
 CUSTOMER_CHANNEL = "app"  # what the customer writes on the ticket page comes through the app
+CUSTOMER_LABELS = {
+    "text": ("Your message", ""),
+    "contact": ("A new e-mail or phone to reach you", ""),
+    "refund": ("Money you ask back", "Only if you were charged and want it back."),
+    "score": ("Score", "1 (bad) to 5 (good)"),
+    "comment": ("Comment", ""),
+}
 # How the ticket page names an action to the customer (the catalogue's summary is written for agents).
 CUSTOMER_WORDS = {
     "feedback": ("Rate our help", "How well did we help? 1 is bad, 5 is good; 1 or 2 reopens your ticket."),
@@ -120,7 +127,17 @@ def build_forms(desk: Desk) -> None:
         if model.meta.role == "customer_voice":
             form = form_of(model, body, fixed={"channel": CUSTOMER_CHANNEL})
             title, summary = CUSTOMER_WORDS.get(name, (form.title, form.summary))
-            desk.customer_forms[name] = dataclasses.replace(form, title=title, summary=summary)
+            items = tuple(_for_the_customer(item) for item in form.items)
+            desk.customer_forms[name] = dataclasses.replace(form, title=title, summary=summary, items=items)
+
+
+def _for_the_customer(item: Input | Group) -> Input | Group:
+    """An input as the customer reads it: the catalogue's descriptions speak of the customer, not to them."""
+    label, help_text = CUSTOMER_LABELS.get(item.name, (item.label, ""))
+    if isinstance(item, Group):
+        inputs = tuple(dataclasses.replace(spec, help="") for spec in item.inputs)
+        return dataclasses.replace(item, label=label, help=help_text, inputs=inputs)
+    return dataclasses.replace(item, label=label, help=help_text)
 
 
 def _listing(service: IncidentService) -> Any:

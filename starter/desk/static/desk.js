@@ -31,6 +31,13 @@
           var refocus = document.getElementById(focused);
           if (refocus) { refocus.focus(); }
         }
+        var counted = live.querySelector("[data-counts]");
+        if (counted) {
+          var counts = JSON.parse(counted.getAttribute("data-counts"));
+          document.querySelectorAll("[data-count-line]").forEach(function (element) {
+            element.textContent = counts[element.getAttribute("data-count-line")] || 0;
+          });
+        }
         if (status) { status.textContent = "Updated at " + new Date().toLocaleTimeString(); }
       })
       .catch(function () { if (status) { status.textContent = "Cannot reach the desk; retrying"; } })
