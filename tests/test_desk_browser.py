@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, Page, async_playwright, expect
+from axe_playwright_python.async_playwright import Axe  # type: ignore[import-untyped]
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import Sandboxes, running_worker
@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 ZONE = "Europe/Moscow"
 # A change must show on an open desk within this long, without a reload.
 LIVE_WITHIN_MS = 2_000
