@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from starter.api import body_model
-from starter.desk.forms import Group, body_of, errors_by_field, form_of
+from starter.desk.forms import Group, Input, body_of, errors_by_field, form_of
 from starter.desk.readmodel import DeskFeed, Listed, ReadModel
 from starter.desk.secrets import CustomerLinks, DeskSecretError, load_secret
 from starter.desk.sessions import Session, SessionCookies
@@ -62,6 +62,7 @@ def test_a_posted_form_becomes_the_body_the_api_takes():
     feedback = CATALOGUE["feedback"]
     form = form_of(feedback, body_model(feedback))
     score = form.items[0]
+    assert isinstance(score, Input)
     assert score.name == "score" and score.kind == "select" and score.choices == ("1", "2", "3", "4", "5")
     # The score is strictly an integer in the model: the form's text "4" is sent as 4; an empty comment is left out.
     assert body_of(form, {"score": "4", "comment": ""}) == {"score": 4}
