@@ -231,3 +231,30 @@ def test_times_read_in_the_readers_zone():
     assert zone("Not/AZone").key == "UTC"
     assert relative(T0 + timedelta(minutes=12), T0) == "in 12 min"
     assert relative(T0 - timedelta(hours=3), T0) == "3 h 0 min ago"
+
+
+async def test_an_incident_not_readable_yet_is_tried_again_soon():
+    state = incident("INC-DESK01").state
+    attempts: list[str] = []
+
+    async def read_state(ticket: str) -> IncidentState:
+        attempts.append(ticket)
+        if len(attempts) == 1:
+            raise RuntimeError("Workflow Task in failed state")  # its first task has not run yet
+        return state
+
+    async def list_incidents(query: str) -> list[Listed]:
+        return [Listed("INC-DESK01", "open", 1, "critical", None, T0)]
+
+    model = ReadModel()
+    # The reconciliation runs once at the start and not again within the test: only the retry can find it.
+    feed = DeskFeed(model, read_state, list_incidents, new_every=60, reconcile_every=60)
+    feed.start()
+    try:
+        for _ in range(100):
+            if model.has("INC-DESK01"):
+                break
+            await asyncio.sleep(0.02)
+        assert model.has("INC-DESK01") and len(attempts) == 2
+    finally:
+        await feed.stop()

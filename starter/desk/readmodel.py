@@ -30,7 +30,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from workflows.domain.models import IncidentState, Status
 
@@ -346,6 +346,7 @@ class DeskFeed:
         self._reading: set[str] = set()
         self._gate = asyncio.Semaphore(READS_AT_ONCE)
         self._watermark: datetime | None = None
+        self._unread: dict[str, tuple[float, int]] = {}  # ticket -> (when to try again, tries so far)
         self.rebuilt = asyncio.Event()
 
     # --- what the API process saw ---
@@ -404,8 +405,15 @@ class DeskFeed:
                     state = await asyncio.wait_for(self.read_state(ticket), 10)
                 except Exception as error:
                     log.info("desk feed: cannot read %s: %s", ticket, error)
-                    self.model.postpone(ticket, time.time())
+                    now = time.time()
+                    if self.model.has(ticket):
+                        self.model.postpone(ticket, now)
+                    else:
+                        # Not readable yet (its first workflow task has not run): try again soon, then less often.
+                        tries = self._unread.get(ticket, (0.0, 0))[1] + 1
+                        self._unread[ticket] = (now + min(MAX_PAUSE, DUE_GRACE * 2**tries), tries)
                     return
+            self._unread.pop(ticket, None)
             now = time.time()
             steps = self._settling.get(ticket)
             recheck = steps.pop(0) if steps else None
@@ -416,7 +424,8 @@ class DeskFeed:
             self._reading.discard(ticket)
 
     async def _recheck_due(self) -> None:
-        due = self.model.due(time.time())
+        now = time.time()
+        due = self.model.due(now) + [ticket for ticket, (at, _) in self._unread.items() if at <= now]
         if due:
             await asyncio.gather(*(self.read(ticket) for ticket in due))
 
@@ -434,8 +443,6 @@ class DeskFeed:
         # Visibility may show a start a little late: keep looking a few seconds back.
         starts = [row.started for row in listed if row.started is not None]
         if starts and self._watermark is not None:
-            from datetime import timedelta
-
             self._watermark = max(self._watermark, max(starts) - timedelta(seconds=5))
 
     async def _reconcile(self) -> None:
@@ -451,7 +458,5 @@ class DeskFeed:
         if stale:
             await asyncio.gather(*(self.read(ticket) for ticket in stale))
         if self._watermark is None:
-            from datetime import timedelta
-
             self._watermark = started - timedelta(seconds=5)
         self.rebuilt.set()
