@@ -104,6 +104,13 @@ def verdicts(f: dict[str, Any]) -> list[Verdict]:
             f["desk_queue_server_p95_ms"] <= 300,
         ),
         Verdict(
+            "(7) desk read model rebuilt from visibility",
+            f"{f['desk_read_model_fed_s']:.1f} s for {f['desk_open_incidents']} open",
+            "reference",
+            None,
+            None,
+        ),
+        Verdict(
             "(7) action until another desk shows it",
             f"p50 {f['desk_action_seen_p50_ms']:.0f} p95 {f['desk_action_seen_p95_ms']:.0f} ms",
             "p95 <= 2000 ms",

@@ -305,9 +305,7 @@ def _desk_routes(desk: Desk) -> APIRouter:
         if not session.csrf_ok(_text(form, "csrf")) or not words.known_zone(tz):
             return page(desk, "message.html", 400, title="Time zone unchanged", text=f"{tz!r} is no time zone name.")
         session.tz = tz
-        return _with_session(
-            RedirectResponse(request.headers.get("referer") or "/desk", status_code=303), desk, session
-        )
+        return _with_session(RedirectResponse("/desk", status_code=303), desk, session)
 
     def queue_context(request: Request, agent: Principal) -> dict[str, Any]:
         q = request.query_params

@@ -18,7 +18,9 @@
   var ticket = live.getAttribute("data-ticket");
   var busy = false, again = false;
 
-  function refresh() {
+  // `announce`: a change the server told of (said in the status line, which screen readers read out);
+  // the periodic redraw of relative times says nothing.
+  function refresh(announce) {
     if (busy) { again = true; return; }
     busy = true;
     fetch(live.getAttribute("data-live-url"), { credentials: "same-origin", headers: { "Accept": "text/html" } })
@@ -38,12 +40,12 @@
             element.textContent = counts[element.getAttribute("data-count-line")] || 0;
           });
         }
-        if (status) { status.textContent = "Updated at " + new Date().toLocaleTimeString(); }
+        if (status && announce) { status.textContent = "Updated at " + new Date().toLocaleTimeString(); }
       })
       .catch(function () { if (status) { status.textContent = "Cannot reach the desk; retrying"; } })
       .then(function () {
         busy = false;
-        if (again) { again = false; refresh(); }
+        if (again) { again = false; refresh(true); }
       });
   }
 
@@ -51,8 +53,8 @@
   source.addEventListener("changed", function (event) {
     var data = JSON.parse(event.data);
     if (ticket && data.tickets.indexOf(ticket) < 0) { return; }
-    refresh();
+    refresh(true);
   });
   // Relative times ("in 4 min") age: redraw now and then even when nothing changed.
-  setInterval(refresh, 30000);
+  setInterval(function () { refresh(false); }, 30000);
 })();
