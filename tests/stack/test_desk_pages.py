@@ -29,7 +29,7 @@ async def stack(dev_env: WorkflowEnvironment, sandboxes: Sandboxes, tmp_path: Pa
 
 
 async def test_signing_in_needs_an_agent_token_and_the_forms_csrf_token(stack: DeskStack):
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30) as http:
         away = await http.get(f"{stack.url}/desk")
         assert away.status_code == 303 and away.headers["location"] == "/desk/signin"
         await http.get(f"{stack.url}/desk/signin")
