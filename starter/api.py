@@ -75,7 +75,7 @@ def body_model(model: type[ActionModel]) -> type[BaseModel]:
     the token says them; the actor's authority (`actor_line`) is not the client's to send at all."""
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        if name == ACTOR_LINE:
+        if name == ACTOR_LINE or name in model.meta.filled:
             continue
         if name in ACTOR_FIELDS or name == model.meta.own_line:
             what = "your line" if name == model.meta.own_line else "who acts"
@@ -455,6 +455,8 @@ def create_app(
 
     roles = {"agent": Agent, "customer_voice": CustomerVoice}
     for model in CATALOGUE.values():
+        if model.meta.role == "outage":
+            continue  # a major incident's word to its incidents (a batch signal), not a client's
         app.add_api_route(
             f"/incidents/{{ticket}}/{model.meta.path}",
             action_endpoint(model, roles[model.meta.role], act),

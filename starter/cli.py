@@ -198,11 +198,12 @@ def _list(args: argparse.Namespace) -> int:
 
 def _action_commands(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
     """One subcommand per catalogue action (workflows/domain/actions.py): its words, help and options."""
+    models = [model for model in CATALOGUE.values() if model.meta.role != "outage"]  # the major incident's own
     groups: dict[str, list[type[ActionModel]]] = {}
-    for model in CATALOGUE.values():
+    for model in models:
         groups.setdefault(model.meta.cli[0], []).append(model)
     steps: dict[str, Any] = {}
-    for model in CATALOGUE.values():
+    for model in models:
         first, *rest = model.meta.cli
         if not rest:
             sub = command(first, _act(model), model.summary())
@@ -230,8 +231,8 @@ def _action_options(model: type[ActionModel]) -> list[tuple[list[str], dict[str,
             continue
         required = field.is_required() and name not in defaults
         kinds = _field_kinds(field)
-        if name == ACTOR_LINE:
-            continue  # the acting agent's authority: the API takes it from the token
+        if name == ACTOR_LINE or name in model.meta.filled:
+            continue  # the acting agent's authority: the API takes it from the token; the service fills the rest
         if name in ACTOR_FIELDS:
             found.append((["--agent"], {"dest": name, "metavar": "NAME", "help": _AGENT_HELP}))
         elif name == model.meta.own_line:

@@ -21,7 +21,12 @@ def opening_state(input: IncidentInput) -> IncidentState | None:
     if input.opened_at is None or input.carried is not None:
         return None
     incident, _ = Incident.open(
-        input.ticket_id, input.request, input.policy, input.opened_at, previous_ticket=input.previous_ticket
+        input.ticket_id,
+        input.request,
+        input.policy,
+        input.opened_at,
+        previous_ticket=input.previous_ticket,
+        outage=input.outage,
     )
     return incident.state
 

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         PayRefund,
     )
     from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
+    from workflows.domain.linking import OUTAGE_ACTIONS, OUTAGE_LINKS
     from workflows.domain.models import MAX_NAME, ActionResult, IncidentState, Money
     from workflows.domain.money import AGENT_AUTHORITY
     from workflows.domain.policy import shared
@@ -132,7 +133,12 @@ class IncidentWorkflow:
             # Never later than the start: an opening time from the future would push every deadline out.
             opened_at = min(input.opened_at, workflow.now()) if input.opened_at else workflow.now()
             incident, effects = Incident.open(
-                input.ticket_id, input.request, input.policy, opened_at, previous_ticket=input.previous_ticket
+                input.ticket_id,
+                input.request,
+                input.policy,
+                opened_at,
+                previous_ticket=input.previous_ticket,
+                outage=input.outage,
             )
             self._observed_seq = 0
         self._live: Incident | None = incident
@@ -240,6 +246,8 @@ class IncidentWorkflow:
         self._changed = True
         action_type = _bounded_name(action_type)
         model = CATALOGUE.get(action_type)
+        if model is not None and action_type in OUTAGE_ACTIONS and not self._outage_links_allowed():
+            model = None  # an incident that refused them before major incidents existed replays that refusal
         undecodable = undecodable_reason(payload.payload)
         if undecodable is not None:
             return self._incident.reject(action_type, None, f"payload could not be decoded: {undecodable}", now)
@@ -271,6 +279,13 @@ class IncidentWorkflow:
         return outcome
 
     # --- switching on behaviour that running incidents must replay without ---
+
+    def _outage_links_allowed(self) -> bool:
+        """Whether this run takes major-incident actions (link_outage, outage_update, ...): asked once per run."""
+        features = self._incident.features
+        if OUTAGE_LINKS not in features and workflow.patched(OUTAGE_LINKS):
+            features.add(OUTAGE_LINKS)
+        return OUTAGE_LINKS in features
 
     def _follow_through_when_first_needed(self) -> None:
         """Switch FOLLOW_THROUGH on the first time its rules apply to the incident (they change nothing before).

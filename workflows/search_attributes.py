@@ -17,6 +17,7 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
+from workflows.domain.linking import outage_id_of
 from workflows.domain.models import IncidentState
 
 SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
@@ -31,6 +32,12 @@ ASSIGNEE = SearchAttributeKey.for_keyword("Assignee")
 NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 # How many notifications gave up (a customer or a line never told): the audit finds them by `> 0`.
 NOTIFICATIONS_FAILED = SearchAttributeKey.for_int("NotificationsFailed")
+# The major incident (OUT-...) an incident belongs to, and the major incident's own id on its workflow:
+# `OutageId = 'OUT-...'` lists a major incident with its incidents; its fan-outs select by it.
+OUTAGE_ID = SearchAttributeKey.for_keyword("OutageId")
+# Where the customer is, as every enclosing area (`moscow`, `moscow/khimki`, ...): `IncidentArea = 'moscow'`
+# finds every incident in Moscow. Area names only, never contact data.
+AREA = SearchAttributeKey.for_keyword_list("IncidentArea")
 
 ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     SEVERITY,
@@ -42,6 +49,8 @@ ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     ASSIGNEE,
     NEXT_DEADLINE,
     NOTIFICATIONS_FAILED,
+    OUTAGE_ID,
+    AREA,
 )
 
 # System attributes the server keeps by itself; the audit reads them, nothing here writes them.
@@ -61,6 +70,7 @@ _INDEXED_TYPE_NAMES = {
     SearchAttributeIndexedValueType.KEYWORD: "Keyword",
     SearchAttributeIndexedValueType.INT: "Int",
     SearchAttributeIndexedValueType.DATETIME: "Datetime",
+    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
 }
 
 
@@ -89,6 +99,8 @@ def values_of(state: IncidentState) -> dict[str, object]:
         ASSIGNEE.name: state.assignee,
         NEXT_DEADLINE.name: state.next_deadline,
         NOTIFICATIONS_FAILED.name: state.notifications_failed,
+        OUTAGE_ID.name: outage_id_of(state),
+        AREA.name: state.area.prefixes() if state.area is not None else None,
     }
 
 
@@ -132,5 +144,7 @@ def initial(state_severity: str, category: str, customer_id: str) -> TypedSearch
             ASSIGNEE.name: None,
             NEXT_DEADLINE.name: None,
             NOTIFICATIONS_FAILED.name: 0,
+            OUTAGE_ID.name: None,
+            AREA.name: None,
         }
     )

@@ -15,12 +15,13 @@ the templates in messages.py, the plumbing both share core.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic_core import to_json
 
-from workflows.domain import money
+from workflows.domain import linking, money
 from workflows.domain.actions import (
     CATALOGUE,
     Acknowledge,
@@ -65,6 +66,7 @@ from workflows.domain.models import (
     Status,
     UndeliveredNotification,
 )
+from workflows.domain.notice import OutageNotice
 from workflows.domain.policy import LAST_LINE, Policy
 from workflows.domain.sla import Clock, Deadline
 from workflows.domain.triage import triage
@@ -120,6 +122,7 @@ class Incident(IncidentCore):
         now: datetime,
         features: frozenset[str] = frozenset(),
         previous_ticket: str | None = None,
+        outage: OutageNotice | None = None,
     ) -> tuple[Incident, list[Effect]]:
         verdict = triage(request.category, policy)
         rules = policy.for_severity(verdict.severity)
@@ -138,6 +141,7 @@ class Incident(IncidentCore):
             line_entered_at=now,
             opened_at=now,
             expected_fix_by=now + rules.line_timeouts[1],
+            area=request.area,
         )
         incident = cls(state, policy, features)
         data: dict[str, Any] = {
@@ -160,14 +164,18 @@ class Incident(IncidentCore):
                 f"acknowledge within {format_duration(rules.acknowledge_within)}",
             )
         incident._start_customer_updates(now)
-        incident.notify_customer("ticket_opened", incident._opening_message(), now)
-        new = incident.text(
-            Message.NEW_INCIDENT,
-            severity=verdict.severity.value,
-            category=request.category,
-            description=request.description,
-        )
-        incident.notify_line(1, "new_incident", new, now)
+        if outage is not None:
+            # Opened in the area of a major incident (the intake found it): "not only you", and no page.
+            linking.link(incident, outage, now, by=outage.outage_id)
+        else:
+            incident.notify_customer("ticket_opened", incident._opening_message(), now)
+            new = incident.text(
+                Message.NEW_INCIDENT,
+                severity=verdict.severity.value,
+                category=request.category,
+                description=request.description,
+            )
+            incident.notify_line(1, "new_incident", new, now)
         if request.refund is not None:
             money.owe_refund(incident, request.refund, added_by="opened", approver_line=1, now=now)
         incident._refresh(now)
@@ -327,6 +335,7 @@ class Incident(IncidentCore):
             Clock.owned_reminder: self._remind,
             Clock.refund_reminder: self._remind,
             Clock.compensation_reminder: self._remind,
+            Clock.outage: self._outage_silent,
         }
         # A handler may start a clock that is already due (a reclassified incident); bound the chain.
         for _ in range(20):
@@ -419,14 +428,33 @@ class Incident(IncidentCore):
     @handles(Resolve)
     def _resolve(self, action: Resolve, now: datetime) -> IncidentEvent:
         self.require_status(Status.open, "resolve")
+        linking.end_by_own_resolution(self, now)
+        return self.resolve(action.agent, action.resolution, now)
+
+    def resolve(
+        self,
+        by: str,
+        resolution: str,
+        now: datetime,
+        notice: str | None = None,
+        compensate: Callable[[], None] | None = None,
+        **data: Any,
+    ) -> IncidentEvent:
+        """Record the fix: the customer is told (`notice`, else the plain words), money judged, callback set.
+
+        `compensate` replaces the late-fix rule (a major incident's credit for its duration, linking.py).
+        """
         state = self.state
         state.status = Status.resolved
         state.resolved_at = now
-        state.resolution = action.resolution
+        state.resolution = resolution
         state.clock.stop(Clock.acknowledge, Clock.line, Clock.renotify, Clock.customer_update)
-        event = self.record(EventType.resolved, now, by=action.agent, line=state.line, resolution=action.resolution)
-        self.notify_customer("resolved", self.text(Message.RESOLVED, resolution=action.resolution), now)
-        money.grant_compensation_if_owed(self, now)
+        event = self.record(EventType.resolved, now, by=by, line=state.line, resolution=resolution, **data)
+        self.notify_customer("resolved", notice or self.text(Message.RESOLVED, resolution=resolution), now)
+        if compensate is not None:
+            compensate()
+        else:
+            money.grant_compensation_if_owed(self, now)
         rules = self.rules
         if rules.callback_after is not None:
             state.awaiting = "callback"
@@ -561,8 +589,15 @@ class Incident(IncidentCore):
         self._start_renotify(now)
 
     def _customer_update(self, deadline: Deadline, now: datetime) -> None:
-        self.notify_customer("status_update", self.text(Message.STATUS_UPDATE, line=self.state.line), now)
+        if linking.linked(self.state):
+            text = linking.status_update_text(self)
+        else:
+            text = self.text(Message.STATUS_UPDATE, line=self.state.line)
+        self.notify_customer("status_update", text, now)
         self._start_customer_updates(now)
+
+    def _outage_silent(self, deadline: Deadline, now: datetime) -> None:
+        linking.silent(self, deadline, now)
 
     def _callback_due(self, deadline: Deadline, now: datetime) -> None:
         rules = self.rules
@@ -668,7 +703,12 @@ class Incident(IncidentCore):
         state, wanted = self.state, {}
         if state.status is Status.closed:
             return {}
-        if state.status is Status.open and state.line >= LAST_LINE and state.assignee is not None:
+        if (
+            state.status is Status.open
+            and state.line >= LAST_LINE
+            and state.assignee is not None
+            and not linking.linked(state)  # the major incident owns escalation while linked
+        ):
             # Owned on the last line: nothing escalates it any more. A note is news and starts over.
             wanted[Clock.owned_reminder] = f"owned:{state.assignee}:{state.notes}"
         wanted.update(money.reminders_wanted(state))
@@ -737,8 +777,16 @@ class Incident(IncidentCore):
         clock.start_from(Clock.line, since, timeout, f"line-{line} SLA {format_duration(timeout)}")
 
     def _start_renotify(self, now: datetime) -> None:
+        if linking.linked(self.state):
+            return  # the major incident owns escalation while linked; unlinking starts it again
         every = self.rules.renotify_every
         self.state.clock.start(Clock.renotify, now, every, f"line-{LAST_LINE} re-notify every {format_duration(every)}")
+
+    def _start_renotify_if_waiting(self, now: datetime) -> None:
+        """On the last line with nobody owning it, the re-notification runs (again: after a link ended)."""
+        state = self.state
+        if state.status is Status.open and state.line >= LAST_LINE and state.assignee is None:
+            self._start_renotify(now)
 
     def _start_customer_updates(self, now: datetime) -> None:
         every = self.rules.customer_updates_every

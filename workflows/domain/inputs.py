@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, Field
 
 from workflows.domain.models import IncidentState, OpenIncident
+from workflows.domain.notice import OutageNotice
 from workflows.domain.policy import Policy
 
 TASK_QUEUE = "incidents"
@@ -36,6 +37,9 @@ class IncidentInput(BaseModel):
     )
     history_size_limit: int = Field(
         default=DEFAULT_HISTORY_SIZE_LIMIT, ge=64 * 1024, description="bytes of history after which the run continues"
+    )
+    outage: OutageNotice | None = Field(
+        default=None, description="the major incident in the customer's area the intake found: it opens linked"
     )
 
 

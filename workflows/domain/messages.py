@@ -59,6 +59,22 @@ class Message(StrEnum):
     COMPENSATION_FAILED_REMINDER = "compensation_reminder.failed"
     COMPENSATION_OVERDUE_REMINDER = "payment_overdue.compensation"
     REMINDER = "reminder"
+    # A major incident (workflows/domain/outage.py) and the incidents linked to it (linking.py)
+    NOT_ONLY_YOU = "outage.not_only_you"
+    OUTAGE_STATUS_UPDATE = "outage.status_update"
+    OUTAGE_NEWS = "outage.news"
+    OUTAGE_RESOLVED = "outage.resolved"
+    OUTAGE_UNLINKED = "outage.unlinked"
+    PLANNED_WORKS_AHEAD = "planned_works.ahead"
+    PLANNED_WORKS_STARTED = "planned_works.started"
+    PLANNED_WORKS_FINISHED = "planned_works.finished"
+    LINE_OUTAGE_UNLINKED = "line.outage.unlinked"
+    LINE_OUTAGE_SILENT = "line.outage.silent"
+    OUTAGE_DECLARED = "outage.line.declared"
+    OUTAGE_UPDATE_DUE = "outage.line.update_due"
+    OUTAGE_ESCALATED = "outage.line.escalated"
+    OUTAGE_FIX_OVERDUE = "outage.line.fix_overdue"
+    OUTAGE_FAN_OUT_FAILED = "outage.line.fan_out_failed"
 
 
 _ENGLISH: dict[Message, str] = {
@@ -148,6 +164,58 @@ _ENGLISH: dict[Message, str] = {
         "${idempotency_key}."
     ),
     Message.REMINDER: "Reminder ${n}: incident ${ticket} is waiting on line ${line}.",
+    # Seed 002, told right: at once, with a time, and without a word about any other customer.
+    Message.NOT_ONLY_YOU: (
+        "We know about it: it is not only you. ${summary} Our engineers are fixing it and expect it fixed by "
+        "${fix_by}. Your ticket number is ${ticket}; we will tell you as soon as it is fixed."
+    ),
+    Message.OUTAGE_STATUS_UPDATE: (
+        "Update on ${ticket}: the failure in your area is still being fixed; we expect it fixed by ${fix_by}."
+    ),
+    Message.OUTAGE_NEWS: "Update on ${ticket}: ${news} We expect the failure in your area fixed by ${fix_by}.",
+    Message.OUTAGE_RESOLVED: (
+        "The failure in your area is fixed (ticket ${ticket}): ${resolution} If anything is still wrong for you, "
+        "tell us and we will reopen your ticket."
+    ),
+    Message.OUTAGE_UNLINKED: (
+        "Update on ${ticket}: your case is not part of the failure in your area after all; our line-${line} "
+        "specialists are handling it on its own."
+    ),
+    Message.PLANNED_WORKS_AHEAD: (
+        "Planned works in your area (${ticket}) from ${start} to ${end}: ${summary} The service may be "
+        "interrupted meanwhile; if anything is still wrong a day after they end, tell us."
+    ),
+    Message.PLANNED_WORKS_STARTED: "The planned works in your area (${ticket}) have started, until ${end}: ${summary}",
+    Message.PLANNED_WORKS_FINISHED: (
+        "The planned works in your area (${ticket}) are finished. If anything is still wrong, tell us and we will "
+        "look at it."
+    ),
+    Message.LINE_OUTAGE_UNLINKED: (
+        "Incident ${ticket} is no longer part of major incident ${outage} (${reason}): it is line ${line}'s own again "
+        "and its SLA runs on."
+    ),
+    Message.LINE_OUTAGE_SILENT: (
+        "Incident ${ticket} has heard nothing from major incident ${outage} since ${since}, past its expected fix "
+        "time: it is line ${line}'s own again and its SLA runs on."
+    ),
+    Message.OUTAGE_DECLARED: (
+        "Major incident ${ticket} (${kind}) in ${area}, categories ${categories}: ${summary} Owner ${owner}; "
+        "expected fix by ${fix_by}."
+    ),
+    Message.OUTAGE_UPDATE_DUE: (
+        "Major incident ${ticket} (${owner}): no status update since ${since}. Post one with the expected fix time "
+        "(incidents outage update)."
+    ),
+    Message.OUTAGE_ESCALATED: (
+        "Major incident ${ticket} in ${area} escalated to line ${line}: ${reason}. ${summary} Owner ${owner}."
+    ),
+    Message.OUTAGE_FIX_OVERDUE: (
+        "Major incident ${ticket} in ${area} is past its expected fix time ${fix_by}: post a new time or resolve it."
+    ),
+    Message.OUTAGE_FAN_OUT_FAILED: (
+        "Major incident ${ticket}: ${what} did not reach its linked incidents (${reason}). "
+        "Find them with `incidents list --outage ${ticket}`."
+    ),
 }
 
 # Every language's templates, by message: the lookup a later language (Babel catalogues) plugs into.

@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_extra_types.currency_code import ISO4217
 
+from workflows.domain.areas import Area
+from workflows.domain.notice import OutageLink
 from workflows.domain.sla import SlaClock
 
 MAX_NAME = 100
@@ -115,6 +117,11 @@ class OpenIncident(Contract):
         default=False,
         description="open a new incident even if this customer has an open one in the same category",
     )
+    area: Area | None = Field(
+        default=None,
+        description="where the customer is (region, city, network segment): an incident opened in the area of a "
+        "major incident for its category is linked to it",
+    )
 
 
 # --- the domain event log and the incident state ---
@@ -147,6 +154,10 @@ class EventType(StrEnum):
     reopened = "reopened"
     closed = "closed"
     action_rejected = "action_rejected"
+    # A major incident (OUT-...) owns this incident's escalation while they are linked.
+    outage_linked = "outage_linked"
+    outage_update = "outage_update"
+    outage_unlinked = "outage_unlinked"
 
 
 class IncidentEvent(BaseModel):
@@ -277,6 +288,10 @@ class IncidentState(BaseModel):
         description="notifications still undelivered when the previous run continued as new; this run resends them",
     )
     clock: SlaClock = Field(default_factory=SlaClock)
+    area: Area | None = None
+    outage: OutageLink | None = Field(
+        default=None, description="the major incident it is (or was, resolved together) linked to"
+    )
 
 
 class ActionResult(BaseModel):

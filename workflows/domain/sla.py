@@ -29,6 +29,8 @@ class Clock(StrEnum):
     owned_reminder = "owned_reminder"
     refund_reminder = "refund_reminder"
     compensation_reminder = "compensation_reminder"
+    # While linked to a major incident: the link is trusted until then without news (workflows/domain/linking.py).
+    outage = "outage"
 
 
 # The clocks that measure the support team against its SLA; only these stop while the customer owes us.
