@@ -10,14 +10,14 @@ the job already started under the same id and follows it).
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from temporalio import activity
 from temporalio.api.batch.v1 import BatchOperationSignal
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import BatchOperationState
 from temporalio.api.workflowservice.v1 import DescribeBatchOperationRequest, StartBatchOperationRequest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -27,7 +27,7 @@ from workflows.contracts import Notification
 from workflows.domain.inputs import WORKFLOW_TYPE
 from workflows.domain.models import IncidentState
 from workflows.domain.notice import OutageNotice
-from workflows.domain.outage import OUTAGE_BOARD_ID, OUTAGE_BOARD_WORKFLOW_TYPE
+from workflows.domain.outage import OUTAGE_BOARD_WORKFLOW_TYPE, outage_board_id
 from workflows.outage_contracts import (
     FAN_OUT,
     FAN_OUT_UNAVAILABLE,
@@ -43,6 +43,8 @@ from workflows.outage_contracts import (
 )
 
 FOLLOW_EVERY_SECONDS = 0.5
+CONTACT_QUERY_TIMEOUT = timedelta(seconds=5)
+BOARD_QUERY_TIMEOUT = timedelta(seconds=2)
 
 
 class OutageActivities:
@@ -102,7 +104,7 @@ class OutageActivities:
         await self._client.start_workflow(
             OUTAGE_BOARD_WORKFLOW_TYPE,
             BoardInput(),
-            id=OUTAGE_BOARD_ID,
+            id=outage_board_id(activity.info().task_queue),
             task_queue=activity.info().task_queue,
             start_signal="post",
             start_signal_args=[notice],
@@ -111,7 +113,8 @@ class OutageActivities:
     @activity.defn(name=FIND_OUTAGES)
     async def find_outages(self, lookup: OutageLookup) -> list[OutageNotice]:
         """The notices on the board that cover this customer's area and category (the intake picks by time)."""
-        return [n for n in await board_notices(self._client) if n.covers(lookup.area, lookup.category)]
+        notices = await board_notices(self._client, activity.info().task_queue)
+        return [n for n in notices if n.covers(lookup.area, lookup.category)]
 
     @activity.defn(name=TELL_AREA)
     async def tell_area(self, notice: AreaNotice) -> AreaReport:
@@ -126,9 +129,15 @@ class OutageActivities:
             customer = execution.typed_search_attributes.get(sa.CUSTOMER)
             if customer is not None and customer not in latest:
                 latest[customer] = execution.id
-        told = 0
+        told = unreachable = 0
         for customer, ticket in latest.items():
-            contact = await self._contact_of(ticket)
+            try:
+                contact = await self._contact_of(ticket)
+            except (RPCError, WorkflowQueryFailedError) as error:
+                # One incident nobody serves (its worker gone, its task failing) must not silence the rest.
+                activity.logger.warning("planned works: no contact from %s: %s", ticket, error)
+                unreachable += 1
+                continue
             if contact is None:
                 continue
             # The contact goes straight to the notifier: it never enters the major incident's history.
@@ -144,14 +153,16 @@ class OutageActivities:
             )
             told += 1
             activity.heartbeat(told)
-        return AreaReport(notice_id=notice.notice_id, customers=told)
+        return AreaReport(notice_id=notice.notice_id, customers=told, unreachable=unreachable)
 
     async def _contact_of(self, ticket: str) -> str | None:
         handle = self._client.get_workflow_handle(ticket)
         try:
             description = await handle.describe()
             if description.status == WorkflowExecutionStatus.RUNNING:
-                state: IncidentState = await handle.query("state", result_type=IncidentState)
+                state: IncidentState = await handle.query(
+                    "state", result_type=IncidentState, rpc_timeout=CONTACT_QUERY_TIMEOUT
+                )
             elif description.status == WorkflowExecutionStatus.COMPLETED:
                 state = await self._client.get_workflow_handle(ticket, result_type=IncidentState).result()
             else:
@@ -163,11 +174,14 @@ class OutageActivities:
         return state.contact
 
 
-async def board_notices(client: Client) -> list[OutageNotice]:
-    """What the outage board holds; nothing while no major incident was ever declared."""
+async def board_notices(client: Client, task_queue: str) -> list[OutageNotice]:
+    """What the outage board holds; nothing while no major incident was ever declared.
+
+    Asked on every open with an area, so it answers within BOARD_QUERY_TIMEOUT or not at all: a customer
+    is never kept from their ticket by the board (the incident opens unlinked, a sweep links it later)."""
     try:
-        notices: list[OutageNotice] = await client.get_workflow_handle(OUTAGE_BOARD_ID).query(
-            "notices", result_type=list[OutageNotice]
+        notices: list[OutageNotice] = await client.get_workflow_handle(outage_board_id(task_queue)).query(
+            "notices", result_type=list[OutageNotice], rpc_timeout=BOARD_QUERY_TIMEOUT
         )
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:

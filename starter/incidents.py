@@ -206,7 +206,11 @@ class IncidentService:
 
         if request.area is None:
             return None
-        return best_match(await board_notices(self.client), request.area, request.category, datetime.now(UTC))
+        try:
+            notices = await board_notices(self.client, self.task_queue)
+        except RPCError:
+            return None  # the board out of reach never keeps a customer from a ticket
+        return best_match(notices, request.area, request.category, datetime.now(UTC))
 
     # --- reading ---
 

@@ -35,7 +35,7 @@ from workflows.domain.actions import Feedback, Resolve
 from workflows.domain.areas import Area
 from workflows.domain.inputs import intake_workflow_id
 from workflows.domain.notice import OutageNotice
-from workflows.domain.outage import OUTAGE_BOARD_ID, DeclareOutage, PostUpdate, ResolveOutage
+from workflows.domain.outage import DeclareOutage, PostUpdate, ResolveOutage, outage_board_id
 
 HERE = Path(__file__).parent / "histories"
 
@@ -126,7 +126,7 @@ async def intake_opens_linked(
             expected_fix_by=now + timedelta(hours=6),
         )
     )
-    board = running.client.get_workflow_handle(OUTAGE_BOARD_ID)
+    board = running.client.get_workflow_handle(outage_board_id(running.task_queue))
     for _ in range(200):
         if await board.query("notices", result_type=list[OutageNotice]):
             break

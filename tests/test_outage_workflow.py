@@ -7,7 +7,7 @@ the fan-outs and the planned-works notices to the area are in tests/test_outage_
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import asyncio
 from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
@@ -18,7 +18,7 @@ from tests.conftest import RunningWorker, Sandboxes
 from tests.helpers import HOUR, MINUTE, open_request, settled, state_of
 from workflows.domain.actions import LinkOutage, UnlinkOutage
 from workflows.domain.notice import NoticeStatus, OutageNotice
-from workflows.domain.outage import OUTAGE_BOARD_ID, DeclareOutage, OutageState
+from workflows.domain.outage import DeclareOutage, OutageState, outage_board_id
 from workflows.domain.policy import default_policy
 
 KHIMKI = {"region": "moscow", "city": "khimki"}
@@ -46,12 +46,12 @@ async def declare(running: RunningWorker, env: WorkflowEnvironment, **overrides:
     _, outages = services(running)
     declared = await outages.declare(DeclareOutage.model_validate(fields))
     running.started.append(running.client.get_workflow_handle(declared.outage_id))
-    running.started.append(running.client.get_workflow_handle(OUTAGE_BOARD_ID))
+    running.started.append(running.client.get_workflow_handle(outage_board_id(running.task_queue)))
     return declared.state
 
 
 async def on_the_board(running: RunningWorker, outage_id: str) -> OutageNotice:
-    handle = running.client.get_workflow_handle(OUTAGE_BOARD_ID)
+    handle = running.client.get_workflow_handle(outage_board_id(running.task_queue))
     for _ in range(200):
         try:
             notices: list[OutageNotice] = await handle.query("notices", result_type=list[OutageNotice])
@@ -60,14 +60,8 @@ async def on_the_board(running: RunningWorker, outage_id: str) -> OutageNotice:
         found = [n for n in notices if n.outage_id == outage_id]
         if found:
             return found[0]
-        await _pause()
+        await asyncio.sleep(0.05)
     raise AssertionError(f"{outage_id} never reached the outage board")
-
-
-async def _pause() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.05)
 
 
 def kinds(notifications: list[dict[str, Any]]) -> list[str]:
@@ -90,8 +84,6 @@ async def test_a_declared_major_incident_pages_its_line_once_and_is_on_the_board
 
 
 async def until_outage(outages: OutageService, outage_id: str, predicate: Any, within: float = 20.0) -> OutageState:
-    import asyncio
-
     deadline = asyncio.get_running_loop().time() + within
     while True:
         state = await outages.state(outage_id)
@@ -189,7 +181,3 @@ async def test_planned_works_link_the_incidents_opened_in_their_window_and_no_ot
     skipping.started.append(skipping.client.get_workflow_handle(during.ticket_id))
     assert during.state.outage is not None and during.state.outage.outage_id == outage.outage_id
     assert during.state.outage.notice.kind == "planned_works"
-
-
-def _at(moment: datetime) -> datetime:
-    return moment - timedelta(microseconds=moment.microsecond)

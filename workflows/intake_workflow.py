@@ -22,7 +22,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    TimeoutError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -57,6 +63,8 @@ OUTAGE_LOOKUP = "intake-outage-lookup"
 FOLLOW_UP_CODES = frozenset({CLOSED, REOPEN_WINDOW_PASSED, INCIDENT_GONE})
 CALL_TIMEOUT = timedelta(seconds=10)
 CALL_GIVE_UP_AFTER = timedelta(seconds=60)
+BOARD_CALL_TIMEOUT = timedelta(seconds=3)
+BOARD_GIVE_UP_AFTER = timedelta(seconds=5)
 # A continued intake cannot await the child it started in an earlier run; it asks now and then instead.
 CARRIED_CHECK_EVERY = timedelta(hours=6)
 
@@ -222,11 +230,12 @@ class IncidentIntakeWorkflow:
                 FIND_OUTAGES,
                 OutageLookup(area=request.area, category=request.category),
                 result_type=list[OutageNotice],
-                start_to_close_timeout=CALL_TIMEOUT,
-                schedule_to_close_timeout=CALL_GIVE_UP_AFTER,
+                # The customer waits for the ticket: ask briefly, and open unlinked rather than late.
+                start_to_close_timeout=BOARD_CALL_TIMEOUT,
+                schedule_to_close_timeout=BOARD_GIVE_UP_AFTER,
                 summary=f"major incident in {request.area.path}?",
             )
-        except ActivityError as error:
+        except (ActivityError, TimeoutError) as error:
             # The board out of reach must not keep a customer from a ticket: open it unlinked (the major
             # incident's own sweep, or an agent, links it later).
             workflow.logger.warning("outage board unreachable, opening unlinked: %s", error)

@@ -80,6 +80,7 @@ class AreaNotice(BaseModel):
 class AreaReport(BaseModel):
     notice_id: str
     customers: int
+    unreachable: int = Field(default=0, description="incidents whose contact could not be read (nobody serves them)")
 
 
 class OutageLookup(BaseModel):

@@ -313,7 +313,9 @@ class MajorIncidentWorkflow:
             reason = str(error.cause or error)
             self._pending.extend(self._outage.area_tell_failed(effect.notice_id, reason, workflow.now()))
         else:
-            self._pending.extend(self._outage.area_told(effect.notice_id, report.customers, workflow.now()))
+            self._pending.extend(
+                self._outage.area_told(effect.notice_id, report.customers, report.unreachable, workflow.now())
+            )
 
     # --- what the web UI and visibility show ---
 

@@ -61,6 +61,13 @@ from workflows.domain.policy import LAST_LINE, PolicyError
 OUTAGE_WORKFLOW_TYPE = "MajorIncident"
 OUTAGE_BOARD_WORKFLOW_TYPE = "OutageBoard"
 OUTAGE_BOARD_ID = "outage-board"
+
+
+def outage_board_id(task_queue: str) -> str:
+    """One board per task queue: `outage-board` on the incidents' own queue; tests on a shared server keep apart."""
+    return OUTAGE_BOARD_ID if task_queue == "incidents" else f"{OUTAGE_BOARD_ID}:{task_queue}"
+
+
 # The least a line may declare from: line 1 hands a suspected outage to line 2, it does not declare one.
 DECLARING_LINE = 2
 
@@ -523,7 +530,8 @@ class Outage:
         event = self._record(OutageEventType.handed_over, now, by=action.by, owner=action.owner, previous=previous)
         return event.seq
 
-    def _resolve(self, by: str, resolution: str, now: datetime) -> int:
+    def _resolve(self, by: str, resolution: str, now: datetime, ended_at: datetime | None = None) -> int:
+        """`ended_at`: when the failure ended, if not `now` (planned works end on their clock, a timer fires late)."""
         self._require_open("resolve")
         state = self.state
         state.status = NoticeStatus.resolved
@@ -532,7 +540,7 @@ class Outage:
         state.resolution = resolution
         state.deadlines.clear()
         state.ahead_pending = []
-        state.compensation = self._credits(now)
+        state.compensation = self._credits(ended_at or now)
         event = self._record(
             OutageEventType.resolved,
             now,
@@ -590,7 +598,7 @@ class Outage:
             state.deadlines.pop(OutageClock.ahead, None)
             self._window_starts(now)
         elif clock is OutageClock.end:
-            self._resolve(state.owner, "The planned works are finished.", now)
+            self._resolve(state.owner, "The planned works are finished.", now, ended_at=at)
         elif clock is OutageClock.update_due:
             self._record(OutageEventType.update_due, now, since=state.last_update_at.isoformat())
             text = self._text(Message.OUTAGE_UPDATE_DUE, owner=state.owner, since=fmt_time(state.last_update_at))
@@ -699,8 +707,8 @@ class Outage:
             )
         )
 
-    def area_told(self, notice_id: str, customers: int, now: datetime) -> list[OutageEffect]:
-        self._record(OutageEventType.area_told, now, notice=notice_id, customers=customers)
+    def area_told(self, notice_id: str, customers: int, unreachable: int, now: datetime) -> list[OutageEffect]:
+        self._record(OutageEventType.area_told, now, notice=notice_id, customers=customers, unreachable=unreachable)
         return self.take_effects()
 
     def area_tell_failed(self, notice_id: str, reason: str, now: datetime) -> list[OutageEffect]:
