@@ -58,6 +58,7 @@ class Sizes:
     timers_few: int
     memory_open: int  # (5): open incidents cached in the worker; the bare figure counts the `timers_many` bare timers
     memory_pause: float  # (5): seconds after each step for the last activations to finish and drop their garbage
+    outage_linked: int = 2000  # (7): incidents linked to one major incident, resolved together (bench/outages.py)
 
 
 FULL = Sizes(
@@ -79,6 +80,7 @@ QUICK = Sizes(
     timers_few=10,
     memory_open=150,
     memory_pause=0.2,
+    outage_linked=40,
 )
 MEMORY_STEPS = 4
 # Deadlines are set this much past the time the starts should take at the rate just measured.
@@ -225,6 +227,7 @@ class Bench:
             },
         )
         self.api = f"http://127.0.0.1:{api_port}"
+        self.notify_url = f"http://127.0.0.1:{notify_port}/notifications"
         self.defaults_client = await Client.connect(self.defaults_address)
         await asyncio.gather(
             http_ready(f"http://127.0.0.1:{payments_port}/healthz", payments, "payment sandbox"),
@@ -578,6 +581,13 @@ class Bench:
             name.removesuffix("_event_attributes"): n for name, n in names.most_common()
         }
 
+    # --- (7) a major incident: no paging while linked, resolved together ---
+
+    async def major_incident(self) -> None:
+        from bench import outages
+
+        await outages.measure(self)
+
     async def measure(self) -> None:
         phases: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("sqlite pragmas", self.pragmas),
@@ -587,6 +597,7 @@ class Bench:
             ("timers", self.timers),
             ("memory", self.memory),
             ("history", self.history),
+            ("major incident", self.major_incident),
         ]
         for name, phase in phases:
             started = time.monotonic()

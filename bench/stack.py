@@ -23,7 +23,7 @@ from temporalio.service import RPCError
 
 from infra.binaries import dev_server_argv
 from infra.processes import spawn as spawn_tied
-from workflows.search_attributes import dev_server_flags
+from workflows.search_attributes import batch_operation_flags, dev_server_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_MARKER = "INCIDENTS_BENCH_RUN"
@@ -119,7 +119,11 @@ async def start_dev_server(
             str(processes.folder / f"{name}.sqlite"),
             port,
             sqlite_pragmas=pragmas,
-            extra=[*dev_server_flags(), "--http-port", str(free_port()), "--metrics-port", str(free_port())],
+            extra=[
+                *dev_server_flags(),
+                *batch_operation_flags(),
+                *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
+            ],
         ),
     )
     address = f"127.0.0.1:{port}"
