@@ -312,6 +312,7 @@ class IncidentService:
         """A link carries the major incident's notice as it stands now (what the customer will be told)."""
         from starter.outages import OutageNotFound, OutageRefused, OutageService
 
+        await self._describe(ticket_id)  # an unknown ticket is a 404 whatever the outage
         try:
             notice = await OutageService(self.client, task_queue=self.task_queue).notice(action.outage_id)
         except (OutageNotFound, OutageRefused) as error:

@@ -63,6 +63,7 @@ async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wor
         dev_server_extra_args=[
             *["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
             *search_attributes.reported_problems_flags(),
+            *search_attributes.batch_operation_flags(),
         ],
     )
     yield env
