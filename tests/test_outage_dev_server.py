@@ -6,12 +6,14 @@ Notifications are counted in the notification sandbox."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.testing import WorkflowEnvironment
 
+from activities.audit_findings import Finding, Kind, find_vanished
 from starter.incidents import IncidentService
 from starter.outages import OutageService
 from tests.conftest import Sandboxes, running_worker
@@ -134,7 +136,40 @@ async def test_a_mass_resolve_by_batch_operation_resolves_every_linked_incident_
         assert [n["kind"] for n in await sandboxes.notifications(outage.outage_id)] == ["outage_declared"]
         listed = await incidents.search(outage_id=outage.outage_id)
         assert {r.ticket_id for r in listed} == set(tickets)
+        # The audit does not take the reopened one (its link is over) for one left behind by its major incident.
+        findings = await find_vanished(running.client, timedelta(minutes=5))
+        assert not [f for f in findings if f.ticket_id in tickets]
         await incidents.act(later[0].ticket_id, Resolve(agent="boris", resolution="replaced the router"))
+
+
+async def test_the_audit_finds_incidents_left_linked_by_a_major_incident_that_ended_unresolved(
+    dev_env: WorkflowEnvironment, sandboxes: Sandboxes
+):
+    async with running_worker(dev_env.client, sandboxes) as running:
+        incidents = IncidentService(running.client, policy=fast_policy(), task_queue=running.task_queue)
+        outages = OutageService(running.client, policy=quick_outage_policy(), task_queue=running.task_queue)
+        outage = await declare(outages, area={"region": "moscow", "city": "lobnya"})
+
+        async def linked() -> str | None:
+            opened = await incidents.open(
+                open_request(customer_id=f"audit-{uuid.uuid4().hex[:6]}", area={"region": "moscow", "city": "lobnya"})
+            )
+            return opened.ticket_id if opened.state.outage is not None else None
+
+        ticket = await eventually(linked, what="an incident linked at opening")
+        await running.client.get_workflow_handle(outage.outage_id).terminate(reason="killed by mistake")
+
+        async def found() -> list[Finding] | None:
+            findings = await find_vanished(running.client, timedelta(minutes=5))
+            mine = [f for f in findings if f.ticket_id in (ticket, outage.outage_id)]
+            return mine if len(mine) >= 2 else None
+
+        findings = await eventually(found, what="the audit's findings")
+        kinds = {(f.ticket_id, f.kind) for f in findings}
+        assert (ticket, Kind.linked_to_ended_outage) in kinds and (outage.outage_id, Kind.ended_unclosed) in kinds
+        orphan = next(f for f in findings if f.kind is Kind.linked_to_ended_outage)
+        assert outage.outage_id in orphan.problem and "terminated" in orphan.problem
+        assert f"incidents unlink {ticket}" in orphan.action
 
 
 async def test_planned_works_tell_the_areas_recent_customers_before_at_the_start_and_at_the_end(
