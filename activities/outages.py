@@ -125,10 +125,19 @@ class OutageActivities:
             f" AND StartTime > '{since}'"
         )
         latest: dict[str, str] = {}  # customer -> their latest incident there (the listing is newest first)
-        async for execution in self._client.list_workflows(query):
-            customer = execution.typed_search_attributes.get(sa.CUSTOMER)
-            if customer is not None and customer not in latest:
-                latest[customer] = execution.id
+        try:
+            async for execution in self._client.list_workflows(query):
+                customer = execution.typed_search_attributes.get(sa.CUSTOMER)
+                if customer is not None and customer not in latest:
+                    latest[customer] = execution.id
+        except RPCError as error:
+            if error.status == RPCStatusCode.UNIMPLEMENTED:
+                raise ApplicationError(
+                    f"this Temporal server cannot list the area's incidents ({error.message})",
+                    type=FAN_OUT_UNAVAILABLE,
+                    non_retryable=True,
+                ) from None
+            raise
         told = unreachable = 0
         for customer, ticket in latest.items():
             try:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
@@ -140,14 +140,13 @@ class OutageService:
                 if not wait_for_start or attempt == 49:
                     break
                 await asyncio.sleep(0.02)
-        description = await handle.describe()
-        if description.workflow_type != OUTAGE_WORKFLOW_TYPE:
-            raise OutageNotFound(outage_id)
-        if description.status == WorkflowExecutionStatus.COMPLETED:
+        # Over: its result is its final state; one that ended without completing is replayed for its last.
+        try:
             final: OutageState = await self.client.get_workflow_handle(outage_id, result_type=OutageState).result()
-            return final
-        replayed: OutageState = await handle.query("state", result_type=OutageState)
-        return replayed
+        except WorkflowFailureError:
+            replayed: OutageState = await handle.query("state", result_type=OutageState)
+            return replayed
+        return final
 
     async def notice(self, outage_id: str) -> OutageNotice:
         """What the major incident tells linked customers now (its workflow must be running)."""

@@ -21,7 +21,14 @@ from tests.helpers import open_request
 from tests.policies import fast_policy
 from workflows.domain.actions import Feedback, Resolve
 from workflows.domain.models import IncidentState, Status
-from workflows.domain.outage import DeclareOutage, OutagePolicy, OutageState, ResolveOutage, default_outage_policy
+from workflows.domain.outage import (
+    DeclareOutage,
+    OutagePolicy,
+    OutageState,
+    PostUpdate,
+    ResolveOutage,
+    default_outage_policy,
+)
 
 T = TypeVar("T")
 KHIMKI = {"region": "moscow", "city": "khimki"}
@@ -101,6 +108,18 @@ async def test_a_mass_resolve_by_batch_operation_resolves_every_linked_incident_
         assert await _line_pages(sandboxes, earlier.ticket_id) == ["new_incident"]
         assert "not_only_you" in [n["kind"] for n in await sandboxes.notifications(earlier.ticket_id, "customer")]
 
+        # The owner's news reaches every linked customer (a fan-out of outage_update), and no line.
+        await outages.act(outage.outage_id, PostUpdate(by="boris", news="Splicing now."))
+
+        async def everyone_heard() -> bool:
+            for ticket in tickets:
+                told = await sandboxes.notifications(ticket, "customer")
+                if not [n for n in told if n["kind"] == "outage_update" and "Splicing now." in n["message"]]:
+                    return False
+            return True
+
+        await eventually(everyone_heard, what="every linked customer told the news")
+        assert await _line_pages(sandboxes, later[0].ticket_id) == []
         resolved = await outages.act(outage.outage_id, ResolveOutage(by="boris", resolution="The cable is spliced."))
         assert resolved.state.status == "resolved"
         states = await eventually(

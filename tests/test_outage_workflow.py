@@ -1,8 +1,10 @@
 """Major incidents on the time-skipping server (issue 18): declare, auto-link on open, "not only you", no
-paging while linked, unlink gives the clock back, and planned works link what opens in their window.
+paging while linked, unlink gives the clock back, planned works link what opens in their window and tell
+their area before, at the start and at the end.
 
 Batch operations and visibility listing do not exist on this server (both answer UNIMPLEMENTED, checked):
-the fan-outs and the planned-works notices to the area are in tests/test_outage_dev_server.py.
+here the fan-outs and the area's notices fail at once, recorded when they were due; their delivery to the
+linked incidents and the area's customers is in tests/test_outage_dev_server.py.
 """
 
 from __future__ import annotations
@@ -181,3 +183,34 @@ async def test_planned_works_link_the_incidents_opened_in_their_window_and_no_ot
     skipping.started.append(skipping.client.get_workflow_handle(during.ticket_id))
     assert during.state.outage is not None and during.state.outage.outage_id == outage.outage_id
     assert during.state.outage.notice.kind == "planned_works"
+
+
+async def test_planned_works_tell_their_area_an_hour_before_at_the_start_and_at_the_end(
+    time_env: WorkflowEnvironment, skipping: RunningWorker
+):
+    now = await time_env.get_current_time()
+    start = now + 3 * HOUR
+    outage = await declare(
+        skipping,
+        time_env,
+        kind="planned_works",
+        categories=[],
+        summary="Night works on the Khimki exchange.",
+        started_at=start,
+        expected_fix_by=start + 2 * HOUR,
+    )
+    # Declared three hours ahead: the notice a day ahead is already past; the one an hour ahead is due.
+    assert [str(a) for a in outage.ahead_pending] == ["1:00:00"]
+    _, outages = services(skipping)
+    await time_env.sleep(5 * HOUR + MINUTE)
+    state = await until_outage(outages, outage.outage_id, lambda s: len(_area_notices(s)) == 3)
+    due = {notice: at for notice, at in _area_notices(state)}
+    assert list(due) == [f"{outage.outage_id}:ahead-1h", f"{outage.outage_id}:started", f"{outage.outage_id}:finished"]
+    for notice, expected in zip(due, (start - HOUR, start, start + 2 * HOUR), strict=True):
+        assert abs(due[notice] - expected) < MINUTE, (notice, due[notice], expected)
+    assert state.status is NoticeStatus.resolved and state.resolution == "The planned works are finished."
+
+
+def _area_notices(state: OutageState) -> list[tuple[str, Any]]:
+    """When each notice to the area was due: here each fails at once (no visibility listing), and says so."""
+    return [(e.data["notice"], e.at) for e in state.events if e.type in ("area_told", "area_tell_failed")]

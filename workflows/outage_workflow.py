@@ -306,7 +306,11 @@ class MajorIncidentWorkflow:
                 result_type=AreaReport,
                 start_to_close_timeout=TELL_AREA_TIMEOUT,
                 heartbeat_timeout=timedelta(minutes=2),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5), maximum_attempts=20),
+                retry_policy=RetryPolicy(
+                    maximum_interval=timedelta(minutes=5),
+                    maximum_attempts=20,
+                    non_retryable_error_types=[FAN_OUT_UNAVAILABLE],
+                ),
                 summary=f"planned works: tell the area ({effect.kind.replace('_', ' ')})",
             )
         except ActivityError as error:
