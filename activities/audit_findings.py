@@ -32,12 +32,19 @@ from temporalio.service import RPCError, RPCStatusCode
 from workflows import search_attributes as sa
 from workflows.domain.durations import format_duration
 from workflows.domain.inputs import INTAKE_WORKFLOW_TYPE, TASK_QUEUE, WORKFLOW_TYPE
+from workflows.domain.models import IncidentState
+from workflows.domain.outage import OUTAGE_BOARD_WORKFLOW_TYPE, OUTAGE_WORKFLOW_TYPE
 
 SCHEDULE_ID = "incidents-audit"
 AUDIT_WORKFLOW_TYPE = "IncidentAudit"
 DEFAULT_GRACE = timedelta(minutes=5)
 _ENDED_BADLY = ("Failed", "Terminated", "TimedOut", "Canceled")
-_OURS = f"(WorkflowType = '{WORKFLOW_TYPE}' OR WorkflowType = '{INTAKE_WORKFLOW_TYPE}')"
+_OURS = (
+    f"(WorkflowType = '{WORKFLOW_TYPE}' OR WorkflowType = '{INTAKE_WORKFLOW_TYPE}'"
+    f" OR WorkflowType = '{OUTAGE_WORKFLOW_TYPE}' OR WorkflowType = '{OUTAGE_BOARD_WORKFLOW_TYPE}')"
+)
+# Workflows whose NextDeadline says when a worker must act next: incidents and major incidents.
+_TIMED = f"(WorkflowType = '{WORKFLOW_TYPE}' OR WorkflowType = '{OUTAGE_WORKFLOW_TYPE}')"
 
 
 class Kind(StrEnum):
@@ -49,6 +56,7 @@ class Kind(StrEnum):
     never_picked_up = "never_picked_up"
     overdue = "overdue"
     notifications_failed = "notifications_failed"
+    linked_to_ended_outage = "linked_to_ended_outage"
 
 
 # A stuck workflow task or a queue nobody polls is why the deadlines pass: the overdue finding adds nothing.
@@ -69,6 +77,9 @@ ACTIONS = {
     "failing workflow task on it.",
     Kind.notifications_failed: "Read its notification_failed events (`incidents history {ticket}`), tell the "
     "customer or the line by hand, and fix the notification endpoint.",
+    Kind.linked_to_ended_outage: "Resolve it (`incidents resolve {ticket}`) if the failure is fixed for this "
+    "customer, or unlink it (`incidents unlink {ticket} --reason ...`) so its own SLA runs again; its major "
+    "incident's other incidents: `incidents list --outage <OUT-...>`.",
 }
 
 
@@ -186,6 +197,31 @@ def checks(now: datetime, grace: timedelta) -> list[Check]:
         count = execution.typed_search_attributes.get(sa.NOTIFICATIONS_FAILED) or 0
         return Kind.notifications_failed, f"{count} notification(s) gave up: the customer or a line was never told"
 
+    outages: dict[str, str] = {}  # a major incident's execution status, asked once per audit
+
+    async def orphaned(client: Client, execution: ListedExecution, _: datetime) -> tuple[Kind, str] | None:
+        outage = execution.typed_search_attributes.get(sa.OUTAGE_ID)
+        if outage is None:
+            return None
+        if outage not in outages:
+            try:
+                described = await client.get_workflow_handle(outage).describe()
+                outages[outage] = described.status.name.lower() if described.status else "unknown"
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                outages[outage] = "gone"
+        if outages[outage] == "running":
+            return None
+        # Its OutageId stays after a resolution together (a reopened one keeps it): only a live link counts.
+        state = await client.get_workflow_handle(execution.id).query("state", result_type=IncidentState)
+        if state.outage is None or not state.outage.active:
+            return None
+        return Kind.linked_to_ended_outage, (
+            f"linked to {outage}, which is {outages[outage]} and will not resolve it: its SLA clocks stay stopped "
+            f"until {_timestamp(state.outage.notice.check_by)}"
+        )
+
     running = "ExecutionStatus = 'Running'"
     return [
         Check(f"{_OURS} AND ({ended_badly})", ended),
@@ -199,11 +235,16 @@ def checks(now: datetime, grace: timedelta) -> list[Check]:
         # BuildIds stays empty until a worker completes a workflow task of the execution.
         Check(f"{running} AND {sa.BUILD_IDS.name} IS NULL AND StartTime < '{overdue}'", never_picked_up),
         Check(
-            f"WorkflowType = '{WORKFLOW_TYPE}' AND {running}"
+            f"{_TIMED} AND {running}"
             f" AND ({sa.NEXT_DEADLINE.name} < '{overdue}' OR {sa.SLA_DEADLINE.name} < '{overdue}')",
             late,
         ),
         Check(f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.NOTIFICATIONS_FAILED.name} > 0", unnotified),
+        Check(
+            f"WorkflowType = '{WORKFLOW_TYPE}' AND {running} AND {sa.STATUS.name} = 'open'"
+            f" AND {sa.OUTAGE_ID.name} IS NOT NULL",
+            orphaned,
+        ),
     ]
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import activity, workflow
+from temporalio.common import SearchAttributeKey
 
 TASK_QUEUE = "bench-bare"
+# What an incident's status is published as (workflows/search_attributes.py): a resolved target says so alike.
+RESOLVED = SearchAttributeKey.for_keyword("IncidentStatus")
 
 
 @activity.defn(name="bare_noop")
@@ -57,6 +60,26 @@ class BareTimer:
     @workflow.query(name="woke")
     def woke(self) -> str | None:
         return self._woke
+
+
+@workflow.defn(name="BareOutageTarget")
+class BareOutageTarget:
+    """What a linked incident is to a mass resolve, in raw Temporal: wait for a signal, tell someone, say so."""
+
+    def __init__(self) -> None:
+        self._resolved = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self._resolved)
+        await workflow.execute_local_activity("bare_noop", start_to_close_timeout=timedelta(seconds=30))
+        # Like a resolved incident awaiting its callback: visible as resolved, and still open.
+        workflow.upsert_search_attributes([RESOLVED.value_set("resolved")])
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal(name="resolve")
+    def resolve(self, resolution: dict[str, str]) -> None:
+        self._resolved = True
 
 
 @workflow.defn(name="BareWaiter")

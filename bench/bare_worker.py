@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from bench.bare import TASK_QUEUE, BareShape, BareTimer, BareWaiter, noop
+from bench.bare import TASK_QUEUE, BareOutageTarget, BareShape, BareTimer, BareWaiter, noop
 from infra.exiting import exit_process
 
 
@@ -26,7 +26,7 @@ async def main() -> None:
     async with Worker(
         client,
         task_queue=os.environ.get("BENCH_TASK_QUEUE", TASK_QUEUE),
-        workflows=[BareShape, BareTimer, BareWaiter],
+        workflows=[BareShape, BareTimer, BareWaiter, BareOutageTarget],
         activities=[noop],
         max_cached_workflows=20_000,
         # The incident worker's sandbox set-up: workflow code imported once per process, not once per run.

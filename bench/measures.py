@@ -51,6 +51,7 @@ class Sizes:
     timers_few: int
     memory_open: int  # (5): open incidents cached in the worker; the bare figure counts the `timers_many` bare timers
     memory_pause: float  # (5): seconds after each step for the last activations to finish and drop their garbage
+    outage_linked: int = 2000  # (7): incidents linked to one major incident, resolved together (bench/outages.py)
 
 
 FULL = Sizes(
@@ -72,6 +73,7 @@ QUICK = Sizes(
     timers_few=10,
     memory_open=150,
     memory_pause=0.2,
+    outage_linked=40,
 )
 MEMORY_STEPS = 4
 # Deadlines are set this much past the time the starts should take at the rate just measured.
@@ -226,6 +228,7 @@ class Bench:
         tokens = self.tokens = write_dev_tokens(self.folder / "tokens.yml")
         self.agent_token = next(token for role, token in tokens.values() if role.value == "agent")
         self.api = f"http://127.0.0.1:{api_port}"
+        self.notify_url = f"http://127.0.0.1:{notify_port}/notifications"
         api = start(
             "api",
             *("starter.cli", "api", "--port", str(api_port)),
@@ -581,6 +584,13 @@ class Bench:
             name.removesuffix("_event_attributes"): n for name, n in names.most_common()
         }
 
+    # --- (7) a major incident: no paging while linked, resolved together ---
+
+    async def major_incident(self) -> None:
+        from bench import outages
+
+        await outages.measure(self)
+
     async def measure(self) -> None:
         phases: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("sqlite pragmas", self.pragmas),
@@ -590,6 +600,7 @@ class Bench:
             ("timers", self.timers),
             ("memory", self.memory),
             ("history", self.history),
+            ("major incident", self.major_incident),
             # Last: once an agent has opened the desk, the API keeps its read model fed (visibility, reads),
             # which would load the server under the phases before.
             ("desk", lambda: measure_desk(self, self.sizes is QUICK)),

@@ -96,6 +96,7 @@ def verdicts(f: dict[str, Any]) -> list[Verdict]:
             f["history_events"] / 60,
             f["history_events"] <= 60,
         ),
+        *outage_verdicts(f),
         Verdict(
             f"(7) desk queue page, {f['desk_open_incidents']} open",
             f"server p50 {f['desk_queue_server_p50_ms']:.0f} p95 {f['desk_queue_server_p95_ms']:.0f} ms",
@@ -128,6 +129,41 @@ def verdicts(f: dict[str, Any]) -> list[Verdict]:
     return rows
 
 
+# Declared, resolved, two link and two resolve fan-outs, pages and board posts: never a step per incident.
+OUTAGE_HISTORY_EVENTS = 120
+
+
+def outage_verdicts(f: dict[str, Any]) -> list[Verdict]:
+    """(7) bench/outages.py: a major incident's linked incidents page nobody, and resolve together near raw speed."""
+    if "outage_mass_resolve_s" not in f:
+        return []
+    count, pages = f["outage_linked_count"], f["outage_linked_line_pages"] + f["outage_linked_escalated"]
+    allowance = 1.5 * f["outage_raw_batch_signal_s"]
+    return [
+        Verdict(
+            f"(7) {count} linked, own deadlines in 1 ms",
+            f"{f['outage_linked_line_pages']} line pages, {f['outage_linked_escalated']} escalated",
+            "0 pages",
+            None,
+            pages == 0,
+        ),
+        Verdict(
+            f"(7) mass resolve of {count} linked",
+            f"{f['outage_mass_resolve_s']:.1f}s (raw batch signal {f['outage_raw_batch_signal_s']:.1f}s)",
+            "<= 1.5 x raw",
+            f["outage_mass_resolve_s"] / allowance,
+            f["outage_mass_resolve_s"] <= allowance,
+        ),
+        Verdict(
+            "(7) the major incident's own history",
+            f"{f['outage_history_events']} events",
+            f"<= {OUTAGE_HISTORY_EVENTS} whatever the count",
+            f["outage_history_events"] / OUTAGE_HISTORY_EVENTS,
+            f["outage_history_events"] <= OUTAGE_HISTORY_EVENTS,
+        ),
+    ]
+
+
 def warnings(f: dict[str, Any]) -> list[str]:
     """Where a comparison was not like for like: the starts of (4) ran past the shared deadline."""
     out = []
@@ -139,6 +175,11 @@ def warnings(f: dict[str, Any]) -> list[str]:
                     f"note: (4) {f[f'timers_{label}_count']} {what} were still starting {late:.1f}s after their "
                     "deadline; those waited less and their lag includes the delay, so that row is not like for like"
                 )
+    if f.get("outage_linked_started_late_s", 0.0) > 0:
+        out.append(
+            f"note: (7) the last linked incidents opened {f['outage_linked_started_late_s']:.1f}s after their shared "
+            "deadline: theirs had passed when they opened (it still fell due, and paged nobody)"
+        )
     return out
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from infra.binaries import dev_server_argv
 from infra.processes import Child, ReadyCheck, Supervisor, free_port, temporal_serving
-from workflows.search_attributes import dev_server_flags
+from workflows.search_attributes import batch_operation_flags, dev_server_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_MARKER = "INCIDENTS_BENCH_RUN"
@@ -82,7 +82,11 @@ async def start_dev_server(processes: Processes, name: str, pragmas: dict[str, s
             str(processes.folder / f"{name}.sqlite"),
             port,
             sqlite_pragmas=pragmas,
-            extra=[*dev_server_flags(), "--http-port", str(free_port()), "--metrics-port", str(free_port())],
+            extra=[
+                *dev_server_flags(),
+                *batch_operation_flags(),
+                *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
+            ],
         ),
         temporal_serving("127.0.0.1", port),
     )

@@ -45,11 +45,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from infra.errors import field_path
 from infra.settings import Settings
 from infra.telemetry import configure_tracing, instrument_fastapi
+from starter import outage_api
 from starter.auth import Principal, Role, TokenStore
 from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
 from workflows.domain.actions import ACTOR_FIELDS, ACTOR_LINE, CATALOGUE, ActionModel
 from workflows.domain.inputs import TASK_QUEUE
 from workflows.domain.models import Contract, IncidentEvent, IncidentState, OpenIncident, Severity, Status
+from workflows.domain.notice import OUTAGE_ID_PATTERN
+from workflows.domain.outage import OutageState
 from workflows.domain.tickets import is_ticket_id
 
 log = logging.getLogger(__name__)
@@ -77,7 +80,7 @@ def body_model(model: type[ActionModel]) -> type[BaseModel]:
     the token says them; the actor's authority (`actor_line`) is not the client's to send at all."""
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        if name == ACTOR_LINE:
+        if name == ACTOR_LINE or name in model.meta.filled:
             continue
         if name in ACTOR_FIELDS or name == model.meta.own_line:
             what = "your line" if name == model.meta.own_line else "who acts"
@@ -436,7 +439,11 @@ def create_app(
             response.status_code = 200
         return opened.state
 
-    @app.get("/incidents", summary="Find incidents by status, severity, line, customer or category", responses=_READ)
+    @app.get(
+        "/incidents",
+        summary="Find incidents by status, severity, line, customer, category or major incident",
+        responses=_READ,
+    )
     async def list_incidents(
         _: Reader,
         status: Status | None = None,
@@ -445,8 +452,10 @@ def create_app(
         customer_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._:@-]{1,128}$")] = None,
         category: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        outage_id: Annotated[str | None, Query(pattern=OUTAGE_ID_PATTERN, description="linked to this OUT-...")] = None,
     ) -> list[IncidentSummary]:
-        return await answered(service.search(status, severity, line, customer_id, category, limit), "the search")
+        search = service.search(status, severity, line, customer_id, category, limit, outage_id=outage_id)
+        return await answered(search, "the search")
 
     @app.get(
         "/incidents/{ticket}",
@@ -471,6 +480,8 @@ def create_app(
 
     roles = {"agent": Agent, "customer_voice": CustomerVoice}
     for model in CATALOGUE.values():
+        if model.meta.role == "outage":
+            continue  # a major incident's word to its incidents (a batch signal), not a client's
         app.add_api_route(
             f"/incidents/{{ticket}}/{model.meta.path}",
             action_endpoint(model, roles[model.meta.role], act),
@@ -481,6 +492,30 @@ def create_app(
             name=model.action_name(),
         )
 
+    outage_api.install(
+        app,
+        caller,
+        answered,
+        {
+            "declare": {
+                **_documented(400, 401, 403, 413, 422, 502, 503, 504),
+                200: {
+                    "model": OutageState,
+                    "description": "a repeated request id: what it declared (`Incident-Outcome: existing`)",
+                },
+            },
+            "read": _READ,
+            "one": {**_READ_ONE, 404: {"model": Problem, "description": "no major incident with this id"}},
+            "act": {
+                **_ACT,
+                404: {"model": Problem, "description": "no major incident with this id"},
+                409: {
+                    "model": Refusal,
+                    "description": "the major incident refused the action (the reason is in `detail`)",
+                },
+            },
+        },
+    )
     instrument_fastapi(app, tracer_provider)
     return app
 

@@ -148,6 +148,8 @@ def _open(args: argparse.Namespace) -> int:
     if args.refund is not None or args.currency is not None:
         given = {"amount": args.refund, "currency": args.currency}
         fields["refund"] = {name: value for name, value in given.items() if value is not None}
+    if args.region is not None or args.city is not None or args.segment is not None:
+        fields["area"] = {"region": args.region, "city": args.city, "segment": args.segment}
     request = _validated(lambda: OpenIncident.model_validate(fields))
 
     async def work(service: Any) -> None:
@@ -192,7 +194,9 @@ def _list(args: argparse.Namespace) -> int:
     from starter import render
 
     async def work(service: Any) -> None:
-        rows = await service.search(args.status, args.severity, args.line, args.customer, args.category, args.limit)
+        rows = await service.search(
+            args.status, args.severity, args.line, args.customer, args.category, args.limit, outage_id=args.outage
+        )
         _emit(args, [r.model_dump(mode="json") for r in rows], lambda c: render.table(c, rows))
 
     return _run(work, args)
@@ -200,11 +204,12 @@ def _list(args: argparse.Namespace) -> int:
 
 def _action_commands(commands: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
     """One subcommand per catalogue action (workflows/domain/actions.py): its words, help and options."""
+    models = [model for model in CATALOGUE.values() if model.meta.role != "outage"]  # the major incident's own
     groups: dict[str, list[type[ActionModel]]] = {}
-    for model in CATALOGUE.values():
+    for model in models:
         groups.setdefault(model.meta.cli[0], []).append(model)
     steps: dict[str, Any] = {}
-    for model in CATALOGUE.values():
+    for model in models:
         first, *rest = model.meta.cli
         if not rest:
             sub = command(first, _act(model), model.summary())
@@ -232,8 +237,8 @@ def _action_options(model: type[ActionModel]) -> list[tuple[list[str], dict[str,
             continue
         required = field.is_required() and name not in defaults
         kinds = _field_kinds(field)
-        if name == ACTOR_LINE:
-            continue  # the acting agent's authority: the API takes it from the token
+        if name == ACTOR_LINE or name in model.meta.filled:
+            continue  # the acting agent's authority: the API takes it from the token; the service fills the rest
         if name in ACTOR_FIELDS:
             found.append((["--agent"], {"dest": name, "metavar": "NAME", "help": _AGENT_HELP}))
         elif name == model.meta.own_line:
@@ -501,6 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     opening.add_argument(
         "--time-zone", help="the customer's IANA time zone, e.g. Europe/Moscow (default: the policy's)"
     )
+    opening.add_argument("--region", help="where the customer is: region (a major incident there links it)")
+    opening.add_argument("--city", help="where the customer is: city within the region")
+    opening.add_argument("--segment", help="where the customer is: network segment within the city")
     opening.add_argument("--json", action="store_true", help="print the incident state as JSON")
 
     _ticket(command("show", _show, "the incident as the workflow sees it"))
@@ -511,10 +519,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--line", type=int, choices=[1, 2, 3])
     listing.add_argument("--customer")
     listing.add_argument("--category")
+    listing.add_argument("--outage", metavar="OUT-...", help="linked to this major incident")
     listing.add_argument("--limit", type=_limit, default=50, help="at most this many (1-1000, default 50)")
     listing.add_argument("--json", action="store_true")
 
     _action_commands(commands, command)
+    from starter.outage_cli import add_commands as add_outage_commands
+
+    add_outage_commands(command)
 
     audit = command("audit", _audit, "list incident executions that vanished (ended unclosed or stalled)")
     audit.add_argument("rest", nargs=argparse.REMAINDER, help="--grace 5m | --schedule 15m | --json")

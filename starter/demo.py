@@ -9,6 +9,9 @@
 3. A caller rings three times about the same iPhone (seed 003): one ticket, the later calls joined to it.
 4. The agent needs an answer from the customer (issue 17): asked, silent, reminded, and the answer
    (a call about the same problem) resumes the SLA clock where it stopped.
+5. A whole town loses its connection (seed 002, told right): 30 customers call about one failure; each
+   hears at once "we know, it is not only you, expected by ...", no line is paged thirty times, and one
+   resolution of the major incident resolves all thirty, each customer told.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from urllib.parse import quote
 
@@ -190,7 +194,81 @@ async def play(
         f"the customer calls with the answer: {answer.outcome} {answer.ticket_id}, {state.status.value} again, "
         f"its line-1 deadline {later}: as long as it waited.  {ui}/{ticket}"
     )
+    outage_id = await _whole_town(service, console, run, speed)
+
     console.rule()
     query = f"CustomerId IN ('isp-{run}', 'carshare-{run}', 'shop-{run}', '{customer}')"
-    console.print(f"All four in the web UI (query: {query}):")
+    console.print(f"The first four in the web UI (query: {query}):")
     console.print(f"  {ui}?query={quote(query)}")
+    town = f"OutageId = '{outage_id}'"
+    console.print(f"The major incident and its thirty incidents (query: {town}):")
+    console.print(f"  {ui}?query={quote(town)}")
+
+
+TOWN_CALLS = 30
+
+
+async def _whole_town(service: IncidentService, console: Console, run: str, speed: float) -> str:
+    """Story 4: one failure, thirty calls, one major incident; returns its id."""
+    from activities.outages import board_notices
+    from starter.outages import OutageService
+    from workflows.domain.outage import DeclareOutage, ResolveOutage
+
+    console.rule("[bold]5. The whole town at once (seed 002, told right)")
+    outages = OutageService(service.client, task_queue=service.task_queue)
+    town = {"region": "moscow", "city": f"demo-{run}"}
+    declared = await outages.declare(
+        DeclareOutage.model_validate(
+            {
+                "area": town,
+                "categories": ["connection_lost", "speed_drop"],
+                "summary": "A trunk cable was cut by roadworks.",
+                "owner": "boris",
+                "declared_by": "boris",
+                "expected_fix_by": (datetime.now(UTC) + timedelta(hours=3)).isoformat(),
+            }
+        )
+    )
+    outage_id = declared.outage_id
+    console.print(f"line 2 (boris) declares major incident [bold]{outage_id}[/] for {town['region']}/{town['city']}")
+    deadline = time.monotonic() + 20 / speed
+    while outage_id not in {n.outage_id for n in await board_notices(service.client, service.task_queue)}:
+        if time.monotonic() > deadline:
+            raise DemoError(f"{outage_id} never reached the outage board; is a worker running (`make run`)?")
+        await asyncio.sleep(0.2)
+
+    async def call(n: int) -> IncidentState:
+        opened = await service.open(
+            OpenIncident(
+                customer_id=f"town-{run}-{n:02d}",
+                category="connection_lost" if n % 3 else "speed_drop",
+                channel="phone",
+                contact=f"+7 900 100-00-{n:02d}",
+                description="No internet since this morning",
+                area={**town, "segment": f"block-{n % 5}"},
+            )
+        )
+        return opened.state
+
+    opened = await asyncio.gather(*(call(n) for n in range(1, TOWN_CALLS + 1)))
+    linked = [s for s in opened if s.outage is not None and s.outage.outage_id == outage_id]
+    heard = [e for s in linked for e in s.events if e.type == "customer_notified" and e.data["kind"] == "not_only_you"]
+    paged = [e for s in opened for e in s.events if e.type == "line_notified"]
+    console.print(
+        f'{TOWN_CALLS} customers called: {len(linked)} tickets linked at once, {len(heard)} told "it is not only '
+        f'you", {len(paged)} line pages'
+    )
+    await outages.act(outage_id, ResolveOutage(by="boris", resolution="The cable is spliced; service is back."))
+    tickets = [s.ticket_id for s in linked]
+
+    async def resolved() -> int:
+        states = await asyncio.gather(*(service.state(t) for t in tickets))
+        return sum(s.status.value != "open" for s in states)
+
+    deadline = time.monotonic() + 60 / speed
+    while (done := await resolved()) < len(tickets):
+        if time.monotonic() > deadline:
+            raise DemoError(f"{outage_id}: only {done} of {len(tickets)} resolved together; is a worker running?")
+        await asyncio.sleep(0.5)
+    console.print(f"one resolution: all {len(tickets)} resolved together, each customer told, each with its callback")
+    return outage_id

@@ -99,7 +99,7 @@ class DevStack:
         if self.external_temporal is None:
             t = c.temporal
             from infra.binaries import dev_server_argv
-            from workflows.search_attributes import dev_server_flags, reported_problems_flags
+            from workflows.search_attributes import batch_operation_flags, dev_server_flags, reported_problems_flags
 
             children.append(
                 Child(
@@ -116,7 +116,7 @@ class DevStack:
                         # user's `ps`) and the UI hands it to every browser (GET /api/v1/settings). An SRE
                         # sets the endpoint in their own browser's codec setting; the banner prints it.
                         # The audit finds incidents whose workflow task keeps failing by the server's flag.
-                        extra=[*dev_server_flags(), *reported_problems_flags()],
+                        extra=[*dev_server_flags(), *reported_problems_flags(), *batch_operation_flags()],
                     ),
                     temporal_serving(t.host, t.port),
                     f"Temporal {t.host}:{t.port}, web UI http://localhost:{t.ui_port} (log: {c.data_dir}/temporal.log)",

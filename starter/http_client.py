@@ -11,7 +11,9 @@ carrying the server's `detail` (Rejected holds the incident's reason).
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, cast, get_args
 from urllib.parse import quote
@@ -20,13 +22,17 @@ import httpx
 from pydantic import TypeAdapter
 
 from starter.incidents import IncidentSummary, Outcome
+from starter.outages import OutageSummary
 from workflows.domain.actions import ACTOR_LINE, ActionModel
 from workflows.domain.models import IncidentEvent, IncidentState, OpenIncident, Severity, Status
+from workflows.domain.notice import is_outage_id
+from workflows.domain.outage import DeclareOutage, OutageState
 from workflows.domain.tickets import is_ticket_id
 
 OUTCOME_HEADER = "Incident-Outcome"
 _EVENTS = TypeAdapter(list[IncidentEvent])
 _SUMMARIES = TypeAdapter(list[IncidentSummary])
+_OUTAGES = TypeAdapter(list[OutageSummary])
 
 
 class ApiError(Exception):
@@ -47,7 +53,7 @@ class Forbidden(ApiError):
 
 
 class NotFound(ApiError):
-    """404: no incident with that ticket number."""
+    """404: no incident with that ticket number (or no major incident with that id)."""
 
 
 class Rejected(ApiError):
@@ -137,6 +143,7 @@ class IncidentsHttpClient:
         customer_id: str | None = None,
         category: str | None = None,
         limit: int | None = None,
+        outage_id: str | None = None,
     ) -> list[IncidentSummary]:
         """Incidents matching every filter given, from Temporal visibility (updated a moment after a change)."""
         filters: dict[str, Any] = {
@@ -146,6 +153,7 @@ class IncidentsHttpClient:
             "customer_id": customer_id,
             "category": category,
             "limit": limit,
+            "outage_id": outage_id,
         }
         params = {name: str(value) for name, value in filters.items() if value is not None}
         return _SUMMARIES.validate_json((await self._call("GET", "/incidents", params=params)).content)
@@ -162,6 +170,44 @@ class IncidentsHttpClient:
         answer = response.json()
         return Acted(int(answer["event_seq"]), IncidentState.model_validate(answer["state"]), answer)
 
+    # --- major incidents (issue 18): line 2 or above, or an operator's token, to declare and act ---
+
+    async def declare_outage(self, request: DeclareOutage) -> OutageState:
+        """Declare a major incident (or planned works); a repeated request id returns the one it declared."""
+        body = request.model_dump(mode="json", exclude_none=True)
+        return OutageState.model_validate_json((await self._call("POST", "/outages", json=body)).content)
+
+    async def outage(self, outage_id: str) -> OutageState:
+        return OutageState.model_validate_json((await self._call("GET", _outage(outage_id))).content)
+
+    async def outages(self, *, running: bool = False, limit: int | None = None) -> builtins.list[OutageSummary]:
+        params = {"running": str(running).lower(), **({"limit": str(limit)} if limit else {})}
+        return _OUTAGES.validate_json((await self._call("GET", "/outages", params=params)).content)
+
+    async def outage_incidents(self, outage_id: str) -> builtins.list[IncidentSummary]:
+        return _SUMMARIES.validate_json((await self._call("GET", f"{_outage(outage_id)}/incidents")).content)
+
+    async def update_outage(
+        self, outage_id: str, news: str | None = None, expected_fix_by: datetime | None = None
+    ) -> OutageState:
+        body = {"news": news, "expected_fix_by": expected_fix_by.isoformat() if expected_fix_by else None}
+        return await self._outage_action(outage_id, "updates", body)
+
+    async def escalate_outage(self, outage_id: str, reason: str) -> OutageState:
+        return await self._outage_action(outage_id, "escalate", {"reason": reason})
+
+    async def hand_over_outage(self, outage_id: str, owner: str, owner_line: int = 2) -> OutageState:
+        return await self._outage_action(outage_id, "hand-over", {"owner": owner, "owner_line": owner_line})
+
+    async def resolve_outage(self, outage_id: str, resolution: str) -> OutageState:
+        """Resolve it: every linked incident is resolved with it (a batch job the major incident follows)."""
+        return await self._outage_action(outage_id, "resolve", {"resolution": resolution})
+
+    async def _outage_action(self, outage_id: str, path: str, body: dict[str, Any]) -> OutageState:
+        sent = {name: value for name, value in body.items() if value is not None}
+        answer = (await self._call("POST", f"{_outage(outage_id)}/{path}", json=sent)).json()
+        return OutageState.model_validate(answer["state"])
+
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = await self._http.request(method, f"{self._base}{path}", headers=self._headers, **kwargs)
         if response.status_code >= 400:
@@ -174,6 +220,12 @@ def _incident(ticket_id: str) -> str:
     if not is_ticket_id(ticket_id):
         raise NotFound(404, f"no incident {ticket_id}")
     return f"/incidents/{quote(ticket_id, safe='')}"
+
+
+def _outage(outage_id: str) -> str:
+    if not is_outage_id(outage_id):
+        raise NotFound(404, f"no major incident {outage_id}")
+    return f"/outages/{quote(outage_id, safe='')}"
 
 
 def _detail(response: httpx.Response) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -30,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.intake import request_key_of
 from workflows import search_attributes as sa
-from workflows.domain.actions import ActionModel
+from workflows.domain.actions import ActionModel, LinkOutage
 from workflows.domain.inputs import (
     TASK_QUEUE,
     WORKFLOW_TYPE,
@@ -41,6 +41,7 @@ from workflows.domain.inputs import (
     intake_workflow_id,
 )
 from workflows.domain.models import ActionResult, IncidentEvent, IncidentState, OpenIncident, Severity, Status
+from workflows.domain.notice import OutageNotice, best_match
 from workflows.domain.policy import Policy, load_policy
 from workflows.domain.tickets import new_ticket_id, request_key, ticket_for_request
 from workflows.incident_start import start_options
@@ -91,6 +92,7 @@ class IncidentSummary(BaseModel):
     assignee: str | None
     opened_at: datetime
     execution_status: str
+    outage_id: str | None = None
 
 
 def visibility_query(
@@ -99,6 +101,7 @@ def visibility_query(
     line: int | None = None,
     customer_id: str | None = None,
     category: str | None = None,
+    outage_id: str | None = None,
 ) -> str:
     # Values are validated enums, ints or identifiers restricted to [A-Za-z0-9._:@-], so quoting is safe.
     clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
@@ -112,6 +115,8 @@ def visibility_query(
         clauses.append(f"{sa.CUSTOMER.name} = '{_quoted(customer_id)}'")
     if category is not None:
         clauses.append(f"{sa.CATEGORY.name} = '{_quoted(category)}'")
+    if outage_id is not None:
+        clauses.append(f"{sa.OUTAGE_ID.name} = '{_quoted(outage_id)}'")
     return " AND ".join(clauses)
 
 
@@ -170,12 +175,15 @@ class IncidentService:
 
     async def _start_directly(self, request: OpenIncident) -> IntakeResult:
         """The caller asked for a new incident: skip the recontact check, keep request-id idempotency."""
+        outage = await self._outage_for(request)
         for attempt in range(TICKET_ATTEMPTS):
             if request.request_id:
                 ticket = ticket_for_request(request.customer_id, request.request_id, attempt)
             else:
                 ticket = new_ticket_id()
-            input = IncidentInput(ticket_id=ticket, request=request, policy=self.policy, customer_locale=True)
+            input = IncidentInput(
+                ticket_id=ticket, request=request, policy=self.policy, customer_locale=True, outage=outage
+            )
             try:
                 await self.client.start_workflow(
                     WORKFLOW_TYPE,
@@ -193,6 +201,18 @@ class IncidentService:
                 continue
             return IntakeResult(ticket_id=ticket, outcome="created")
         raise WorkflowAlreadyStartedError(ticket, WORKFLOW_TYPE)
+
+    async def _outage_for(self, request: OpenIncident) -> OutageNotice | None:
+        """The major incident a new incident opens linked to, as the intake would find it."""
+        from activities.outages import board_notices
+
+        if request.area is None:
+            return None
+        try:
+            notices = await board_notices(self.client, self.task_queue)
+        except RPCError:
+            return None  # the board out of reach never keeps a customer from a ticket
+        return best_match(notices, request.area, request.category, datetime.now(UTC))
 
     # --- reading ---
 
@@ -243,8 +263,9 @@ class IncidentService:
         customer_id: str | None = None,
         category: str | None = None,
         limit: int = 100,
+        outage_id: str | None = None,
     ) -> list[IncidentSummary]:
-        query = visibility_query(status, severity, line, customer_id, category)
+        query = visibility_query(status, severity, line, customer_id, category, outage_id)
         rows: list[IncidentSummary] = []
         async for execution in self.client.list_workflows(query, limit=limit):
             attributes = execution.typed_search_attributes
@@ -260,6 +281,7 @@ class IncidentService:
                     assignee=attributes.get(sa.ASSIGNEE),
                     opened_at=execution.start_time,
                     execution_status=execution.status.name.lower() if execution.status else "unknown",
+                    outage_id=attributes.get(sa.OUTAGE_ID),
                 )
             )
         return rows
@@ -268,6 +290,8 @@ class IncidentService:
 
     async def act(self, ticket_id: str, action: ActionModel) -> ActionResult:
         """Apply an agent's action and return the verdict; a rejection raises ActionRejected."""
+        if isinstance(action, LinkOutage) and action.notice is None:
+            action = await self._with_notice(ticket_id, action)
         payload = action.model_dump(mode="json", exclude={"type"})
         handle = self.handle(ticket_id)
         try:
@@ -285,6 +309,17 @@ class IncidentService:
         if not result.accepted:
             raise ActionRejected(ticket_id, action.type, result.reason or "rejected", result.event_seq)
         return result
+
+    async def _with_notice(self, ticket_id: str, action: LinkOutage) -> LinkOutage:
+        """A link carries the major incident's notice as it stands now (what the customer will be told)."""
+        from starter.outages import OutageNotFound, OutageRefused, OutageService
+
+        await self._describe(ticket_id)  # an unknown ticket is a 404 whatever the outage
+        try:
+            notice = await OutageService(self.client, task_queue=self.task_queue).notice(action.outage_id)
+        except (OutageNotFound, OutageRefused) as error:
+            raise ActionRejected(ticket_id, action.type, str(error)) from None
+        return action.model_copy(update={"notice": notice})
 
     async def _describe(self, ticket_id: str) -> WorkflowExecutionDescription:
         """The incident's execution, or IncidentNotFound (also for ids of other workflow types)."""

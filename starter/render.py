@@ -22,7 +22,9 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from starter.incidents import IncidentSummary
+    from starter.outages import OutageSummary
     from workflows.domain.models import IncidentEvent, IncidentState
+    from workflows.domain.outage import OutageState
 
 M = TypeVar("M")
 
@@ -80,6 +82,17 @@ def show(console: Console, state: IncidentState) -> None:
         ("line deadline", _when(state.sla_deadline)),
         ("next deadline", _when(state.next_deadline)),
     ]
+    if state.outage is not None:
+        link = state.outage
+        fix_by = _when(link.notice.expected_fix_by)
+        rows.append(
+            (
+                "major incident",
+                f"linked to {link.outage_id}, expected fixed by {fix_by}: it owns escalation"
+                if link.active
+                else f"{link.outage_id} ({link.ended})",
+            )
+        )
     if state.sla_breaches:
         rows.append(("SLA breached", ", ".join(state.sla_breaches)))
     if state.refund is not None:
@@ -177,5 +190,63 @@ def table(console: Console, rows: Sequence[IncidentSummary]) -> None:
             row.customer_id or "-",
             row.assignee or "-",
             _when(row.sla_deadline),
+        )
+    console.print(grid)
+
+
+def outage(console: Console, state: OutageState) -> None:
+    """A major incident: what it is, where, who owns it, and its own event log."""
+    state = _shown(state)
+    console.print(
+        f"[bold]{state.outage_id}[/]  {state.kind.value.replace('_', ' ')}  [bold]{state.status.value}[/]  "
+        f"line {state.line}"
+    )
+    rows = [
+        ("area", state.area.path),
+        ("categories", ", ".join(state.categories) or "all"),
+        ("summary", state.summary),
+        ("owner", state.owner),
+        ("started", _when(state.started_at)),
+        ("expected fixed by", _when(state.expected_fix_by)),
+        ("updates", f"{state.updates}, the last {_when(state.last_update_at)}"),
+    ]
+    if state.resolution:
+        rows.append(("resolution", f"{state.resolution} ({_when(state.resolved_at)})"))
+    if state.compensation:
+        rows.append(
+            ("credit", ", ".join(f"{s.value} {m.amount:.2f} {m.currency}" for s, m in state.compensation.items()))
+        )
+    for record in state.fan_outs:
+        reached = f", {record.reached} reached" if record.reached is not None else ""
+        rows.append(
+            ("fan-out", f"{record.job_id}: {record.status}{reached}" + (f" ({record.reason})" if record.reason else ""))
+        )
+    rows.append(("its incidents", f"incidents outage incidents {state.outage_id}"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    for name, value in rows:
+        grid.add_row(name, value)
+    console.print(grid)
+
+
+def outage_table(console: Console, rows: Sequence[OutageSummary]) -> None:
+    rows = _shown(rows)
+    if not rows:
+        console.print("no major incidents")
+        return
+    grid = Table(show_edge=False, header_style="bold")
+    for title in ("major incident", "kind", "status", "area", "categories", "owner", "line", "expected fixed by"):
+        grid.add_column(title)
+    for row in rows:
+        grid.add_row(
+            row.outage_id,
+            (row.kind or "-").replace("_", " "),
+            row.status or row.execution_status,
+            row.area or "-",
+            ", ".join(row.categories) or "all",
+            row.owner or "-",
+            str(row.line or "-"),
+            _when(row.expected_fix_by),
         )
     console.print(grid)

@@ -125,6 +125,7 @@ async def dev_server(database: Path) -> AsyncIterator[WorkflowEnvironment]:
         dev_server_extra_args=[
             *["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
             *search_attributes.reported_problems_flags(),
+            *search_attributes.batch_operation_flags(),
         ],
     )
     try:

@@ -90,6 +90,51 @@ async def customer_messaged(env: WorkflowEnvironment, running: RunningWorker) ->
     return handle
 
 
+def _notice(outage_id: str, opened: IncidentState, fix_in: timedelta, status: str = "active") -> dict[str, object]:
+    """A major incident's notice as its fan-out sends it (JSON), around the incident's opening time."""
+    return {
+        "outage_id": outage_id,
+        "area": {"region": "moscow", "city": "khimki"},
+        "categories": ["connection_lost"],
+        "status": status,
+        "summary": "A cable was cut in Khimki.",
+        "started_at": opened.opened_at.isoformat(),
+        "expected_fix_by": (opened.opened_at + fix_in).isoformat(),
+        "check_by": (opened.opened_at + fix_in + 4 * HOUR).isoformat(),
+    }
+
+
+async def linked_to_an_outage(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
+    """Issue 18: linked to a major incident, no paging past its own SLAs, news, resolved together with a credit,
+    the callback and feedback; an unknown outage's news refused on the way."""
+    area = {"region": "moscow", "city": "khimki", "segment": "north-7"}
+    handle = await start_incident(running, area=area)
+    opened = await settled(handle)
+    await send(
+        handle, "link_outage", agent="boris", outage_id="OUT-AAAAAA", notice=_notice("OUT-AAAAAA", opened, 8 * HOUR)
+    )
+    await settled(handle)
+    await env.sleep(5 * HOUR)
+    await settled(handle)
+    await send(handle, "outage_update", notice=_notice("OUT-BBBBBB", opened, 9 * HOUR), news="wrong outage")
+    await send(handle, "outage_update", notice=_notice("OUT-AAAAAA", opened, 9 * HOUR), news="Splicing now.")
+    await settled(handle)
+    await send(
+        handle,
+        "outage_resolved",
+        notice=_notice("OUT-AAAAAA", opened, 9 * HOUR, status="resolved"),
+        resolution="The cable is spliced.",
+        resolved_by="boris",
+        compensation={"critical": {"amount": "50.00", "currency": "RUB"}},
+    )
+    await until(handle, lambda s: s.compensation is not None and s.compensation.status == "granted")
+    await env.sleep(24 * HOUR + timedelta(minutes=1))
+    await settled(handle)
+    await send(handle, "feedback", score=5)
+    await handle.result()
+    return handle
+
+
 async def routine_over_a_weekend(
     env: WorkflowEnvironment, running: RunningWorker
 ) -> WorkflowHandle[Any, IncidentState]:
@@ -149,4 +194,5 @@ LIFECYCLES: dict[str, Lifecycle] = {
     "routine_over_a_weekend": routine_over_a_weekend,
     "waiting_on_the_customer": waiting_on_the_customer,
     "self_help_first": self_help_first,
+    "linked_to_an_outage": linked_to_an_outage,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,21 @@ from infra.binaries import temporal_test_server
 from infra.connection import data_converter
 from infra.exiting import exit_process
 from starter.incidents import IncidentService
-from tests.harness import RunningWorker, register_search_attributes, running_worker, served_sandboxes
+from starter.outages import OutageService
+from tests.harness import (
+    RunningWorker,
+    register_search_attributes,
+    running_worker,
+    served_sandboxes,
+)
 from tests.helpers import open_request
 from tests.lifecycles import LIFECYCLES
 from tests.policies import fast_policy
 from workflows.domain.actions import Feedback, Resolve
+from workflows.domain.areas import Area
 from workflows.domain.inputs import intake_workflow_id
+from workflows.domain.notice import OutageNotice
+from workflows.domain.outage import DeclareOutage, PostUpdate, ResolveOutage, outage_board_id
 
 HERE = Path(__file__).parent / "histories"
 
@@ -47,6 +57,10 @@ async def main(tag: str | None) -> None:
             intake, incident = await intake_join_refund_and_reopen(running)
             store(await intake.fetch_history(), HERE / "intake", "join_refund_reopen", tag)
             store(await incident.fetch_history(), HERE, "recontact_refund_reopen", tag)
+        async with running_worker(env.client, boxes) as running:
+            intake, outage = await intake_opens_linked(env, running)
+            store(await intake.fetch_history(), HERE / "intake", "opens_linked", tag)
+            store(await outage.fetch_history(), HERE / "outage", "declared_updated_resolved", tag)
     await env.shutdown()
 
 
@@ -87,6 +101,47 @@ async def intake_join_refund_and_reopen(
     intake = running.client.get_workflow_handle(intake_workflow_id("cust-rejoin", first.state.category))
     await intake.result()
     return intake, incident
+
+
+async def intake_opens_linked(
+    env: WorkflowEnvironment, running: RunningWorker
+) -> tuple[WorkflowHandle[Any, Any], WorkflowHandle[Any, Any]]:
+    """Issue 18: a major incident declared, updated and resolved; an open in its area linked by the intake.
+
+    This server has no batch operations, so the major incident's fan-outs fail (recorded, and paged)."""
+    outages = OutageService(running.client, task_queue=running.task_queue)
+    now = await env.get_current_time()
+    declared = await outages.declare(
+        DeclareOutage(
+            area=Area(region="moscow", city="khimki"),
+            categories=("connection_lost",),
+            summary="A cable was cut in Khimki.",
+            owner="boris",
+            declared_by="boris",
+            expected_fix_by=now + timedelta(hours=6),
+        )
+    )
+    board = running.client.get_workflow_handle(outage_board_id(running.task_queue))
+    for _ in range(200):
+        if await board.query("notices", result_type=list[OutageNotice]):
+            break
+        await asyncio.sleep(0.05)
+    service = IncidentService(running.client, policy=fast_policy(), task_queue=running.task_queue)
+    opened = await service.open(
+        open_request(customer_id="cust-outage", area={"region": "moscow", "city": "khimki", "segment": "n-7"})
+    )
+    assert opened.state.outage is not None, "the intake should have linked it"
+    await outages.act(declared.outage_id, PostUpdate(by="boris", news="Splicing now."))
+    await outages.act(declared.outage_id, ResolveOutage(by="boris", resolution="Spliced."))
+    await service.act(opened.ticket_id, Resolve(agent="boris", resolution="spliced with the area"))
+    await service.act(opened.ticket_id, Feedback(score=5))
+    outage = running.client.get_workflow_handle(declared.outage_id)
+    await env.sleep(timedelta(minutes=2))  # its second sweep, a minute after the resolution
+    await outage.result()
+    intake = running.client.get_workflow_handle(intake_workflow_id("cust-outage", opened.state.category))
+    await intake.result()
+    await board.terminate(reason="recorded")
+    return intake, outage
 
 
 if __name__ == "__main__":

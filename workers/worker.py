@@ -15,6 +15,7 @@ from activities.audit import AuditActivities
 from activities.calendars import CalendarActivities
 from activities.intake import IntakeActivities
 from activities.notifications import NotificationActivities
+from activities.outages import OutageActivities
 from activities.payments import PaymentActivities
 from infra.codec import EncryptionCodec
 from infra.telemetry import instrument_http_client, worker_interceptors
@@ -23,6 +24,8 @@ from workers.settings import WorkerSettings
 from workflows.audit_workflow import IncidentAuditWorkflow
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
+from workflows.outage_board_workflow import OutageBoardWorkflow
+from workflows.outage_workflow import MajorIncidentWorkflow
 
 PASSED_THROUGH = (
     "workflows",
@@ -51,11 +54,18 @@ def build_worker(
     audit = AuditActivities(client, notifications)
     intake = IntakeActivities(client)
     calendars = CalendarActivities(settings.policy_file)
+    outages = OutageActivities(client, notifications)
     return Worker(
         client,
         workflow_runner=workflow_runner(),
         task_queue=task_queue or settings.task_queue,
-        workflows=[IncidentWorkflow, IncidentIntakeWorkflow, IncidentAuditWorkflow],
+        workflows=[
+            IncidentWorkflow,
+            IncidentIntakeWorkflow,
+            IncidentAuditWorkflow,
+            MajorIncidentWorkflow,
+            OutageBoardWorkflow,
+        ],
         activities=[
             notifications.send_notifications,
             payments.make_payment,
@@ -64,6 +74,10 @@ def build_worker(
             intake.request_key_of,
             intake.incident_is_running,
             calendars.current_calendars,
+            outages.fan_out_to_incidents,
+            outages.post_outage_notice,
+            outages.find_outages,
+            outages.tell_area,
         ],
         interceptors=[*worker_interceptors(), *interceptors],
         **{

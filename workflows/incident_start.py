@@ -27,6 +27,7 @@ def opening_state(input: IncidentInput) -> IncidentState | None:
         input.opened_at,
         input.opening_features(),
         previous_ticket=input.previous_ticket,
+        outage=input.outage,
     )
     return incident.state
 

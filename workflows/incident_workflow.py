@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.calendars import AROUND_THE_CLOCK
     from workflows.domain.incident import (
         ANNOUNCE_ACKNOWLEDGEMENT,
+        CUSTOMER_LOCALE,
         CUSTOMER_TIME,
         FOLLOW_THROUGH,
         RECONTACT_REOPENS,
@@ -54,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         PayRefund,
     )
     from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
+    from workflows.domain.linking import OUTAGE_ACTIONS, OUTAGE_LINKS
     from workflows.domain.models import MAX_NAME, ActionResult, IncidentState, Money
     from workflows.domain.money import AGENT_AUTHORITY
     from workflows.domain.policy import shared
@@ -100,13 +102,19 @@ FEATURES_BY_ACTION = {
     "approve_refund": AGENT_AUTHORITY,
     "settle_refund": AGENT_AUTHORITY,
 }
+# message_customer arrived with the customer's locale; an incident opened before that refused it as unknown.
+MESSAGE_CUSTOMER = "message-customer"
 # Actions that did not exist before their feature: an incident that refused one as unknown replays that way.
 ACTIONS_SINCE = {
     "ask_customer": CUSTOMER_TIME,
     "customer_reply": CUSTOMER_TIME,
     "self_help_worked": CUSTOMER_TIME,
     "self_help_failed": CUSTOMER_TIME,
+    "message_customer": MESSAGE_CUSTOMER,
+    **dict.fromkeys(OUTAGE_ACTIONS, OUTAGE_LINKS),
 }
+# An incident opened with the customer's locale was opened by code that already took message_customer.
+KNOWN_FROM_OPENING = {MESSAGE_CUSTOMER: CUSTOMER_LOCALE}
 # Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
 PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
 # Publishes the NotificationsFailed search attribute, likewise.
@@ -162,6 +170,7 @@ class IncidentWorkflow:
                 opened_at,
                 input.opening_features(),
                 previous_ticket=input.previous_ticket,
+                outage=input.outage,
             )
             self._observed_seq = 0
         self._live: Incident | None = incident
@@ -308,10 +317,11 @@ class IncidentWorkflow:
     def _knows(self, action_type: str) -> bool:
         """Whether this run takes `action_type`: an action newer than the incident's history is unknown to it."""
         feature = ACTIONS_SINCE.get(action_type)
-        if feature is None or feature in self._incident.features:
+        features = self._incident.features
+        if feature is None or feature in features or KNOWN_FROM_OPENING.get(feature) in features:
             return True
         if workflow.patched(feature):
-            self._incident.features.add(feature)
+            features.add(feature)
             return True
         return False
 

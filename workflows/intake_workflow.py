@@ -22,7 +22,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    TimeoutError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -38,9 +44,11 @@ with workflow.unsafe.imports_passed_through():
         IntakeRequest,
         IntakeResult,
     )
-    from workflows.domain.models import ActionResult
+    from workflows.domain.models import ActionResult, OpenIncident
+    from workflows.domain.notice import OutageNotice, best_match
     from workflows.domain.tickets import new_ticket_id, request_key, ticket_for_request
     from workflows.incident_start import opening_state, start_options
+    from workflows.outage_contracts import FIND_OUTAGES, OutageLookup
 
 TICKET_ATTEMPTS = 5
 # The refusal type a caller gets when the open incident cannot take what the request carries.
@@ -49,10 +57,14 @@ JOIN_REFUSED = "JoinRefused"
 JOIN_BY_UPDATE = "intake-join-by-update"
 EXACT_REQUEST_IDS = "intake-exact-request-ids"
 CONTINUES_AS_NEW = "intake-continues-as-new"
+# A request that says where the customer is asks the outage board whether a major incident covers it.
+OUTAGE_LOOKUP = "intake-outage-lookup"
 # Refusals after which the request deserves an incident of its own, naming the one it follows.
 FOLLOW_UP_CODES = frozenset({CLOSED, REOPEN_WINDOW_PASSED, INCIDENT_GONE})
 CALL_TIMEOUT = timedelta(seconds=10)
 CALL_GIVE_UP_AFTER = timedelta(seconds=60)
+BOARD_CALL_TIMEOUT = timedelta(seconds=3)
+BOARD_GIVE_UP_AFTER = timedelta(seconds=5)
 # A continued intake cannot await the child it started in an earlier run; it asks now and then instead.
 CARRIED_CHECK_EVERY = timedelta(hours=6)
 
@@ -169,6 +181,7 @@ class IncidentIntakeWorkflow:
 
     async def _start_incident(self, intake: IntakeRequest, previous: str | None) -> IntakeResult:
         request = intake.request
+        outage = await self._outage_for(request)
         for attempt in range(TICKET_ATTEMPTS):
             if request.request_id:
                 ticket = ticket_for_request(request.customer_id, request.request_id, attempt)
@@ -183,6 +196,7 @@ class IncidentIntakeWorkflow:
                 opened_at=opened_at,
                 previous_ticket=previous,
                 customer_locale=True,
+                outage=outage,
             )
             opened = opening_state(input)
             assert opened is not None  # an opening time and no carried state: always known here
@@ -207,6 +221,27 @@ class IncidentIntakeWorkflow:
             self._watch(self._forget_when_closed(child, ticket))
             return IntakeResult(ticket_id=ticket, outcome="created", state=opened, previous_ticket=previous)
         raise ApplicationError("could not draw a free ticket number", non_retryable=True)
+
+    async def _outage_for(self, request: OpenIncident) -> OutageNotice | None:
+        """The major incident the new incident opens linked to: the board's notice covering its area and category."""
+        if request.area is None or not workflow.patched(OUTAGE_LOOKUP):
+            return None
+        try:
+            notices: list[OutageNotice] = await workflow.execute_local_activity(
+                FIND_OUTAGES,
+                OutageLookup(area=request.area, category=request.category),
+                result_type=list[OutageNotice],
+                # The customer waits for the ticket: ask briefly, and open unlinked rather than late.
+                start_to_close_timeout=BOARD_CALL_TIMEOUT,
+                schedule_to_close_timeout=BOARD_GIVE_UP_AFTER,
+                summary=f"major incident in {request.area.path}?",
+            )
+        except (ActivityError, TimeoutError) as error:
+            # The board out of reach must not keep a customer from a ticket: open it unlinked (the major
+            # incident's own sweep, or an agent, links it later).
+            workflow.logger.warning("outage board unreachable, opening unlinked: %s", error)
+            return None
+        return best_match(notices, request.area, request.category, workflow.now())
 
     async def _request_key_of(self, ticket: str) -> str | None:
         key: str | None = await workflow.execute_local_activity(

@@ -36,6 +36,10 @@ def current_details(state: IncidentState, upcoming: Deadline | None) -> str:
         f"- assignee: {state.assignee or 'nobody yet'}",
         f"- next deadline: {_when(upcoming)}",
     ]
+    if state.outage is not None and state.outage.active:
+        lines.append(f"- linked to {state.outage.outage_id}: the major incident owns escalation; SLA clocks stopped")
+    elif state.outage is not None:
+        lines.append(f"- part of {state.outage.outage_id} ({state.outage.ended})")
     if state.sla_breaches:
         lines.append(f"- SLA breached: {', '.join(state.sla_breaches)}")
     if state.refund is not None:

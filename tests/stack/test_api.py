@@ -171,6 +171,8 @@ async def test_concurrent_opens_for_one_customer_make_one_incident(api: Api):
 # Who may call what; an operation missing here fails the test below, so a new endpoint needs a decision.
 SERVICE, AGENT = {Role.service}, {Role.agent}
 CUSTOMER_VOICE, EVERYONE = {Role.service, Role.agent}, set(Role)
+OUTAGE_RUNNERS = {Role.agent, Role.sre}
+UNKNOWN_OUTAGE = "OUT-000000"
 ALLOWED = {
     ("POST", "/incidents"): SERVICE,
     ("GET", "/incidents"): EVERYONE,
@@ -198,7 +200,18 @@ ALLOWED = {
             "compensation/settle",
             "customer-messages",
             "questions",
+            "outage-link",
+            "outage-unlink",
         )
+    },
+    # Major incidents (issue 18): line 2 agents or operators run them (a line-1 token is refused past the gate).
+    ("POST", "/outages"): OUTAGE_RUNNERS,
+    ("GET", "/outages"): EVERYONE,
+    ("GET", "/outages/{outage}"): EVERYONE,
+    ("GET", "/outages/{outage}/incidents"): EVERYONE,
+    **{
+        ("POST", f"/outages/{{outage}}/{action}"): OUTAGE_RUNNERS
+        for action in ("updates", "escalate", "hand-over", "resolve")
     },
 }
 
@@ -219,7 +232,7 @@ async def test_every_operation_checks_the_token_and_the_role(api: Api):
     }
     assert operations == set(ALLOWED)
     for (method, path), allowed in ALLOWED.items():
-        url = f"{api.url}{path.replace('{ticket}', UNKNOWN)}"
+        url = f"{api.url}{path.replace('{ticket}', UNKNOWN).replace('{outage}', UNKNOWN_OUTAGE)}"
         payload: dict[str, object] | None = {} if method == "POST" else None
         for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic YTpi"}):
             response = await api.http.request(method, url, json=payload, headers=headers)
@@ -234,7 +247,8 @@ async def test_every_operation_checks_the_token_and_the_role(api: Api):
                 # Past the gate: the empty body is invalid (unless the body requires nothing: the token names
                 # the actor), the ticket unknown, the list empty.
                 schema = _body_schema(spec, method, path)
-                expected = 422 if schema and schema.get("required") else 404 if "{ticket}" in path else 200
+                per_one = "{ticket}" in path or "{outage}" in path
+                expected = 422 if schema and schema.get("required") else 404 if per_one else 200
                 assert response.status_code == expected, f"{role} {method} {path}: {response.text}"
     assert (await api.http.get(f"{api.url}/healthz")).status_code == 200, "health needs no token"
 

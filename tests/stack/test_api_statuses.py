@@ -33,6 +33,7 @@ from tests.policies import fast_policy
 from tests.sandbox_servers import serve
 from workflows import search_attributes
 from workflows.domain.inputs import intake_workflow_id
+from workflows.domain.notice import outage_for_request
 from workflows.domain.tickets import ticket_for_request
 
 ROLES = ("service", "agent", "viewer", "sre")
@@ -41,6 +42,7 @@ UNKNOWN = "INC-000000"
 NOT_PROVOKED: dict[str, dict[int, str]] = {
     "GET /incidents": {504: "a search needs no worker: only a server too slow to answer times it out"},
     "ticket": {502: "Temporal refusing a call about one workflow (PERMISSION_DENIED, RESOURCE_EXHAUSTED...)"},
+    "GET /outages": {504: "a list needs no worker: only a server too slow to answer times it out"},
 }
 # A value for each required body field, by name: the bodies follow the contract as the spec states it.
 SAMPLES: dict[str, Any] = {
@@ -59,7 +61,16 @@ SAMPLES: dict[str, Any] = {
     "reference": "bank-transfer-1",
     "category": "speed_drop",
     "description": "slow since Monday",
+    # Major incidents (issue 18)
+    "outage_id": "OUT-000000",
+    "area": {"region": "moscow", "city": "khimki"},
+    "summary": "A cable was cut.",
+    "owner": "boris",
+    "expected_fix_by": "2099-01-01T00:00:00+00:00",
+    "owner_line": 2,
 }
+# Fields a route needs although its schema cannot say so (either of two): the sample request sends them too.
+ALSO: dict[str, dict[str, Any]] = {"POST /outages/{outage}/updates": {"news": "Splicing now."}}
 
 
 @dataclass
@@ -104,14 +115,27 @@ class Route:
     def per_ticket(self) -> bool:
         return "{ticket}" in self.path
 
-    def at(self, ticket: str) -> str:
-        return self.path.replace("{ticket}", ticket)
+    @property
+    def per_outage(self) -> bool:
+        return "{outage}" in self.path
+
+    @property
+    def per_one(self) -> bool:
+        """About one workflow: an incident or a major incident."""
+        return self.per_ticket or self.per_outage
+
+    def at(self, ticket: str, outage: str | None = None) -> str:
+        """The path about `ticket`; a major incident's route takes `outage` (an id shaped like `ticket` when not
+        given: an unknown one, or one too long)."""
+        if outage is None:
+            outage = ticket.replace("INC-", "OUT-", 1)
+        return self.path.replace("{ticket}", ticket).replace("{outage}", outage)
 
     def documented(self) -> set[int]:
         return {int(status) for status in self.operation["responses"]}
 
     def not_provoked(self) -> dict[int, str]:
-        return {**NOT_PROVOKED.get(self.name, {}), **(NOT_PROVOKED["ticket"] if self.per_ticket else {})}
+        return {**NOT_PROVOKED.get(self.name, {}), **(NOT_PROVOKED["ticket"] if self.per_one else {})}
 
 
 def valid_body(spec: dict[str, Any], route: Route) -> Any:
@@ -119,7 +143,7 @@ def valid_body(spec: dict[str, Any], route: Route) -> Any:
         return None
     reference = route.operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = spec["components"]["schemas"][reference.rsplit("/", 1)[-1]]
-    body = {}
+    body = dict(ALSO.get(route.name, {}))
     for name in schema.get("required", []):
         assert name in SAMPLES or name == "customer_id", f"{route.name}: no sample for the required field {name}"
         body[name] = f"st-{uuid.uuid4().hex[:8]}" if name == "customer_id" else SAMPLES[name]
@@ -181,13 +205,25 @@ async def test_every_status_the_api_answers_is_documented_for_its_route(
             leftovers.append(response.json()["ticket_id"])
             return str(response.json()["ticket_id"])
 
+        async def declared(api: Api, status: int = 201) -> str:
+            body = {**valid_body(spec, declare_route), "request_id": f"st-{uuid.uuid4().hex[:8]}"}
+            response = await api.call("POST", "/outages", "sre", json=body)
+            assert response.status_code == status, response.text
+            seen[declare_route.name].add(status)
+            outage = outage_for_request(body["request_id"])
+            leftovers.append(outage)
+            return outage
+
+        declare_route = next(r for r in routes if r.name == "POST /outages")
         try:
-            # Every role, with a valid request, on an open incident: what each may do, and its outcome.
+            # Every role, with a valid request, on an open incident and an active major incident: what each may
+            # do, and its outcome.
             open_ticket = await opened(new_incident=True)
+            open_outage = await declared(live)
             allowed: dict[str, str] = {}
             for route in routes:
                 for role in ROLES:
-                    path = route.at(open_ticket)
+                    path = route.at(open_ticket, open_outage)
                     response = await live.call(route.method, path, role, json=valid_body(spec, route))
                     seen[route.name].add(response.status_code)
                     if response.status_code not in (401, 403):
@@ -199,33 +235,44 @@ async def test_every_status_the_api_answers_is_documented_for_its_route(
             # 401: no token. 413: too large a body, on every route. 422: a body that is no object, a limit
             # out of range, a ticket number too long to be one.
             await asyncio.gather(
-                *(expect(live, r, 401, r.at(open_ticket), None, json=valid_body(spec, r)) for r in guarded)
+                *(expect(live, r, 401, r.at(open_ticket, open_outage), None, json=valid_body(spec, r)) for r in guarded)
             )
             oversized = b'{"text": "' + b"x" * MAX_BODY_BYTES + b'"}'
             await asyncio.gather(
-                *(expect(live, r, 413, r.at(open_ticket), allowed[r.name], content=oversized) for r in routes)
+                *(
+                    expect(live, r, 413, r.at(open_ticket, open_outage), allowed[r.name], content=oversized)
+                    for r in routes
+                )
             )
             for route in guarded:
                 role = allowed[route.name]
                 if route.has_body:
-                    await expect(live, route, 422, route.at(open_ticket), role, json=["not", "an", "object"])
-                elif route.per_ticket:
+                    wrong = ["not", "an", "object"]
+                    await expect(live, route, 422, route.at(open_ticket, open_outage), role, json=wrong)
+                elif route.per_one:
                     await expect(live, route, 422, route.at("INC-" + "X" * 70), role)
                 else:
                     await expect(live, route, 422, f"{route.path}?limit=0", role)
             # 400: a body that is not even text.
             for route in (r for r in routes if r.has_body):
-                await expect(live, route, 400, route.at(open_ticket), allowed[route.name], content=b'{"text": "\xff"}')
+                not_text = b'{"text": "\xff"}'
+                await expect(
+                    live, route, 400, route.at(open_ticket, open_outage), allowed[route.name], content=not_text
+                )
 
             # 404: no such incident. 409: a closed incident refuses every action; an open one refuses to be
             # joined by a request carrying a refund other than the one it owes.
             closed_ticket = await opened(new_incident=True)
             await dev_env.client.get_workflow_handle(closed_ticket).terminate(reason="closed for the test")
-            for route in (r for r in routes if r.per_ticket):
+            resolved_outage = await declared(live)
+            resolving = {"resolution": "done"}
+            assert (await live.call("POST", f"/outages/{resolved_outage}/resolve", "sre", json=resolving)).is_success
+            for route in (r for r in routes if r.per_one):
                 body = valid_body(spec, route)
                 await expect(live, route, 404, route.at(UNKNOWN), allowed[route.name], json=body)
                 if route.has_body:
-                    await expect(live, route, 409, route.at(closed_ticket), allowed[route.name], json=body)
+                    path = route.at(closed_ticket, resolved_outage)
+                    await expect(live, route, 409, path, allowed[route.name], json=body)
             owed = opening(category="card_charged_not_bound", refund={"amount": "700.00", "currency": "RUB"})
             leftovers.append(intake_workflow_id(owed["customer_id"], owed["category"]))
             await opened(**{k: v for k, v in owed.items() if k != "customer_id"}, customer_id=owed["customer_id"])
@@ -233,7 +280,7 @@ async def test_every_status_the_api_answers_is_documented_for_its_route(
             await expect(live, open_route, 409, "/incidents", "service", json=other)
 
             # 502: Temporal refuses the call (here: the API's namespace does not exist).
-            for route in (r for r in routes if not r.per_ticket and r.path != "/healthz"):
+            for route in (r for r in routes if not r.per_one and r.path != "/healthz"):
                 await expect(stranger, route, 502, route.path, allowed[route.name], json=valid_body(spec, route))
 
             # 503: Temporal has gone away; every route, health included, says so.
@@ -246,11 +293,17 @@ async def test_every_status_the_api_answers_is_documented_for_its_route(
             orphan = ticket_for_request(lost["customer_id"], "r1")
             leftovers.append(orphan)
             await expect(slow, open_route, 504, "/incidents", "service", json=lost)
+            orphan_outage = await declared(slow, status=504)
+
+            def about_the_orphans(route: Route) -> Any:
+                body = valid_body(spec, route)
+                return {**body, "outage_id": orphan_outage} if body and "outage_id" in body else body
+
             await asyncio.gather(
                 *(
-                    expect(slow, r, 504, r.at(orphan), allowed[r.name], json=valid_body(spec, r))
+                    expect(slow, r, 504, r.at(orphan, orphan_outage), allowed[r.name], json=about_the_orphans(r))
                     for r in routes
-                    if r.per_ticket
+                    if r.per_one
                 )
             )
         finally:

@@ -36,6 +36,10 @@ FIGURES = [
     "history_payload_bytes",
     "sqlite_default_pragmas_per_s",
     "sqlite_wal_normal_per_s",
+    # (7) bench/outages.py, issue 18 (its line pages, rightly 0, are checked below)
+    "outage_mass_resolve_s",
+    "outage_raw_batch_signal_s",
+    "outage_history_events",
 ]
 
 
@@ -83,6 +87,10 @@ def test_quick_bench_produces_every_figure_and_leaves_nothing_running(tmp_path: 
     for name in ("memory_incident_worker_rss_mb", "memory_bare_workflow_worker_rss_mb"):
         assert figures[name] > 0, f"{name} = {figures[name]!r}"
     assert figures["history_event_kinds"]["workflow_execution_started"] == 1
+    assert (
+        figures["outage_linked_line_pages"] == 0
+        and figures["outage_linked_count"] == document["sizes"]["outage_linked"]
+    )
     assert figures["memory_open_incidents"] >= document["sizes"]["memory_open"]
     machine = document["machine"]
     assert machine["nproc"] >= 1 and machine["temporalio"] and "temporal version" in machine["temporal_cli"]

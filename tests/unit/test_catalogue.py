@@ -10,6 +10,16 @@ from starter.cli import build_parser
 from workflows.domain.actions import CATALOGUE
 from workflows.domain.incident import unhandled_actions
 
+# Every action but a major incident's word to its linked incidents (sent as a batch signal, issue 18).
+CLIENT_ACTIONS = [model for model in CATALOGUE.values() if model.meta.role != "outage"]
+
+
+def test_only_the_major_incidents_own_actions_are_kept_from_clients():
+    assert {m.action_name() for m in CATALOGUE.values() if m not in CLIENT_ACTIONS} == {
+        "outage_update",
+        "outage_resolved",
+    }
+
 
 def test_every_action_has_a_handler_in_the_state_machine():
     assert unhandled_actions() == set()
@@ -18,7 +28,7 @@ def test_every_action_has_a_handler_in_the_state_machine():
 def test_every_action_is_a_route_of_the_api_with_its_summary():
     app = create_app(service=None, tokens=TokenStore({}))  # type: ignore[arg-type]
     paths = app.openapi()["paths"]
-    for model in CATALOGUE.values():
+    for model in CLIENT_ACTIONS:
         route = paths[f"/incidents/{{ticket}}/{model.meta.path}"]["post"]
         assert route["summary"] == model.summary()
         body = route["requestBody"]["content"]["application/json"]["schema"]["$ref"]
@@ -27,7 +37,7 @@ def test_every_action_is_a_route_of_the_api_with_its_summary():
 
 def test_every_action_is_a_command_of_the_cli():
     parser = build_parser()
-    for model in CATALOGUE.values():
+    for model in CLIENT_ACTIONS:
         level: argparse.ArgumentParser = parser
         for word in model.meta.cli:
             (commands,) = (a for a in level._actions if isinstance(a, argparse._SubParsersAction))

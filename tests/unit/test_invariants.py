@@ -55,6 +55,24 @@ money = st.fixed_dictionaries(
         "currency": st.sampled_from(["RUB", "RUX"]),
     }
 )
+notices = st.builds(
+    lambda outage, area, categories, status, fix_in, grace: {
+        "outage_id": outage,
+        "area": area,
+        "categories": categories,
+        "status": status,
+        "summary": "A cable was cut.",
+        "started_at": T0.isoformat(),
+        "expected_fix_by": (T0 + timedelta(hours=fix_in)).isoformat(),
+        "check_by": (T0 + timedelta(hours=fix_in + grace)).isoformat(),
+    },
+    st.sampled_from(["OUT-AAAAAA", "OUT-BBBBBB"]),
+    st.sampled_from([{"region": "moscow"}, {"region": "moscow", "city": "khimki"}, {"region": "tver"}]),
+    st.sampled_from([[], ["connection_lost"], ["ui_typo"]]),
+    st.sampled_from(["active", "active", "resolved"]),
+    st.integers(1, 200),
+    st.integers(0, 48),
+)
 # One strategy per action, valid and invalid arguments alike; the test below keeps it complete.
 PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "acknowledge": st.builds(lambda a: {"agent": a}, agents),
@@ -89,11 +107,25 @@ PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "customer_reply": st.builds(lambda c, t: {"channel": c, "text": t}, channels, texts),
     "self_help_worked": st.builds(lambda c, t: {"channel": c, "comment": t}, channels, st.none() | texts),
     "self_help_failed": st.builds(lambda c, t: {"channel": c, "comment": t}, channels, st.none() | texts),
+    # Major incidents (issue 18): links that fit and do not, news and resolutions of this and another outage.
+    "link_outage": st.builds(
+        lambda a, n: {"agent": a, "outage_id": n["outage_id"] if n else "OUT-AAAAAA", "notice": n},
+        st.sampled_from(["ann", "OUT-AAAAAA", ""]),
+        st.none() | notices,
+    ),
+    "unlink_outage": st.builds(lambda a, t: {"agent": a, "reason": t}, agents, texts),
+    "outage_update": st.builds(lambda n, t: {"notice": n, "news": t}, notices, st.none() | texts),
+    "outage_resolved": st.builds(
+        lambda n, t, c: {"notice": n, "resolution": t, "resolved_by": "boris", "compensation": c},
+        notices,
+        texts,
+        st.sampled_from([{}, {"critical": {"amount": "30.00", "currency": "RUB"}}]),
+    ),
 }
 actions = st.one_of(*(st.tuples(st.just(kind), payload) for kind, payload in PAYLOADS.items()))
 openings = st.builds(
-    lambda category, refund, language, time_zone: open_request(
-        category=category, refund=refund, language=language, time_zone=time_zone
+    lambda category, refund, language, time_zone, area: open_request(
+        category=category, refund=refund, language=language, time_zone=time_zone, area=area
     ),
     st.sampled_from(["connection_lost", "payment_not_refunded", "tariff_change", "ui_typo", "unheard_of"]),
     st.one_of(
@@ -101,6 +133,7 @@ openings = st.builds(
     ),
     st.sampled_from([None, "ru", "en"]),
     st.sampled_from([None, "Europe/Moscow", "Asia/Kamchatka", "America/St_Johns"]),
+    st.sampled_from([None, {"region": "moscow", "city": "khimki", "segment": "north-7"}]),
 )
 # From a minute to over a week: hits reminders, SLAs, callbacks, feedback windows and payment give-up times.
 jumps = st.one_of(st.integers(1, 3600), st.integers(3600, 9 * 24 * 3600))

@@ -35,10 +35,12 @@ from workflows.domain.messages import ENGLISH, TEMPLATES
 from workflows.domain.models import IncidentState
 from workflows.incident_workflow import CHECK_CALENDARS, PUBLISH_CLOSED_AS, IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
+from workflows.outage_workflow import MajorIncidentWorkflow
 
 HISTORIES_DIR = Path(__file__).resolve().parents[1] / "histories"
 HISTORIES = sorted(HISTORIES_DIR.glob("*.json"))
 INTAKE_HISTORIES = sorted((HISTORIES_DIR / "intake").glob("*.json"))
+OUTAGE_HISTORIES = sorted((HISTORIES_DIR / "outage").glob("*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -49,6 +51,7 @@ def test_the_typical_lifecycles_are_stored():
     assert {p.stem for p in HISTORIES} >= {"full_critical", "routine_quick_fix", "rejected_actions_and_reopen"}
     assert {p.stem for p in HISTORIES} >= {"waiting_on_the_customer.customer-time", "self_help_first.customer-time"}
     assert {p.stem for p in INTAKE_HISTORIES} >= {"open_join_close"}
+    assert OUTAGE_HISTORIES, "a major incident's history (issue 18)"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
@@ -61,6 +64,13 @@ async def test_stored_history_replays_on_the_current_code(path: Path):
 async def test_stored_intake_history_replays_on_the_current_code(path: Path):
     """An intake lives as long as its incident: one opened by an older intake replays on today's code."""
     replayer = production_replayer(IncidentIntakeWorkflow)
+    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
+@pytest.mark.parametrize("path", OUTAGE_HISTORIES, ids=lambda p: p.stem)
+async def test_stored_major_incident_history_replays_on_the_current_code(path: Path):
+    replayer = production_replayer(MajorIncidentWorkflow)
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
 

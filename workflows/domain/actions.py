@@ -29,10 +29,13 @@ from workflows.domain.models import (
     ShortText,
     Text,
 )
+from workflows.domain.notice import OutageId, OutageNotice
 
 # Who may send an action: agents only, or the customer's voice (a service relaying the customer, or an agent).
-# An agent action names its actor in one of ACTOR_FIELDS; a customer-voice action names no agent.
-Role = Literal["agent", "customer_voice"]
+# An agent action names its actor in one of ACTOR_FIELDS; a customer-voice action names no agent. An `outage`
+# action is the major incident's own word to its linked incidents (workflows/outage_workflow.py sends it as a
+# batch signal): it has no route of the incident API and no CLI command.
+Role = Literal["agent", "customer_voice", "outage"]
 ACTOR_FIELDS = ("agent", "by")
 # The acting agent's own line, as the API authenticated it (from the token). Clients never send it: the API's
 # body contract leaves it out; a raw Temporal signal without it keeps the behaviour of before (see money.py).
@@ -48,6 +51,8 @@ class ActionMeta:
     cli_defaults: dict[str, str] = field(default_factory=dict)
     # A field that states the actor's own line: the API fills it from the token and refuses another value.
     own_line: str | None = None
+    # Fields the service fills in (e.g. the major incident's notice), never the client: no API body field or option.
+    filled: tuple[str, ...] = ()
 
 
 CATALOGUE: dict[str, type[ActionModel]] = {}
@@ -262,6 +267,47 @@ class SelfHelpFailed(ActionModel):
     type: Literal["self_help_failed"] = "self_help_failed"
     channel: Channel
     comment: ShortText | None = Field(default=None, description="what the customer said")
+
+
+class LinkOutage(ActionModel):
+    """Link it to a major incident (OUT-...): the customer hears "not only you", and it stops paging lines"""
+
+    meta = ActionMeta(path="outage-link", cli=("link",), filled=("notice",))
+    type: Literal["link_outage"] = "link_outage"
+    agent: AgentName
+    outage_id: OutageId = Field(description="the major incident, e.g. OUT-7F3K2Q")
+    notice: OutageNotice | None = Field(default=None, description="the major incident's notice (the service's part)")
+
+
+class UnlinkOutage(ActionModel):
+    """Unlink it from its major incident (a mistaken match): its own SLA clocks run on with the time they had"""
+
+    meta = ActionMeta(path="outage-unlink", cli=("unlink",))
+    type: Literal["unlink_outage"] = "unlink_outage"
+    agent: AgentName
+    reason: ShortText = Field(description="why it is not part of the major incident")
+
+
+class OutageUpdate(ActionModel):
+    """News from the major incident it is linked to: a new expected fix time, or what is being done"""
+
+    meta = ActionMeta(path="outage-update", cli=("outage-update",), role="outage")
+    type: Literal["outage_update"] = "outage_update"
+    notice: OutageNotice
+    news: ShortText | None = Field(default=None, description="what the customers are told")
+
+
+class OutageResolved(ActionModel):
+    """The major incident it is linked to is resolved: it is resolved with it, with its own notice and callback"""
+
+    meta = ActionMeta(path="outage-resolved", cli=("outage-resolved",), role="outage")
+    type: Literal["outage_resolved"] = "outage_resolved"
+    notice: OutageNotice
+    resolution: Text = Field(description="what was done")
+    resolved_by: AgentName
+    compensation: dict[Severity, Money] = Field(
+        default_factory=dict, description="the goodwill credit for the outage's duration, by severity"
+    )
 
 
 # Any action, told apart by its `type`: what the CLI and tests parse a plain dict with.

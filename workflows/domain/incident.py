@@ -15,12 +15,13 @@ the templates in messages.py, the plumbing both share core.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic_core import to_json
 
-from workflows.domain import money
+from workflows.domain import linking, money
 from workflows.domain.actions import (
     CATALOGUE,
     Acknowledge,
@@ -76,8 +77,9 @@ from workflows.domain.models import (
     UndeliveredNotification,
     WaitingState,
 )
+from workflows.domain.notice import OutageNotice
 from workflows.domain.policy import LAST_LINE, Policy
-from workflows.domain.sla import SLA_CLOCKS, Clock, Deadline
+from workflows.domain.sla import PAUSED_FOR_CUSTOMER, SLA_CLOCKS, Clock, Deadline
 from workflows.domain.triage import triage
 
 # What the workflow, the intake and the tests import from here (defined in core.py, shared with money.py).
@@ -135,6 +137,7 @@ class Incident(IncidentCore):
         now: datetime,
         features: frozenset[str] = frozenset(),
         previous_ticket: str | None = None,
+        outage: OutageNotice | None = None,
     ) -> tuple[Incident, list[Effect]]:
         verdict = triage(request.category, policy)
         rules = policy.for_severity(verdict.severity)
@@ -153,6 +156,7 @@ class Incident(IncidentCore):
             line_entered_at=now,
             opened_at=now,
             expected_fix_by=policy.working_time(verdict.severity).after(now, rules.line_timeouts[1]),
+            area=request.area,
         )
         if CUSTOMER_LOCALE in features:
             state.language = request.language or policy.default_customer_language
@@ -181,15 +185,19 @@ class Incident(IncidentCore):
                 f"acknowledge within {format_duration(rules.acknowledge_within)}",
             )
         incident._start_customer_updates(now)
-        opening, fields = incident._opening_message()
-        incident.notify_customer("ticket_opened", opening, now, **fields)
-        new = incident.text(
-            Message.NEW_INCIDENT,
-            severity=verdict.severity.value,
-            category=request.category,
-            description=request.description,
-        )
-        incident.notify_line(1, "new_incident", new, now)
+        if outage is not None:
+            # Opened in the area of a major incident (the intake found it): "not only you", and no page.
+            linking.link(incident, outage, now, by=outage.outage_id)
+        else:
+            opening, fields = incident._opening_message()
+            incident.notify_customer("ticket_opened", opening, now, **fields)
+            new = incident.text(
+                Message.NEW_INCIDENT,
+                severity=verdict.severity.value,
+                category=request.category,
+                description=request.description,
+            )
+            incident.notify_line(1, "new_incident", new, now)
         if request.refund is not None:
             money.owe_refund(incident, request.refund, added_by="opened", approver_line=1, now=now)
         incident._refresh(now)
@@ -353,6 +361,7 @@ class Incident(IncidentCore):
             Clock.reply_reminder: self._remind_customer,
             Clock.reply_deadline: self._silence_over,
             Clock.reopen_window: self._reopen_window_over,
+            Clock.outage: self._outage_silent,
         }
         # A handler may start a clock that is already due (a reclassified incident); bound the chain.
         for _ in range(20):
@@ -448,14 +457,33 @@ class Incident(IncidentCore):
     def _resolve(self, action: Resolve, now: datetime) -> IncidentEvent:
         self._require_active("resolve")
         self._end_wait(now)  # fixed without the answer: the question is moot
+        linking.end_by_own_resolution(self, now)
+        return self.resolve(action.agent, action.resolution, now)
+
+    def resolve(
+        self,
+        by: str,
+        resolution: str,
+        now: datetime,
+        notice: Message = Message.RESOLVED,
+        compensate: Callable[[], None] | None = None,
+        **data: Any,
+    ) -> IncidentEvent:
+        """Record the fix: the customer is told (`notice`, with the resolution), money judged, callback set.
+
+        `compensate` replaces the late-fix rule (a major incident's credit for its duration, linking.py).
+        """
         state = self.state
         state.status = Status.resolved
         state.resolved_at = now
-        state.resolution = action.resolution
+        state.resolution = resolution
         state.clock.stop(Clock.acknowledge, Clock.line, Clock.renotify, Clock.customer_update)
-        event = self.record(EventType.resolved, now, by=action.agent, line=state.line, resolution=action.resolution)
-        self.notify_customer("resolved", Message.RESOLVED, now, resolution=action.resolution)
-        money.grant_compensation_if_owed(self, now)
+        event = self.record(EventType.resolved, now, by=by, line=state.line, resolution=resolution, **data)
+        self.notify_customer("resolved", notice, now, resolution=resolution)
+        if compensate is not None:
+            compensate()
+        else:
+            money.grant_compensation_if_owed(self, now)
         rules = self.rules
         if rules.callback_after is not None:
             state.awaiting = "callback"
@@ -566,7 +594,7 @@ class Incident(IncidentCore):
         if state.status is Status.open:
             # The customer owes us an answer: the team's SLA clocks stop, and so does what chases the team or
             # tells the customer that the team is on it (restarted by the answer).
-            state.clock.pause(now)
+            state.clock.pause(now, PAUSED_FOR_CUSTOMER)
             state.clock.stop(Clock.renotify, Clock.customer_update)
             resume_to: Status = state.status
         else:
@@ -728,8 +756,15 @@ class Incident(IncidentCore):
         self._start_renotify(now)
 
     def _customer_update(self, deadline: Deadline, now: datetime) -> None:
-        self.notify_customer("status_update", Message.STATUS_UPDATE, now, line=self.state.line)
+        if linking.linked(self.state):
+            message, fields = linking.status_update(self)
+        else:
+            message, fields = Message.STATUS_UPDATE, {"line": self.state.line}
+        self.notify_customer("status_update", message, now, **fields)
         self._start_customer_updates(now)
+
+    def _outage_silent(self, deadline: Deadline, now: datetime) -> None:
+        linking.silent(self, deadline, now)
 
     def _callback_due(self, deadline: Deadline, now: datetime) -> None:
         rules = self.rules
@@ -857,8 +892,9 @@ class Incident(IncidentCore):
         if waiting is None:
             return
         clock = state.clock
-        state.expected_fix_by = clock.moved_by_pause(state.expected_fix_by, now)
-        clock.resume(now)
+        if clock.resumes_on(PAUSED_FOR_CUSTOMER):  # a major incident may still hold the clocks
+            state.expected_fix_by = clock.moved_by_pause(state.expected_fix_by, now)
+        clock.resume(now, PAUSED_FOR_CUSTOMER)
         clock.stop(Clock.reply_reminder, Clock.reply_deadline, Clock.reopen_window)
         state.waiting = None
         state.status = waiting.resume_to
@@ -927,7 +963,7 @@ class Incident(IncidentCore):
         state = self.state
         state.waiting = None
         state.clock.stop_all()
-        state.clock.resume(now)  # no deadline is left to move: this only ends the pause
+        state.clock.resume(now, PAUSED_FOR_CUSTOMER)  # no deadline is left to move: this only ends the pause
 
     def _money_owed(self) -> str:
         refund, compensation = self.state.refund, self.state.compensation
@@ -981,7 +1017,12 @@ class Incident(IncidentCore):
         state, wanted = self.state, {}
         if state.status is Status.closed:
             return {}
-        if state.status is Status.open and state.line >= LAST_LINE and state.assignee is not None:
+        if (
+            state.status is Status.open
+            and state.line >= LAST_LINE
+            and state.assignee is not None
+            and not linking.linked(state)  # the major incident owns escalation while linked
+        ):
             # Owned on the last line: nothing escalates it any more. A note is news and starts over.
             wanted[Clock.owned_reminder] = f"owned:{state.assignee}:{state.notes}"
         wanted.update(money.reminders_wanted(state))
@@ -1059,8 +1100,16 @@ class Incident(IncidentCore):
             )
 
     def _start_renotify(self, now: datetime) -> None:
+        if linking.linked(self.state):
+            return  # the major incident owns escalation while linked; unlinking starts it again
         every = self.rules.renotify_every
         self.state.clock.start(Clock.renotify, now, every, f"line-{LAST_LINE} re-notify every {format_duration(every)}")
+
+    def _start_renotify_if_waiting(self, now: datetime) -> None:
+        """On the last line with nobody owning it, the re-notification runs (again: after a link ended)."""
+        state = self.state
+        if state.status is Status.open and state.line >= LAST_LINE and state.assignee is None:
+            self._start_renotify(now)
 
     def _start_customer_updates(self, now: datetime) -> None:
         every = self.rules.customer_updates_every

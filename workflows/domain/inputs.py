@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from workflows.domain.core import CUSTOMER_LOCALE
 from workflows.domain.models import IncidentState, OpenIncident
+from workflows.domain.notice import OutageNotice
 from workflows.domain.policy import Policy
 
 TASK_QUEUE = "incidents"
@@ -43,6 +44,10 @@ class IncidentInput(BaseModel):
         description="write to the customer in their language and time zone (the request's, else the policy's); "
         "every starter sets it. False: an incident started before languages, whose history replays as it ran "
         "(English, UTC times)",
+    )
+
+    outage: OutageNotice | None = Field(
+        default=None, description="the major incident in the customer's area the intake found: it opens linked"
     )
 
     def opening_features(self) -> frozenset[str]:

@@ -82,6 +82,22 @@ class Message(StrEnum):
     COMPENSATION_FAILED_REMINDER = "compensation_reminder.failed"
     COMPENSATION_OVERDUE_REMINDER = "payment_overdue.compensation"
     REMINDER = "reminder"
+    # A major incident (workflows/domain/outage.py) and the incidents linked to it (linking.py)
+    NOT_ONLY_YOU = "outage.not_only_you"
+    OUTAGE_STATUS_UPDATE = "outage.status_update"
+    OUTAGE_NEWS = "outage.news"
+    OUTAGE_RESOLVED = "outage.resolved"
+    OUTAGE_UNLINKED = "outage.unlinked"
+    PLANNED_WORKS_AHEAD = "planned_works.ahead"
+    PLANNED_WORKS_STARTED = "planned_works.started"
+    PLANNED_WORKS_FINISHED = "planned_works.finished"
+    LINE_OUTAGE_UNLINKED = "line.outage.unlinked"
+    LINE_OUTAGE_SILENT = "line.outage.silent"
+    OUTAGE_DECLARED = "outage.line.declared"
+    OUTAGE_UPDATE_DUE = "outage.line.update_due"
+    OUTAGE_ESCALATED = "outage.line.escalated"
+    OUTAGE_FIX_OVERDUE = "outage.line.fix_overdue"
+    OUTAGE_FAN_OUT_FAILED = "outage.line.fan_out_failed"
 
 
 # Written in the customer's language; every language has each of them (tests check).
@@ -106,6 +122,14 @@ CUSTOMER_MESSAGES = frozenset(
         Message.REPLY_RECEIVED,
         Message.REPLY_REMINDER,
         Message.CLOSED_NO_REPLY,
+        Message.NOT_ONLY_YOU,
+        Message.OUTAGE_STATUS_UPDATE,
+        Message.OUTAGE_NEWS,
+        Message.OUTAGE_RESOLVED,
+        Message.OUTAGE_UNLINKED,
+        Message.PLANNED_WORKS_AHEAD,
+        Message.PLANNED_WORKS_STARTED,
+        Message.PLANNED_WORKS_FINISHED,
     }
 )
 # Written in English, the support lines' language. A new message joins one of the two sets (tests check).
@@ -138,6 +162,13 @@ LINE_MESSAGES = frozenset(
         Message.LINE_CUSTOMER_REPLIED,
         Message.LINE_CLOSED_NO_REPLY,
         Message.LINE_NO_REPLY_MONEY_OWED,
+        Message.LINE_OUTAGE_UNLINKED,
+        Message.LINE_OUTAGE_SILENT,
+        Message.OUTAGE_DECLARED,
+        Message.OUTAGE_UPDATE_DUE,
+        Message.OUTAGE_ESCALATED,
+        Message.OUTAGE_FIX_OVERDUE,
+        Message.OUTAGE_FAN_OUT_FAILED,
     }
 )
 
@@ -276,6 +307,58 @@ _ENGLISH: dict[Message, str] = {
         "${idempotency_key}."
     ),
     Message.REMINDER: "Reminder ${n}: incident ${ticket} is waiting on line ${line}.",
+    # Seed 002, told right: at once, with a time, and without a word about any other customer.
+    Message.NOT_ONLY_YOU: (
+        "We know about it: it is not only you. ${summary} Our engineers are fixing it and expect it fixed by "
+        "${fix_by}. Your ticket number is ${ticket}; we will tell you as soon as it is fixed."
+    ),
+    Message.OUTAGE_STATUS_UPDATE: (
+        "Update on ${ticket}: the failure in your area is still being fixed; we expect it fixed by ${fix_by}."
+    ),
+    Message.OUTAGE_NEWS: "Update on ${ticket}: ${news} We expect the failure in your area fixed by ${fix_by}.",
+    Message.OUTAGE_RESOLVED: (
+        "The failure in your area is fixed (ticket ${ticket}): ${resolution} If anything is still wrong for you, "
+        "tell us and we will reopen your ticket."
+    ),
+    Message.OUTAGE_UNLINKED: (
+        "Update on ${ticket}: your case is not part of the failure in your area after all; our line-${line} "
+        "specialists are handling it on its own."
+    ),
+    Message.PLANNED_WORKS_AHEAD: (
+        "Planned works in your area (${ticket}) from ${start} to ${end}: ${summary} The service may be "
+        "interrupted meanwhile; if anything is still wrong a day after they end, tell us."
+    ),
+    Message.PLANNED_WORKS_STARTED: "The planned works in your area (${ticket}) have started, until ${end}: ${summary}",
+    Message.PLANNED_WORKS_FINISHED: (
+        "The planned works in your area (${ticket}) are finished. If anything is still wrong, tell us and we will "
+        "look at it."
+    ),
+    Message.LINE_OUTAGE_UNLINKED: (
+        "Incident ${ticket} is no longer part of major incident ${outage} (${reason}): it is line ${line}'s own again "
+        "and its SLA runs on."
+    ),
+    Message.LINE_OUTAGE_SILENT: (
+        "Incident ${ticket} has heard nothing from major incident ${outage} since ${since}, past its expected fix "
+        "time: it is line ${line}'s own again and its SLA runs on."
+    ),
+    Message.OUTAGE_DECLARED: (
+        "Major incident ${ticket} (${kind}) in ${area}, categories ${categories}: ${summary} Owner ${owner}; "
+        "expected fix by ${fix_by}."
+    ),
+    Message.OUTAGE_UPDATE_DUE: (
+        "Major incident ${ticket} (${owner}): no status update since ${since}. Post one with the expected fix time "
+        "(incidents outage update)."
+    ),
+    Message.OUTAGE_ESCALATED: (
+        "Major incident ${ticket} in ${area} escalated to line ${line}: ${reason}. ${summary} Owner ${owner}."
+    ),
+    Message.OUTAGE_FIX_OVERDUE: (
+        "Major incident ${ticket} in ${area} is past its expected fix time ${fix_by}: post a new time or resolve it."
+    ),
+    Message.OUTAGE_FAN_OUT_FAILED: (
+        "Major incident ${ticket}: ${what} did not reach its linked incidents (${reason}). "
+        "Find them with `incidents list --outage ${ticket}`."
+    ),
 }
 
 _RUSSIAN: dict[Message, str] = {
@@ -331,6 +414,32 @@ _RUSSIAN: dict[Message, str] = {
     Message.CLOSED_NO_REPLY: (
         "Мы закрыли заявку ${ticket}, потому что не получили от вас ответа. Ответьте до ${reopen_by}, и мы "
         "откроем её снова и продолжим с того места, где остановились."
+    ),
+    Message.NOT_ONLY_YOU: (
+        "Мы знаем о проблеме: она не только у вас. ${summary} Наши инженеры уже устраняют её и рассчитывают "
+        "закончить к ${fix_by}. Номер вашей заявки: ${ticket}; мы сообщим, как только всё заработает."
+    ),
+    Message.OUTAGE_STATUS_UPDATE: (
+        "Новости по заявке ${ticket}: сбой в вашем районе ещё устраняется; рассчитываем закончить к ${fix_by}."
+    ),
+    Message.OUTAGE_NEWS: "Новости по заявке ${ticket}: ${news} Сбой в вашем районе рассчитываем устранить к ${fix_by}.",
+    Message.OUTAGE_RESOLVED: (
+        "Сбой в вашем районе устранён (заявка ${ticket}): ${resolution} Если у вас что-то всё ещё не работает, "
+        "сообщите нам, и мы снова откроем вашу заявку."
+    ),
+    Message.OUTAGE_UNLINKED: (
+        "Новости по заявке ${ticket}: ваш случай всё же не связан со сбоем в вашем районе; им отдельно "
+        "занимаются специалисты ${line}-й линии."
+    ),
+    Message.PLANNED_WORKS_AHEAD: (
+        "Плановые работы в вашем районе (${ticket}) с ${start} до ${end}: ${summary} Связь может прерываться; "
+        "если через день после окончания работ что-то не будет работать, сообщите нам."
+    ),
+    Message.PLANNED_WORKS_STARTED: (
+        "Плановые работы в вашем районе (${ticket}) начались и продлятся до ${end}: ${summary}"
+    ),
+    Message.PLANNED_WORKS_FINISHED: (
+        "Плановые работы в вашем районе (${ticket}) завершены. Если что-то не работает, сообщите нам, и мы разберёмся."
     ),
 }
 

@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_extra_types.currency_code import ISO4217
 
+from workflows.domain.areas import Area
+from workflows.domain.notice import OutageLink
 from workflows.domain.sla import SlaClock
 
 MAX_NAME = 100
@@ -158,6 +160,11 @@ class OpenIncident(Contract):
         description="the customer's IANA time zone (e.g. Europe/Moscow), for the times they are told; "
         "omitted: the policy's default",
     )
+    area: Area | None = Field(
+        default=None,
+        description="where the customer is (region, city, network segment): an incident opened in the area of a "
+        "major incident for its category is linked to it",
+    )
 
 
 # --- the domain event log and the incident state ---
@@ -194,6 +201,10 @@ class EventType(StrEnum):
     customer_asked = "customer_asked"
     customer_replied = "customer_replied"
     self_help_answered = "self_help_answered"
+    # A major incident (OUT-...) owns this incident's escalation while they are linked.
+    outage_linked = "outage_linked"
+    outage_update = "outage_update"
+    outage_unlinked = "outage_unlinked"
 
 
 class IncidentEvent(BaseModel):
@@ -346,6 +357,10 @@ class IncidentState(BaseModel):
         description="notifications still undelivered when the previous run continued as new; this run resends them",
     )
     clock: SlaClock = Field(default_factory=SlaClock)
+    area: Area | None = None
+    outage: OutageLink | None = Field(
+        default=None, description="the major incident it is (or was, resolved together) linked to"
+    )
 
 
 class ActionResult(BaseModel):

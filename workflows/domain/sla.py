@@ -42,6 +42,8 @@ class Clock(StrEnum):
     reply_deadline = "reply_deadline"
     # Closed for lack of a reply: until this passes, the customer's reply reopens it.
     reopen_window = "reopen_window"
+    # While linked to a major incident: the link is trusted until then without news (workflows/domain/linking.py).
+    outage = "outage"
 
 
 # The clocks that measure the support team against its SLA; only these stop while the customer owes us.
@@ -54,6 +56,10 @@ WORKING_TIME_CLOCKS = frozenset({Clock.acknowledge, Clock.line, Clock.renotify})
 _ORDER = {clock: index for index, clock in enumerate(Clock)}
 
 
+PAUSED_FOR_CUSTOMER = "customer"
+PAUSED_FOR_OUTAGE = "outage"
+
+
 class Deadline(BaseModel):
     clock: Clock
     due_at: datetime
@@ -63,6 +69,9 @@ class Deadline(BaseModel):
 class SlaClock(BaseModel):
     deadlines: dict[Clock, Deadline] = Field(default_factory=dict)
     paused_since: datetime | None = None
+    # Why the SLA clocks are paused: the customer owes an answer, a major incident owns the escalation. A clock
+    # paused for two reasons runs again only when both have ended.
+    paused_for: list[str] = Field(default_factory=list, exclude_if=lambda reasons: not reasons)
     # While paused: the working time each SLA clock had left (a clock started during the pause: all of
     # it). Resuming counts it from then in the calendar in force then. Absent from the JSON when empty.
     paused_left: dict[Clock, timedelta] = Field(default_factory=dict, exclude_if=lambda left: not left)
@@ -112,7 +121,10 @@ class SlaClock(BaseModel):
     def expired(self, now: datetime) -> list[Deadline]:
         return [d for d in self._active() if d.due_at <= now]
 
-    def pause(self, now: datetime) -> None:
+    def pause(self, now: datetime, reason: str = PAUSED_FOR_CUSTOMER) -> None:
+        """Stop the SLA clocks for `reason`; they run again once every reason that paused them has ended."""
+        if reason not in self.paused_for:
+            self.paused_for.append(reason)
         if self.paused_since is not None:
             return
         self.paused_since = now
@@ -121,9 +133,16 @@ class SlaClock(BaseModel):
             if deadline is not None:
                 self.paused_left[clock] = self._left(clock, now, deadline.due_at)
 
-    def resume(self, now: datetime) -> None:
-        """Run the SLA clocks again with the working time they had left, counted from `now`."""
-        if self.paused_since is None:
+    def resumes_on(self, reason: str = PAUSED_FOR_CUSTOMER) -> bool:
+        """Whether ending `reason`'s pause runs the clocks again (no other reason still holds them)."""
+        return self.paused_since is not None and all(held == reason for held in self.paused_for)
+
+    def resume(self, now: datetime, reason: str = PAUSED_FOR_CUSTOMER) -> None:
+        """`reason`'s pause ends; with none left, the SLA clocks run again with the working time they had left,
+        counted from `now`."""
+        if reason in self.paused_for:
+            self.paused_for.remove(reason)
+        if self.paused_since is None or self.paused_for:
             return
         self.paused_since = None
         left, self.paused_left = self.paused_left, {}

@@ -1,0 +1,203 @@
+"""The major incident's calls on Temporal and on customers: fan-outs by batch operation, its notice on the
+outage board, the board read at opening, and planned-works notices to the area's customers.
+
+A fan-out is Temporal's job, not a loop in a workflow task: `StartBatchOperation` with a visibility query
+signals every selected incident from the server's own batcher, and this activity only follows the job
+until it is done (heartbeating, so a worker that dies mid-way hands the following to a retry, which finds
+the job already started under the same id and follows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, timedelta
+
+from temporalio import activity
+from temporalio.api.batch.v1 import BatchOperationSignal
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.enums.v1 import BatchOperationState
+from temporalio.api.workflowservice.v1 import DescribeBatchOperationRequest, StartBatchOperationRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.notifications import NotificationActivities
+from workflows import search_attributes as sa
+from workflows.contracts import Notification
+from workflows.domain.inputs import WORKFLOW_TYPE
+from workflows.domain.models import IncidentState
+from workflows.domain.notice import OutageNotice
+from workflows.domain.outage import OUTAGE_BOARD_WORKFLOW_TYPE, outage_board_id
+from workflows.outage_contracts import (
+    FAN_OUT,
+    FAN_OUT_UNAVAILABLE,
+    FIND_OUTAGES,
+    POST_NOTICE,
+    TELL_AREA,
+    AreaNotice,
+    AreaReport,
+    BoardInput,
+    FanOutReport,
+    FanOutRequest,
+    OutageLookup,
+)
+
+FOLLOW_EVERY_SECONDS = 0.5
+CONTACT_QUERY_TIMEOUT = timedelta(seconds=5)
+BOARD_QUERY_TIMEOUT = timedelta(seconds=2)
+
+
+class OutageActivities:
+    def __init__(self, client: Client, notifier: NotificationActivities) -> None:
+        self._client = client
+        self._notifier = notifier
+
+    @activity.defn(name=FAN_OUT)
+    async def fan_out_to_incidents(self, request: FanOutRequest) -> FanOutReport:
+        client = self._client
+        payloads = await client.data_converter.encode([request.payload])
+        try:
+            await client.workflow_service.start_batch_operation(
+                StartBatchOperationRequest(
+                    namespace=client.namespace,
+                    job_id=request.job_id,
+                    reason=f"{request.outage_id}: {request.operation}",
+                    visibility_query=request.query,
+                    signal_operation=BatchOperationSignal(
+                        signal=request.signal, input=Payloads(payloads=payloads), identity=request.outage_id
+                    ),
+                )
+            )
+        except RPCError as error:
+            if error.status == RPCStatusCode.UNIMPLEMENTED:
+                raise ApplicationError(
+                    f"this Temporal server offers no batch operations ({error.message})",
+                    type=FAN_OUT_UNAVAILABLE,
+                    non_retryable=True,
+                ) from None
+            if error.status != RPCStatusCode.ALREADY_EXISTS:
+                raise  # e.g. another batch job holds the namespace's slot: retried with backoff
+            # An earlier attempt started this very job: follow it.
+        return await self._follow(request.job_id)
+
+    async def _follow(self, job_id: str) -> FanOutReport:
+        client = self._client
+        while True:
+            job = await client.workflow_service.describe_batch_operation(
+                DescribeBatchOperationRequest(namespace=client.namespace, job_id=job_id)
+            )
+            if job.state == BatchOperationState.BATCH_OPERATION_STATE_COMPLETED:
+                return FanOutReport(
+                    job_id=job_id,
+                    total=job.total_operation_count,
+                    reached=job.complete_operation_count,
+                    failures=job.failure_operation_count,
+                )
+            if job.state == BatchOperationState.BATCH_OPERATION_STATE_FAILED:
+                raise ApplicationError(f"batch job {job_id} failed: {job.reason}", non_retryable=True)
+            activity.heartbeat(job.complete_operation_count)
+            await asyncio.sleep(FOLLOW_EVERY_SECONDS)
+
+    @activity.defn(name=POST_NOTICE)
+    async def post_outage_notice(self, notice: OutageNotice) -> None:
+        """Put the notice on the outage board (starting the board if it is not running)."""
+        await self._client.start_workflow(
+            OUTAGE_BOARD_WORKFLOW_TYPE,
+            BoardInput(),
+            id=outage_board_id(activity.info().task_queue),
+            task_queue=activity.info().task_queue,
+            start_signal="post",
+            start_signal_args=[notice],
+        )
+
+    @activity.defn(name=FIND_OUTAGES)
+    async def find_outages(self, lookup: OutageLookup) -> list[OutageNotice]:
+        """The notices on the board that cover this customer's area and category (the intake picks by time)."""
+        notices = await board_notices(self._client, activity.info().task_queue)
+        return [n for n in notices if n.covers(lookup.area, lookup.category)]
+
+    @activity.defn(name=TELL_AREA)
+    async def tell_area(self, notice: AreaNotice) -> AreaReport:
+        """Tell every customer with an incident in the area since `recent_since`, once each (by notification id)."""
+        since = notice.recent_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        query = (
+            f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.AREA.name} = '{_quoted(notice.area.path)}'"
+            f" AND StartTime > '{since}'"
+        )
+        latest: dict[str, str] = {}  # customer -> their latest incident there (the listing is newest first)
+        try:
+            async for execution in self._client.list_workflows(query):
+                customer = execution.typed_search_attributes.get(sa.CUSTOMER)
+                if customer is not None and customer not in latest:
+                    latest[customer] = execution.id
+        except RPCError as error:
+            if error.status == RPCStatusCode.UNIMPLEMENTED:
+                raise ApplicationError(
+                    f"this Temporal server cannot list the area's incidents ({error.message})",
+                    type=FAN_OUT_UNAVAILABLE,
+                    non_retryable=True,
+                ) from None
+            raise
+        told = unreachable = 0
+        for customer, ticket in latest.items():
+            try:
+                contact = await self._contact_of(ticket)
+            except (RPCError, WorkflowQueryFailedError) as error:
+                # One incident nobody serves (its worker gone, its task failing) must not silence the rest.
+                activity.logger.warning("planned works: no contact from %s: %s", ticket, error)
+                unreachable += 1
+                continue
+            if contact is None:
+                continue
+            # The contact goes straight to the notifier: it never enters the major incident's history.
+            await self._notifier.deliver(
+                Notification(
+                    id=f"{notice.notice_id}:{customer}",
+                    ticket_id=notice.outage_id,
+                    recipient="customer",
+                    kind=notice.kind,
+                    message=notice.message,
+                    contact=contact,
+                )
+            )
+            told += 1
+            activity.heartbeat(told)
+        return AreaReport(notice_id=notice.notice_id, customers=told, unreachable=unreachable)
+
+    async def _contact_of(self, ticket: str) -> str | None:
+        handle = self._client.get_workflow_handle(ticket)
+        try:
+            description = await handle.describe()
+            if description.status == WorkflowExecutionStatus.RUNNING:
+                state: IncidentState = await handle.query(
+                    "state", result_type=IncidentState, rpc_timeout=CONTACT_QUERY_TIMEOUT
+                )
+            elif description.status == WorkflowExecutionStatus.COMPLETED:
+                state = await self._client.get_workflow_handle(ticket, result_type=IncidentState).result()
+            else:
+                return None
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return state.contact
+
+
+async def board_notices(client: Client, task_queue: str) -> list[OutageNotice]:
+    """What the outage board holds; nothing while no major incident was ever declared.
+
+    Asked on every open with an area, so it answers within BOARD_QUERY_TIMEOUT or not at all: a customer
+    is never kept from their ticket by the board (the incident opens unlinked, a sweep links it later)."""
+    try:
+        notices: list[OutageNotice] = await client.get_workflow_handle(outage_board_id(task_queue)).query(
+            "notices", result_type=list[OutageNotice], rpc_timeout=BOARD_QUERY_TIMEOUT
+        )
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return []
+        raise
+    return notices
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")

@@ -1,0 +1,198 @@
+"""(7) Major incidents at scale (issue 18), beside raw Temporal in the same run.
+
+One major incident with N incidents linked to it, opened so that their own
+line-1 deadlines fall in the same millisecond: past that deadline, how many
+line pages did they send (the target is none: the major incident owns
+escalation)? Then the mass resolve: from the resolve action until every one of
+the N is resolved and its customer notified (counted in the notification
+sink), against raw Temporal signalling N bare workflows by one batch operation
+until every one has processed it. And the major incident's own history size,
+which must not grow with N (its fan-outs are the server's batch jobs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from temporalio.api.batch.v1 import BatchOperationSignal
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.workflowservice.v1 import StartBatchOperationRequest
+from temporalio.converter import DataConverter
+
+from bench.bare import TASK_QUEUE as BARE_QUEUE
+from bench.stack import bounded, until
+from starter.outages import OutageService
+from workflows import search_attributes as sa
+from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
+from workflows.domain.models import OpenIncident
+from workflows.domain.outage import DeclareOutage, OutagePolicy, ResolveOutage, default_outage_policy
+from workflows.domain.policy import Policy, default_policy, parse_policy
+from workflows.domain.tickets import new_ticket_id
+from workflows.incident_start import start_options
+
+if TYPE_CHECKING:
+    from bench.measures import Bench
+
+# Incidents started at once: the worker keeps up, and every first task (where the line clock starts) is prompt.
+STARTING_AT_ONCE = 25
+# The deadline lies this far past the time the starts should take at the rate measured in (4).
+START_MARGIN = 1.3
+EXPECTED_STARTS_PER_S = 40
+AFTER_DEADLINE = 3.0
+
+
+def linked_policy(line_one_seconds: int) -> Policy:
+    """Critical incidents whose line 1 has `line_one_seconds`; nothing else falls due during the bench."""
+    data = default_policy().model_dump(mode="json")
+    data["name"] = f"bench-linked-{line_one_seconds}s"
+    data["severities"]["critical"].update(
+        {"acknowledge_within": f"{line_one_seconds}s", "line_timeouts": {"1": f"{line_one_seconds}s", "2": "1d"}}
+    )
+    return parse_policy(data, "bench linked policy")
+
+
+def bench_outage_policy() -> OutagePolicy:
+    data = default_outage_policy().model_dump(mode="json")
+    data.update({"name": "bench", "sweep_after": "5s", "check_grace": "1d"})
+    return OutagePolicy.model_validate(data)
+
+
+async def measure(bench: Bench) -> None:
+    count = bench.sizes.outage_linked
+    queue = bench.service.task_queue
+    outages = OutageService(bench.client, policy=bench_outage_policy(), task_queue=queue)
+    area = {"region": "bench", "city": f"c{bench.run_id}"}
+    declared = await outages.declare(
+        DeclareOutage.model_validate(
+            {
+                "area": area,
+                "categories": ["connection_lost"],
+                "summary": "A cable was cut.",
+                "owner": "boris",
+                "declared_by": "boris",
+                "expected_fix_by": datetime.now(UTC) + timedelta(hours=2),
+            }
+        )
+    )
+    outage_id = declared.outage_id
+    notice = await outages.notice(outage_id)
+    # Every one opens with the same line-1 deadline (to the millisecond): opened `seconds` before it with a
+    # line 1 of `seconds`. One that opens after it has its deadline already passed: it falls due at once.
+    due = datetime.now(UTC) + timedelta(seconds=2 + START_MARGIN * count / EXPECTED_STARTS_PER_S)
+
+    async def open_linked(i: int) -> str:
+        seconds = max(1, math.ceil((due - datetime.now(UTC)).total_seconds()))
+        request = OpenIncident.model_validate(
+            {
+                "customer_id": f"out-{bench.run_id}-{i}",
+                "category": "connection_lost",
+                "description": "no internet",
+                "channel": "app",
+                "contact": f"+7 900 {i // 10000:03d}-{i // 100 % 100:02d}-{i % 100:02d}",
+                "area": {**area, "segment": f"s{i % 7}"},
+            }
+        )
+        # Opened linked, as the intake opens one in the area (the intake itself is measured in (2)).
+        input = IncidentInput(
+            ticket_id=new_ticket_id(),
+            request=request,
+            policy=linked_policy(seconds),
+            opened_at=due - timedelta(seconds=seconds),
+            outage=notice,
+        )
+        handle = await bench.client.start_workflow(WORKFLOW_TYPE, input, task_queue=queue, **start_options(input))
+        return handle.id
+
+    started = time.monotonic()
+    tickets = set(await bounded(STARTING_AT_ONCE, (open_linked(i) for i in range(count))))
+    late = (datetime.now(UTC) - due).total_seconds()
+    bench.figures["outage_opening_seconds"] = round(time.monotonic() - started, 1)
+    linked_query = f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.OUTAGE_ID.name} = '{outage_id}'"
+    await bench.counted(f"{linked_query} AND {sa.STATUS.name} = 'open'", count, f"{count} linked incidents")
+    async with httpx.AsyncClient(timeout=60) as http:
+
+        async def every_customer_told() -> bool:
+            told = [n for n in await _notifications(http, bench.notify_url, "customer") if n["ticket_id"] in tickets]
+            return len(told) >= count
+
+        # The worker has caught up with the openings (each customer heard "not only you") and the deadline passed.
+        await until(every_customer_told, 120 + count / 10, f"{count} customers told", every=0.5)
+        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + AFTER_DEADLINE)
+        pages = [n for n in await _notifications(http, bench.notify_url) if n["ticket_id"] in tickets]
+        line_pages = [n for n in pages if n["recipient"] != "customer"]
+        escalated = (await bench.client.count_workflows(f"{linked_query} AND {sa.LINE.name} = 2")).count
+        bench.figures["outage_linked_count"] = count
+        bench.figures["outage_linked_started_late_s"] = max(0.0, late)
+        bench.figures["outage_linked_line_pages"] = len(line_pages)
+        bench.figures["outage_linked_escalated"] = escalated
+        bench.figures["outage_linked_customer_notices"] = len(pages) - len(line_pages)
+
+        raw = await _raw_batch(bench, count)
+        bench.figures["outage_raw_batch_signal_s"] = raw
+
+        started = time.monotonic()
+        await outages.act(outage_id, ResolveOutage(by="boris", resolution="The cable is spliced."))
+
+        async def resolved_and_told() -> bool:
+            resolved = (await bench.client.count_workflows(f"{linked_query} AND {sa.STATUS.name} != 'open'")).count
+            if resolved < count:
+                return False
+            told = {
+                n["ticket_id"]
+                for n in await _notifications(http, bench.notify_url, "customer")
+                if n["kind"] == "resolved" and n["ticket_id"] in tickets
+            }
+            return len(told) >= count
+
+        await until(resolved_and_told, 300 + count / 5, f"{count} incidents resolved together", every=0.5)
+        mass = time.monotonic() - started
+    bench.figures["outage_mass_resolve_s"] = mass
+    bench.figures["outage_mass_resolve_ratio"] = mass / raw
+    handle = bench.client.get_workflow_handle(outage_id)
+    await asyncio.wait_for(handle.result(), 120)
+    history = await handle.fetch_history()
+    bench.figures["outage_history_events"] = len(history.events)
+
+
+async def _notifications(http: httpx.AsyncClient, url: str, recipient: str | None = None) -> list[dict[str, Any]]:
+    response = await http.get(url, params={"recipient": recipient} if recipient else None)
+    response.raise_for_status()
+    notifications: list[dict[str, Any]] = response.json()
+    return notifications
+
+
+async def _raw_batch(bench: Bench, count: int) -> float:
+    """Raw Temporal: N bare workflows waiting for a signal, one batch operation signals them all; seconds
+    from the batch request until every one has processed it (and told someone: one local activity)."""
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    prefix = f"raw-outage-{bench.run_id}"
+    await bounded(
+        50,
+        (
+            bench.client.start_workflow("BareOutageTarget", id=f"{prefix}-{i}", task_queue=BARE_QUEUE)
+            for i in range(count)
+        ),
+    )
+    targets = f"WorkflowType = 'BareOutageTarget' AND StartTime >= '{since}'"
+    await bench.counted(f"{targets} AND ExecutionStatus = 'Running'", count, f"{count} bare targets")
+    # The bare worker reads plain JSON (the default converter), as a raw Temporal user's would.
+    payloads = await DataConverter.default.encode([{"resolution": "spliced"}])
+    started = time.monotonic()
+    await bench.client.workflow_service.start_batch_operation(
+        StartBatchOperationRequest(
+            namespace=bench.client.namespace,
+            job_id=f"{prefix}-resolve",
+            reason="bench: raw batch signal",
+            visibility_query=targets,
+            signal_operation=BatchOperationSignal(
+                signal="resolve", input=Payloads(payloads=payloads), identity="bench"
+            ),
+        )
+    )
+    await bench.counted(f"{targets} AND {sa.STATUS.name} = 'resolved'", count, f"{count} bare targets signalled")
+    return time.monotonic() - started
