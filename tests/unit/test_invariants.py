@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from infra.errors import describe_validation_error
 from tests.helpers import open_request
+from workflows.domain import linking
 from workflows.domain.actions import ACTION_ADAPTER, CATALOGUE
 from workflows.domain.incident import (
     ANNOUNCE_ACKNOWLEDGEMENT,
@@ -26,7 +27,7 @@ from workflows.domain.incident import (
 )
 from workflows.domain.models import ClosedAs, IncidentState, RefundStatus, Status
 from workflows.domain.policy import Policy, default_policy, parse_policy
-from workflows.domain.sla import SLA_CLOCKS, Clock
+from workflows.domain.sla import PAUSED_FOR_CUSTOMER, PAUSED_FOR_OUTAGE, SLA_CLOCKS, Clock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ACTION = ACTION_ADAPTER
@@ -259,7 +260,12 @@ class IncidentMachine(RuleBasedStateMachine):
         if not hasattr(self, "incident"):
             return
         state, upcoming = self.incident.state, self.incident.next_deadline()
-        assert (state.clock.paused_since is not None) == (state.waiting is not None), "paused exactly while asked"
+        clock = state.clock
+        assert (PAUSED_FOR_CUSTOMER in clock.paused_for) == (state.waiting is not None), (
+            "paused for the customer while asked"
+        )
+        assert (PAUSED_FOR_OUTAGE in clock.paused_for) == linking.linked(state), "held exactly while linked"
+        assert (clock.paused_since is not None) == bool(clock.paused_for), "paused exactly while a reason holds it"
         if state.status is Status.waiting_on_customer:
             assert state.clock.running(Clock.reply_deadline), f"waiting without the silence ladder: {_summary(state)}"
             assert upcoming is not None and upcoming.clock not in SLA_CLOCKS and state.next_deadline == upcoming.due_at

@@ -112,6 +112,10 @@ SAMPLE_FIELDS: dict[str, object] = {
     "question": "Какой тариф подключить?",
     "close_by": datetime(2026, 12, 9, 9, 30, tzinfo=UTC),
     "reopen_by": datetime(2026, 12, 12, 9, 30, tzinfo=UTC),
+    "news": "Кабель срастили, проверяем.",
+    "summary": "В Химках повреждён кабель.",
+    "start": datetime(2026, 12, 3, 1, 0, tzinfo=UTC),
+    "end": datetime(2026, 12, 3, 3, 0, tzinfo=UTC),
 }
 
 
