@@ -25,3 +25,11 @@ def fast_policy(**critical: Any) -> Policy:
         rules["calendar"] = "24/7"  # seconds of working time would wait for the office to open
     data["refund_give_up_after"] = "20s"
     return parse_policy(data, "fast policy")
+
+
+def around_the_clock_policy() -> Policy:
+    """The default policy with every severity on wall time, for tests about something other than calendars."""
+    data = default_policy().model_dump(mode="json")
+    for rules in data["severities"].values():
+        rules["calendar"] = "24/7"
+    return parse_policy(data, "default policy, 24/7")
