@@ -21,7 +21,7 @@ from tests.desk_helpers import DeskStack, desk_stack
 from tests.harness import Sandboxes, running_worker
 from tests.policies import fast_policy
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
