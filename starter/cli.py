@@ -25,11 +25,12 @@ from rich.console import Console
 
 from infra.errors import describe_validation_error
 from workflows.domain.actions import ACTOR_FIELDS, ACTOR_LINE, CATALOGUE, ActionModel
-from workflows.domain.models import Channel, Money, OpenIncident, Severity, Status
+from workflows.domain.models import Channel, Money, OpenIncident, Refund, Severity, Status
 
 EXIT_REFUSED = 1
 EXIT_INVALID = 2
 _AGENT_HELP = "who does it: the token's person (the default); any other name is refused"
+_CHARGE_HELP = "the charge the refund reverses (the provider's reference): a charge is refunded once, across incidents"
 _AS_HELP = (
     "act as this dev agent (ann, boris, vera): their token from what `incidents dev` wrote; elsewhere set "
     "INCIDENTS_TOKEN_FILE"
@@ -143,8 +144,8 @@ def _open(args: argparse.Namespace) -> int:
         "request_id": args.request_id,
         "new_incident": args.new,
     }
-    if args.refund is not None or args.currency is not None:
-        given = {"amount": args.refund, "currency": args.currency}
+    if args.refund is not None or args.currency is not None or args.charge is not None:
+        given = {"amount": args.refund, "currency": args.currency, "charge": args.charge}
         fields["refund"] = {name: value for name, value in given.items() if value is not None}
     request = _validated(lambda: OpenIncident.model_validate(fields))
 
@@ -236,9 +237,11 @@ def _action_options(model: type[ActionModel]) -> list[tuple[list[str], dict[str,
             found.append((["--agent"], {"dest": name, "metavar": "NAME", "help": _AGENT_HELP}))
         elif name == model.meta.own_line:
             found.append(([f"--{name}"], {"dest": name, "type": int, "help": "your line: the token's (optional)"}))
-        elif Money in kinds:
+        elif _money_kind(field) is not None:
             found.append((["--amount"], {"required": required, "help": 'e.g. "1500.00"'}))
             found.append((["--currency"], {"required": required, "help": "ISO currency, e.g. RUB"}))
+            if _money_kind(field) is Refund:
+                found.append((["--charge"], {"help": _CHARGE_HELP}))
         else:
             options: dict[str, Any] = {"dest": name, "required": required, "help": field.description or name}
             if name in defaults:
@@ -257,14 +260,21 @@ def _field_kinds(field: FieldInfo) -> tuple[Any, ...]:
     return get_args(field.annotation) or (field.annotation,)
 
 
+def _money_kind(field: FieldInfo) -> type[Money] | None:
+    """Money or a refund (money and the charge it reverses) when the field takes one: --amount, --currency."""
+    return next((kind for kind in _field_kinds(field) if isinstance(kind, type) and issubclass(kind, Money)), None)
+
+
 def _action_payload(model: type[ActionModel], args: argparse.Namespace) -> dict[str, Any]:
     payload: dict[str, Any] = {"type": model.action_name()}
     for name, field in model.model_fields.items():
         if name == "type":
             continue
-        if Money in _field_kinds(field):
+        if _money_kind(field) is not None:
             if args.amount is not None or args.currency is not None:
                 payload[name] = {"amount": args.amount, "currency": args.currency}
+                if getattr(args, "charge", None) is not None:
+                    payload[name]["charge"] = args.charge
         elif getattr(args, name, None) is not None:
             payload[name] = getattr(args, name)
     return payload
@@ -492,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     opening.add_argument("--request-id", help="the caller's id for this request: repeating it opens nothing new")
     opening.add_argument("--refund", metavar="AMOUNT", help='money owed back, e.g. "1500.00"')
     opening.add_argument("--currency", help="ISO currency of the refund, e.g. RUB")
+    opening.add_argument("--charge", help=_CHARGE_HELP)
     opening.add_argument("--new", action="store_true", help="a new incident even if one is open for this problem")
     opening.add_argument("--json", action="store_true", help="print the incident state as JSON")
 

@@ -75,8 +75,11 @@ class Sandboxes:
     notify_url: str
     http: httpx.AsyncClient
 
-    async def ledger(self, reference: str | None = None) -> list[dict[str, Any]]:
-        params = {"reference": reference} if reference else None
+    async def ledger(
+        self, reference: str | None = None, charge: str | None = None, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
+        wanted = {"reference": reference, "charge": charge, "idempotency_key": idempotency_key}
+        params = {name: value for name, value in wanted.items() if value}
         response = await self.http.get(f"{self.payments_url}/refunds", params=params)
         return list(response.json())
 

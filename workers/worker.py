@@ -12,6 +12,7 @@ from temporalio.worker import Interceptor, PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
+from activities.charges import ChargeActivities
 from activities.intake import IntakeActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
@@ -20,6 +21,7 @@ from infra.telemetry import instrument_http_client, worker_interceptors
 from workers.sandbox_runner import sandboxed_runner
 from workers.settings import WorkerSettings
 from workflows.audit_workflow import IncidentAuditWorkflow
+from workflows.charge_workflow import ChargeRefundWorkflow
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
 
@@ -49,14 +51,17 @@ def build_worker(
     payments = PaymentActivities(http, settings.payments_url)
     audit = AuditActivities(client, notifications)
     intake = IntakeActivities(client)
+    charges = ChargeActivities(client)
     return Worker(
         client,
         workflow_runner=workflow_runner(),
         task_queue=task_queue or settings.task_queue,
-        workflows=[IncidentWorkflow, IncidentIntakeWorkflow, IncidentAuditWorkflow],
+        workflows=[IncidentWorkflow, IncidentIntakeWorkflow, IncidentAuditWorkflow, ChargeRefundWorkflow],
         activities=[
             notifications.send_notifications,
             payments.make_payment,
+            payments.find_payment,
+            charges.claim_charge,
             audit.audit_incidents,
             intake.deliver_contact,
             intake.request_key_of,

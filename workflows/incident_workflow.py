@@ -26,13 +26,17 @@ with workflow.unsafe.imports_passed_through():
     from infra.payloads import undecodable_reason
     from workflows import search_attributes
     from workflows.contracts import (
+        CLAIM_CHARGE,
+        FIND_PAYMENT,
         MAKE_PAYMENT,
         NOTIFICATION_REJECTED,
         PAYMENT_REJECTED,
         SEND_NOTIFICATIONS,
+        ChargeClaim,
         DeliveryReport,
         Notification,
         NotificationBatch,
+        PaymentLookup,
         PaymentReceipt,
         PaymentRequest,
     )
@@ -50,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
     from workflows.domain.models import MAX_NAME, ActionResult, IncidentState, Money
-    from workflows.domain.money import AGENT_AUTHORITY
+    from workflows.domain.money import AGENT_AUTHORITY, NEW_KEY_AFTER_LOOKUP
     from workflows.domain.policy import shared
     from workflows.domain.sla import Deadline
     from workflows.metrics import IncidentMetrics
@@ -63,6 +67,9 @@ NOTIFY_GIVE_UP_AFTER = timedelta(days=7)
 NOTIFY_LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
 NOTIFY_ATTEMPT_TIMEOUT = timedelta(seconds=5)
 PAYMENT_ATTEMPT_TIMEOUT = timedelta(seconds=10)
+# Claiming a charge and looking up the ledger: retried (on durable timers past the first seconds) until the
+# refund's give-up time, like the payment itself.
+MONEY_CALL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 # Domain events worth a log line (customer contact data is never in an event's data).
 LOGGED_EVENTS = frozenset(
     {
@@ -91,7 +98,12 @@ FEATURES_BY_ACTION = {
     "add_refund": AGENT_AUTHORITY,
     "approve_refund": AGENT_AUTHORITY,
     "settle_refund": AGENT_AUTHORITY,
+    # After a final no from the provider, a new idempotency key, once the ledger shows nothing paid (money.py).
+    "retry_refund": NEW_KEY_AFTER_LOOKUP,
 }
+# A refund that names the charge it reverses claims the charge before anything is paid (one refund per charge,
+# workflows/charge_workflow.py); no refund named a charge before, so no history replays differently.
+CLAIM_CHARGES = "claim-charges"
 # Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
 PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
 # Publishes the NotificationsFailed search attribute, likewise.
@@ -471,7 +483,9 @@ class IncidentWorkflow:
         for effect in effects:
             self._undelivered.pop(effect.event_seq, None)
 
-    async def _pay(self, kind: Literal["refund", "credit"], key: str, money: Money, summary: str) -> PaymentReceipt:
+    async def _pay(
+        self, kind: Literal["refund", "credit"], key: str, money: Money, summary: str, charge: str | None = None
+    ) -> PaymentReceipt:
         """Pay through the provider: the first attempt inline, the retries durable on the server.
 
         Most payments succeed at once, and a local activity records that as one marker event; a
@@ -486,6 +500,7 @@ class IncidentWorkflow:
             customer_id=self._input.request.customer_id,
             idempotency_key=key,
             money=money,
+            charge=charge,
         )
         try:
             first: PaymentReceipt = await workflow.execute_local_activity(
@@ -520,13 +535,57 @@ class IncidentWorkflow:
     async def _pay_refund(self, effect: PayRefund) -> None:
         money = effect.money
         try:
+            if effect.charge is not None and workflow.patched(CLAIM_CHARGES):
+                holder = await self._claim_charge(effect.charge, money)
+                if holder != self._input.ticket_id:
+                    self._pending.extend(self._incident.refund_refused(holder, workflow.now()))
+                    return
+            if effect.look_up_key is not None:
+                # The provider said a final no to the old key: pay under the new one only if nothing was paid.
+                found = await self._find_payment(effect.look_up_key)
+                if found.payment is not None:
+                    self._pending.extend(
+                        self._incident.refund_paid(found.payment.payment_id, workflow.now(), effect.look_up_key)
+                    )
+                    return
             receipt = await self._pay(
-                "refund", effect.idempotency_key, money, f"refund {money.amount:.2f} {money.currency}"
+                "refund",
+                effect.idempotency_key,
+                money,
+                f"refund {money.amount:.2f} {money.currency}",
+                charge=effect.charge,
             )
-        except (ActivityError, ApplicationError) as error:
-            self._pending.extend(self._incident.refund_failed(_failure_reason(error), workflow.now()))
+        except (ActivityError, ApplicationError, TimeoutError) as error:
+            self._pending.extend(
+                self._incident.refund_failed(_failure_reason(error), workflow.now(), answered_no=_is_rejection(error))
+            )
         else:
             self._pending.extend(self._incident.refund_paid(receipt.payment_id, workflow.now()))
+
+    async def _claim_charge(self, charge: str, money: Money) -> str:
+        """The ticket that holds the charge: this incident, or the one that claimed it first."""
+        holder: str = await workflow.execute_local_activity(
+            CLAIM_CHARGE,
+            ChargeClaim(charge=charge, ticket_id=self._input.ticket_id, money=money),
+            result_type=str,
+            start_to_close_timeout=PAYMENT_ATTEMPT_TIMEOUT,
+            schedule_to_close_timeout=self._input.policy.refund_give_up_after,
+            retry_policy=MONEY_CALL_RETRY,
+            summary=f"claim charge {charge}"[:200],
+        )
+        return holder
+
+    async def _find_payment(self, key: str) -> PaymentLookup:
+        found: PaymentLookup = await workflow.execute_local_activity(
+            FIND_PAYMENT,
+            key,
+            result_type=PaymentLookup,
+            start_to_close_timeout=PAYMENT_ATTEMPT_TIMEOUT,
+            schedule_to_close_timeout=self._input.policy.refund_give_up_after,
+            retry_policy=MONEY_CALL_RETRY,
+            summary=f"ledger lookup: {key}"[:200],
+        )
+        return found
 
     async def _grant_compensation(self, effect: GrantCompensation) -> None:
         money = effect.money

@@ -34,6 +34,7 @@ class Message(StrEnum):
     REOPENED = "reopened"
     REOPENED_WITH_FIX_TIME = "reopened.with_fix_time"
     REFUND_PAID = "refund_paid"
+    REFUND_ELSEWHERE = "refund_elsewhere"
     COMPENSATION = "compensation"
     # To a support line
     NEW_INCIDENT = "new_incident"
@@ -49,6 +50,7 @@ class Message(StrEnum):
     REFUND_APPROVAL = "refund_approval"
     REFUND_SECOND_APPROVAL = "refund_approval.second"
     REFUND_TASK = "refund_task"
+    REFUND_REFUSED = "refund_refused"
     COMPENSATION_TASK = "compensation_task"
     COMPENSATION_TASK_TO_SETTLE = "compensation_task.to_settle"
     # Reminder ladders (to the line that owns the waiting work)
@@ -79,6 +81,10 @@ _ENGLISH: dict[Message, str] = {
         "We have reopened ${ticket} and are working on it again. We expect to fix it by ${fix_by}."
     ),
     Message.REFUND_PAID: "Your refund of ${money} has been sent (ticket ${ticket}).",
+    Message.REFUND_ELSEWHERE: (
+        "The refund of ${money} for charge ${charge} is already on its way under ticket ${other}: "
+        "it is paid once, there (ticket ${ticket})."
+    ),
     Message.COMPENSATION: (
         "We are sorry it took longer than promised: ${money} has been credited to your account (ticket ${ticket})."
     ),
@@ -112,6 +118,10 @@ _ENGLISH: dict[Message, str] = {
     Message.REFUND_TASK: (
         "Refund of ${money} for ${ticket} (owed since ${owed_since}, payment round ${round}) failed: ${reason}. "
         "Retry it (retry_refund) or record how it was paid (settle_refund)."
+    ),
+    Message.REFUND_REFUSED: (
+        "Refund of ${money} for ${ticket} refused: charge ${charge} is refunded by ${other}, and a charge is "
+        "refunded once. Nothing is paid here."
     ),
     Message.COMPENSATION_TASK: (
         "Compensation of ${money} for ${ticket} could not be credited: ${reason}. Credit it by hand."
