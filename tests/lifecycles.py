@@ -10,16 +10,22 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import RunningWorker
+from tests.conftest import RunningWorker, Sandboxes
 from tests.helpers import send, settled, start_incident, until
 from workflows.domain.models import IncidentState
 
 HOUR = timedelta(hours=1)
 
-Lifecycle = Callable[[WorkflowEnvironment, RunningWorker], Awaitable[WorkflowHandle[Any, IncidentState]]]
+Lifecycle = Callable[[WorkflowEnvironment, RunningWorker, Sandboxes], Awaitable[WorkflowHandle[Any, IncidentState]]]
 
 
-async def full_critical(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
+def _refund_status(status: str) -> Callable[[IncidentState], bool]:
+    return lambda s: s.refund is not None and s.refund.status == status
+
+
+async def full_critical(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
     """Escalation by timeout, a refund, a late resolution with compensation, the callback and feedback."""
     handle = await start_incident(
         running, category="payment_not_refunded", refund={"amount": "1500.00", "currency": "RUB"}
@@ -36,7 +42,9 @@ async def full_critical(env: WorkflowEnvironment, running: RunningWorker) -> Wor
     return handle
 
 
-async def routine_quick_fix(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
+async def routine_quick_fix(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
     handle = await start_incident(running, category="tariff_change")
     await send(handle, "acknowledge", agent="ann")
     await send(handle, "add_note", agent="ann", text="customer wants the night tariff")
@@ -46,7 +54,7 @@ async def routine_quick_fix(env: WorkflowEnvironment, running: RunningWorker) ->
 
 
 async def rejected_actions_and_reopen(
-    env: WorkflowEnvironment, running: RunningWorker
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
 ) -> WorkflowHandle[Any, IncidentState]:
     handle = await start_incident(running, category="speed_drop")
     await send(handle, "feedback", score=3)
@@ -68,8 +76,81 @@ async def rejected_actions_and_reopen(
     return handle
 
 
+# --- money under issue 15: the acting agent's authority, four eyes, one refund per charge, new keys ---
+# Actions carry `actor_line` as the HTTP API sends them (the line of the agent's token).
+
+
+async def line_one_refund_within_limit(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
+    """A line-1 agent adds a refund within her limit and it is paid at once, without escalating."""
+    handle = await start_incident(running, category="deferred_payment")
+    await send(handle, "acknowledge", agent="ann")
+    await send(handle, "add_refund", agent="ann", actor_line=1, refund={"amount": "4000.00", "currency": "RUB"})
+    await until(handle, _refund_status("paid"))
+    await send(handle, "resolve", agent="ann", resolution="refunded the double charge")
+    await handle.result()
+    return handle
+
+
+async def four_eyes_refund(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
+    """A refund above the four-eyes threshold: line 1 may not approve it, nor one agent twice; two may."""
+    handle = await start_incident(
+        running, category="deferred_payment", refund={"amount": "60000.00", "currency": "RUB"}
+    )
+    await send(handle, "approve_refund", agent="ann", line=1, actor_line=1)
+    await send(handle, "approve_refund", agent="boris", line=2, actor_line=2)
+    await send(handle, "approve_refund", agent="boris", line=2, actor_line=2)
+    await send(handle, "approve_refund", agent="vera", line=3, actor_line=3)
+    await until(handle, _refund_status("paid"))
+    await send(handle, "resolve", agent="vera", resolution="refunded after two approvals")
+    await handle.result()
+    return handle
+
+
+async def charge_retried_under_a_new_key(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
+    """A refund of a charge, claimed, refused by the provider; retried under a new key after the ledger lookup."""
+    await boxes.set_payment_faults(reject=True)
+    try:
+        handle = await start_incident(
+            running,
+            category="deferred_payment",
+            refund={"amount": "900.00", "currency": "RUB", "charge": "ch_history_retry"},
+        )
+        await until(handle, _refund_status("failed"))
+    finally:
+        await boxes.set_payment_faults(reject=False)
+    await send(handle, "retry_refund", agent="boris")
+    await until(handle, _refund_status("paid"))
+    await send(handle, "resolve", agent="boris", resolution="refunded to the new card")
+    await handle.result()
+    return handle
+
+
+async def charge_refunded_elsewhere(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
+    """A second incident asks to refund a charge another incident refunds: refused, naming it; nothing paid."""
+    refund = {"amount": "500.00", "currency": "RUB", "charge": "ch_history_twice"}
+    first = await start_incident(running, category="deferred_payment", refund=refund)
+    await until(first, _refund_status("paid"))
+    handle = await start_incident(running, category="deferred_payment", customer_id="43", refund=refund)
+    await until(handle, _refund_status("refused"))
+    await send(handle, "resolve", agent="ann", resolution="refunded under the other ticket")
+    await handle.result()
+    return handle
+
+
 LIFECYCLES: dict[str, Lifecycle] = {
     "full_critical": full_critical,
     "routine_quick_fix": routine_quick_fix,
     "rejected_actions_and_reopen": rejected_actions_and_reopen,
+    "line_one_refund_within_limit": line_one_refund_within_limit,
+    "four_eyes_refund": four_eyes_refund,
+    "charge_retried_under_a_new_key": charge_retried_under_a_new_key,
+    "charge_refunded_elsewhere": charge_refunded_elsewhere,
 }

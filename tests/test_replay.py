@@ -33,7 +33,16 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def test_the_typical_lifecycles_are_stored():
-    assert {p.stem for p in HISTORIES} >= {"full_critical", "routine_quick_fix", "rejected_actions_and_reopen"}
+    assert {p.stem for p in HISTORIES} >= {
+        "full_critical",
+        "routine_quick_fix",
+        "rejected_actions_and_reopen",
+        # Issue 15: the acting agent's authority and four eyes, one refund per charge, a new key after a lookup.
+        "line_one_refund_within_limit",
+        "four_eyes_refund",
+        "charge_retried_under_a_new_key",
+        "charge_refunded_elsewhere",
+    }
     assert {p.stem for p in INTAKE_HISTORIES} >= {"open_join_close"}
 
 
@@ -96,3 +105,21 @@ async def test_the_acknowledgement_patch_keeps_old_incidents_as_they_were_and_ch
     replayer = Replayer(workflows=[IncidentWorkflow], data_converter=data_converter())
     for history in (before, after):
         assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
+
+
+def test_the_money_histories_hold_what_they_stand_for():
+    """Each stored money lifecycle went the way its name says, under the patch that names the behaviour."""
+    expected = {
+        "line_one_refund_within_limit": ("agent-authority", "paid"),
+        "four_eyes_refund": ("agent-authority", "paid"),
+        "charge_retried_under_a_new_key": ("new-key-after-lookup", "paid"),
+        "charge_refunded_elsewhere": ("claim-charges", "refused"),
+    }
+    for name, (patch, refund_status) in expected.items():
+        history = load(HISTORIES_DIR / f"{name}.json")
+        state = final_state(history)
+        assert patch in patch_ids(history), name
+        assert state.refund is not None and state.refund.status == refund_status, name
+    four_eyes = final_state(load(HISTORIES_DIR / "four_eyes_refund.json"))
+    approvals = [e.by for e in four_eyes.events if e.type == "refund_approved"]
+    assert approvals == ["boris", "vera"]
