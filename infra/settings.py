@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     notify_url: str | None = _env("NOTIFY_URL")
     webhook_secret: SecretStr | None = _env("WEBHOOK_SECRET")
     webhook_secret_file: Path | None = _env("WEBHOOK_SECRET_FILE")  # wins over WEBHOOK_SECRET; re-read on change
+    # A receiver's (`incidents sandbox notify`) previous secret, accepted beside the current during a rotation.
+    webhook_previous_secret: SecretStr | None = _env("WEBHOOK_PREVIOUS_SECRET")
+    webhook_previous_secret_file: Path | None = _env("WEBHOOK_PREVIOUS_SECRET_FILE")  # wins; re-read; absent: none
     # The CLI's agent actions go through the HTTP API there, with the bearer token this file holds.
     api_url: str | None = _env("INCIDENTS_API_URL")
     token_file: Path | None = _env("INCIDENTS_TOKEN_FILE")

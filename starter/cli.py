@@ -410,14 +410,24 @@ def _codec_server(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from activities.signing import AcceptedSecrets
     from sandboxes import notifications, payments
     from workers.settings import worker_settings
 
     if args.which == "payments":
         app = payments.create_app(ledger_file=args.ledger_file)
     else:
-        secret = worker_settings(args.settings).webhook_secret.get_secret_value()
-        app = notifications.create_app(secret.encode())
+        # The secrets a receiver accepts: the worker's current one (WEBHOOK_SECRET_FILE or WEBHOOK_SECRET) and,
+        # during a rotation, the previous one (WEBHOOK_PREVIOUS_SECRET_FILE or WEBHOOK_PREVIOUS_SECRET).
+        settings = args.settings
+        previous = settings.webhook_previous_secret
+        app = notifications.create_app(
+            AcceptedSecrets(
+                worker_settings(settings).signing_secret(),
+                previous=previous.get_secret_value().encode() if previous is not None else None,
+                previous_file=settings.webhook_previous_secret_file,
+            )
+        )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None)
     return 0
 
