@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     temporal_address: str | None = _env("TEMPORAL_ADDRESS")
     temporal_namespace: str | None = _env("TEMPORAL_NAMESPACE")
     policy_file: Path | None = _env("INCIDENT_POLICY")
+    # More policy files a worker knows (os.pathsep-separated), beside INCIDENT_POLICY and the shipped default.
+    more_policy_files: str | None = _env("INCIDENT_POLICIES")
     api_tokens_file: Path | None = _env("INCIDENTS_API_TOKENS_FILE")
     codec_keys_file: Path | None = _env("INCIDENTS_CODEC_KEYS_FILE")
     task_queue: str | None = _env("INCIDENTS_TASK_QUEUE")

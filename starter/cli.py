@@ -97,7 +97,7 @@ async def _service(settings: Any, policy: Any = None) -> Any:
 def _run(work: Callable[[Any], Any], args: argparse.Namespace, policy: Any = None) -> int:
     from temporalio.service import RPCError
 
-    from starter.incidents import ActionRejected, IncidentNotFound
+    from starter.incidents import ActionRejected, IncidentNotFound, PolicyRefused
 
     async def main() -> int:
         try:
@@ -107,6 +107,8 @@ def _run(work: Callable[[Any], Any], args: argparse.Namespace, policy: Any = Non
             raise CliError(str(error)) from None
         except ActionRejected as error:
             raise CliError(f"{error.ticket_id} refused {error.action}: {error.reason}") from None
+        except PolicyRefused as error:
+            raise CliError(f"not opened: {error.reason}") from None
         except RPCError as error:
             raise CliError(f"Temporal refused the call: {error.message}") from None
         except KeyError as error:

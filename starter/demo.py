@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -32,9 +33,13 @@ class DemoError(RuntimeError):
     """The stack did not do what the story needs (no worker, a sandbox down): the message says what."""
 
 
+def demo_policy_file() -> Path:
+    """The demo's policy file (the dev stack's worker knows it, so the demo's incidents may name it)."""
+    return Path(str(resources.files("starter").joinpath("demo_policy.yml")))
+
+
 def demo_policy() -> Policy:
-    text = resources.files("starter").joinpath("demo_policy.yml").read_text(encoding="utf-8")
-    return parse_policy(yaml.safe_load(text), "demo_policy.yml")
+    return parse_policy(yaml.safe_load(demo_policy_file().read_text(encoding="utf-8")), "demo_policy.yml")
 
 
 async def _wait(

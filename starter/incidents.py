@@ -19,6 +19,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
@@ -30,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.intake import request_key_of
 from workflows import search_attributes as sa
+from workflows.contracts import POLICY_REFUSED
 from workflows.domain.actions import ActionModel
 from workflows.domain.inputs import (
     TASK_QUEUE,
@@ -42,6 +44,7 @@ from workflows.domain.inputs import (
 )
 from workflows.domain.models import ActionResult, IncidentEvent, IncidentState, OpenIncident, Severity, Status
 from workflows.domain.policy import Policy, load_policy
+from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id, request_key, ticket_for_request
 from workflows.incident_start import start_options
 from workflows.intake_workflow import JOIN_REFUSED, TICKET_ATTEMPTS
@@ -53,6 +56,14 @@ class IncidentNotFound(LookupError):
     def __init__(self, ticket_id: str) -> None:
         super().__init__(f"no incident {ticket_id}")
         self.ticket_id = ticket_id
+
+
+class PolicyRefused(Exception):
+    """The workers do not know the policy this client opens incidents under (or it gave its own): nothing opened."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ActionRejected(Exception):
@@ -122,7 +133,10 @@ def _quoted(value: str) -> str:
 class IncidentService:
     def __init__(self, client: Client, policy: Policy | None = None, task_queue: str = TASK_QUEUE) -> None:
         self.client = client
+        # Incidents open under this policy by its name and version (the workers resolve it: a client's own copy
+        # governs nothing); the copy computes what the start shows before the incident's first task.
         self.policy = policy if policy is not None else load_policy()
+        self.policy_ref = reference_of(self.policy)
         self.task_queue = task_queue
 
     # --- opening ---
@@ -130,6 +144,14 @@ class IncidentService:
     async def open(self, request: OpenIncident) -> Opened:
         if request.new_incident:
             result = await self._start_directly(request)
+            try:
+                state = await self.state(result.ticket_id, wait_for_start=True)
+            except WorkflowQueryFailedError:
+                refusal = await self._policy_refusal(result.ticket_id)
+                if refusal is None:
+                    raise
+                raise PolicyRefused(refusal) from None
+            return Opened(result.outcome, state)
         else:
             result = await self._open_through_intake(request)
             if result.state is not None:  # created: the intake knows the incident as opened
@@ -137,7 +159,7 @@ class IncidentService:
         return Opened(result.outcome, await self.state(result.ticket_id, wait_for_start=True))
 
     async def _open_through_intake(self, request: OpenIncident) -> IntakeResult:
-        intake = IntakeRequest(request=request, policy=self.policy)
+        intake = IntakeRequest(request=request, policy_ref=self.policy_ref)
         for attempt in range(3):
             operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
                 "IncidentIntake",
@@ -158,6 +180,8 @@ class IncidentService:
                     raise ActionRejected(
                         intake_workflow_id(request.customer_id, request.category), "open", refusal.message
                     ) from None
+                if isinstance(refusal, ApplicationError) and refusal.type == POLICY_REFUSED:
+                    raise PolicyRefused(refusal.message) from None
                 if attempt == 2:
                     raise
             except RPCError:
@@ -175,14 +199,14 @@ class IncidentService:
                 ticket = ticket_for_request(request.customer_id, request.request_id, attempt)
             else:
                 ticket = new_ticket_id()
-            input = IncidentInput(ticket_id=ticket, request=request, policy=self.policy)
+            input = IncidentInput(ticket_id=ticket, request=request, policy_ref=self.policy_ref)
             try:
                 await self.client.start_workflow(
                     WORKFLOW_TYPE,
                     input,
                     task_queue=self.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    **start_options(input),
+                    **start_options(input, policy=self.policy),
                 )
             except WorkflowAlreadyStartedError:
                 # Taken: by this very request before, or by another request whose number collided (never ours).
@@ -193,6 +217,18 @@ class IncidentService:
                 continue
             return IntakeResult(ticket_id=ticket, outcome="created")
         raise WorkflowAlreadyStartedError(ticket, WORKFLOW_TYPE)
+
+    async def _policy_refusal(self, ticket_id: str) -> str | None:
+        """Why an incident started directly failed to open for its policy; None if it did not fail so."""
+        if (await self._describe(ticket_id)).status != WorkflowExecutionStatus.FAILED:
+            return None
+        try:
+            await self.client.get_workflow_handle(ticket_id).result()
+        except WorkflowFailureError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type == POLICY_REFUSED:
+                return cause.message
+        return None
 
     # --- reading ---
 

@@ -21,6 +21,7 @@ from infra.connection import data_converter
 from sandboxes import notifications as notification_sink
 from sandboxes import payments as payment_provider
 from sandboxes.faults import Faults
+from tests.policies import KNOWN
 from tests.sandbox_servers import serve
 from workers.settings import WorkerSettings
 from workers.worker import build_worker
@@ -132,6 +133,7 @@ async def running_worker(
 ) -> AsyncIterator[RunningWorker]:
     task_queue = task_queue or f"incidents-test-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(timeout=10) as http:
+        options.setdefault("policies", KNOWN)
         worker = build_worker(client, http, worker_settings(boxes), task_queue=task_queue, **options)
         running = RunningWorker(client, task_queue, worker)
         async with worker:

@@ -8,14 +8,16 @@ from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
-from temporalio.client import WorkflowHandle, WorkflowHistory
+from temporalio.client import WorkflowHandle, WorkflowHistory, WorkflowQueryFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import RunningWorker
+from tests.policies import known
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, default_policy
+from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options
 from workflows.incident_workflow import IncidentWorkflow
@@ -40,22 +42,32 @@ async def start_incident(
     opened_at: datetime | None = None,
     **overrides: Any,
 ) -> WorkflowHandle[IncidentWorkflow, IncidentState]:
+    """Started directly, as any Temporal client may: naming its policy, which the tests' workers know (`known`)."""
     ticket = new_ticket_id()
+    policy = known(policy or default_policy())
     input = IncidentInput(
-        ticket_id=ticket, request=open_request(**overrides), policy=policy or default_policy(), opened_at=opened_at
+        ticket_id=ticket, request=open_request(**overrides), policy_ref=reference_of(policy), opened_at=opened_at
     )
     if history_limit is not None:
         input.history_limit = history_limit
     handle = await running.client.start_workflow(
-        IncidentWorkflow.run, input, task_queue=running.task_queue, **start_options(input)
+        IncidentWorkflow.run, input, task_queue=running.task_queue, **start_options(input, policy=policy)
     )
     running.started.append(handle)
     return handle
 
 
-async def state_of(handle: WorkflowHandle[Any, Any]) -> IncidentState:
-    state: IncidentState = await handle.query("state", result_type=IncidentState)
-    return state
+async def state_of(handle: WorkflowHandle[Any, Any], within: float = 10.0) -> IncidentState:
+    """The incident's state; one started by a client answers once its first task resolved its policy."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            state: IncidentState = await handle.query("state", result_type=IncidentState)
+            return state
+        except WorkflowQueryFailedError as error:
+            if "opening" not in str(error) or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.02)
 
 
 async def send(handle: WorkflowHandle[Any, Any], action: str, **payload: Any) -> None:
@@ -113,8 +125,9 @@ async def until(
     while True:
         try:
             state = await handle.query("state", result_type=IncidentState, rpc_timeout=timedelta(seconds=3))
-        except RPCError:
-            # The time-skipping server can leave a query unanswered while a run continues as new.
+        except (RPCError, WorkflowQueryFailedError):
+            # The time-skipping server can leave a query unanswered while a run continues as new; an
+            # incident started by a client answers once its first task resolved its policy.
             state = None
         if state is not None and predicate(state):
             return state

@@ -1,8 +1,23 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from workflows.domain.policy import Policy, default_policy, parse_policy
+from workflows.domain.policy_catalogue import PolicyCatalogue
+
+# The policies the tests' in-process workers know (tests/conftest.py): the shipped one and every policy a test
+# makes with `fast_policy` or names with `known`, as an operator would give a worker the files. Any other is
+# refused by them, as in production.
+KNOWN = PolicyCatalogue([default_policy()])
+
+
+def known(policy: Policy) -> Policy:
+    KNOWN.add(policy)
+    return policy
 
 
 def fast_policy(**critical: Any) -> Policy:
@@ -22,4 +37,15 @@ def fast_policy(**critical: Any) -> Policy:
     )
     data["severities"]["routine"].update(line_timeouts={"1": "2s", "2": "3s"}, renotify_every="1s")
     data["refund_give_up_after"] = "20s"
-    return parse_policy(data, "fast policy")
+    return known(parse_policy(data, "fast policy"))
+
+
+def policy_files(folder: Path, policies: list[Policy]) -> str:
+    """`policies` written as files, for a worker process to know them (INCIDENT_POLICIES, os.pathsep-separated)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n, policy in enumerate(policies):
+        path = folder / f"{n}-{policy.name}.yml"
+        path.write_text(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False))
+        paths.append(str(path))
+    return os.pathsep.join(paths)

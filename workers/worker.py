@@ -16,12 +16,14 @@ from activities.charges import ChargeActivities
 from activities.intake import IntakeActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from activities.policies import PolicyActivities
 from infra.codec import EncryptionCodec
 from infra.telemetry import instrument_http_client, worker_interceptors
 from workers.sandbox_runner import sandboxed_runner
 from workers.settings import WorkerSettings
 from workflows.audit_workflow import IncidentAuditWorkflow
 from workflows.charge_workflow import ChargeRefundWorkflow
+from workflows.domain.policy_catalogue import PolicyCatalogue
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
 
@@ -43,8 +45,10 @@ def build_worker(
     *,
     task_queue: str | None = None,
     interceptors: Sequence[Interceptor] = (),
+    policies: PolicyCatalogue | None = None,
     **options: Any,
 ) -> Worker:
+    """`policies`: the policies incidents may name (default: those the settings name, and the shipped one)."""
     settings = settings or WorkerSettings()
     client = with_tolerant_codec(client)
     notifications = NotificationActivities(http, settings.notify_url, settings.signing_secret())
@@ -52,6 +56,7 @@ def build_worker(
     audit = AuditActivities(client, notifications)
     intake = IntakeActivities(client)
     charges = ChargeActivities(client)
+    known = PolicyActivities(policies if policies is not None else settings.policy_catalogue())
     return Worker(
         client,
         workflow_runner=workflow_runner(),
@@ -62,6 +67,7 @@ def build_worker(
             payments.make_payment,
             payments.find_payment,
             charges.claim_charge,
+            known.resolve_policy,
             audit.audit_incidents,
             intake.deliver_contact,
             intake.request_key_of,

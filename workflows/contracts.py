@@ -20,6 +20,8 @@ FIND_PAYMENT = "find_payment"
 # Claims a charge for the incident refunding it (one refund per charge, see workflows/charge_workflow.py).
 CLAIM_CHARGE = "claim_charge"
 CHARGE_REFUND_WORKFLOW_TYPE = "ChargeRefund"
+# Resolves a policy reference against the policies the worker knows.
+RESOLVE_POLICY = "resolve_policy"
 AUDIT_INCIDENTS = "audit_incidents"
 # The intake's calls on incidents it does not own as children (a workflow cannot send an update itself).
 DELIVER_CONTACT = "deliver_contact"
@@ -31,6 +33,8 @@ INCIDENT_GONE = "gone"
 # Error types an activity raises for outcomes that retrying cannot change.
 PAYMENT_REJECTED = "PaymentRejected"
 NOTIFICATION_REJECTED = "NotificationRejected"
+# An incident (or an open through the intake) refused for its policy: not one the worker knows, or not named.
+POLICY_REFUSED = "PolicyRefused"
 
 Recipient = Literal["customer", "line_1", "line_2", "line_3", "sre"]
 

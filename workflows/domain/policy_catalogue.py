@@ -1,0 +1,64 @@
+"""Which escalation policies a worker knows, each by name and version: an incident names one, never brings its own.
+
+A client (the API, the CLI, any Temporal client) opens an incident under a policy *reference*; the worker
+resolves it against the policies it was configured with (INCIDENT_POLICY, INCIDENT_POLICIES and the shipped
+default), so no client can open an incident under a policy of its own making. The version is the policy's
+content, hashed: every process that reads the same file names the same version, and any change to the rules
+is a new version, which a worker knows only once it reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.domain.policy import Policy
+
+VERSION_LENGTH = 12
+
+
+class PolicyRef(BaseModel):
+    """A policy by name and version, as an incident names it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    version: str = Field(pattern=rf"^[0-9a-f]{{{VERSION_LENGTH}}}$", description="the policy's content, hashed")
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def policy_version(policy: Policy) -> str:
+    """The hash of the rules themselves: the same however the file orders its keys, and unchanged by a new
+    optional field whose default leaves the rules as they were."""
+    rules = policy.model_dump(mode="json", exclude_defaults=True)
+    canonical = json.dumps(rules, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:VERSION_LENGTH]
+
+
+def reference_of(policy: Policy) -> PolicyRef:
+    return PolicyRef(name=policy.name, version=policy_version(policy))
+
+
+class PolicyCatalogue:
+    """The policies one worker knows, by reference."""
+
+    def __init__(self, policies: Iterable[Policy] = ()) -> None:
+        self._by_reference: dict[PolicyRef, Policy] = {}
+        for policy in policies:
+            self.add(policy)
+
+    def add(self, policy: Policy) -> PolicyRef:
+        reference = reference_of(policy)
+        self._by_reference.setdefault(reference, policy)
+        return reference
+
+    def find(self, reference: PolicyRef) -> Policy | None:
+        return self._by_reference.get(reference)
+
+    def known(self) -> list[PolicyRef]:
+        return list(self._by_reference)
