@@ -3,16 +3,22 @@ under tests/histories (replayed in CI against the current code), by the tests, a
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import RunningWorker, Sandboxes
-from tests.helpers import send, settled, start_incident, until
+from tests.helpers import open_request, send, settled, start_incident, until
+from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import IncidentState
+from workflows.domain.policy import default_policy
+from workflows.domain.tickets import new_ticket_id
+from workflows.incident_start import start_options
 
 HOUR = timedelta(hours=1)
 
@@ -145,6 +151,20 @@ async def charge_refunded_elsewhere(
     return handle
 
 
+async def refused_for_its_own_policy(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
+    """A client starts an incident with a policy of its own making: the run fails at once, opening nothing."""
+    policy = default_policy().model_copy(update={"refund_approval_limits": {1: Decimal("99999999.00")}})
+    input = IncidentInput(ticket_id=new_ticket_id(), request=open_request(), policy=policy)
+    handle: WorkflowHandle[Any, IncidentState] = await running.client.start_workflow(
+        WORKFLOW_TYPE, input, task_queue=running.task_queue, result_type=IncidentState, **start_options(input)
+    )
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    return handle
+
+
 LIFECYCLES: dict[str, Lifecycle] = {
     "full_critical": full_critical,
     "routine_quick_fix": routine_quick_fix,
@@ -153,4 +173,5 @@ LIFECYCLES: dict[str, Lifecycle] = {
     "four_eyes_refund": four_eyes_refund,
     "charge_retried_under_a_new_key": charge_retried_under_a_new_key,
     "charge_refunded_elsewhere": charge_refunded_elsewhere,
+    "refused_for_its_own_policy": refused_for_its_own_policy,
 }

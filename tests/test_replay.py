@@ -42,6 +42,7 @@ def test_the_typical_lifecycles_are_stored():
         "four_eyes_refund",
         "charge_retried_under_a_new_key",
         "charge_refunded_elsewhere",
+        "refused_for_its_own_policy.issue15",
     }
     assert {p.stem for p in INTAKE_HISTORIES} >= {"open_join_close"}
 
@@ -123,3 +124,20 @@ def test_the_money_histories_hold_what_they_stand_for():
     four_eyes = final_state(load(HISTORIES_DIR / "four_eyes_refund.json"))
     approvals = [e.by for e in four_eyes.events if e.type == "refund_approved"]
     assert approvals == ["boris", "vera"]
+
+
+def test_the_policy_histories_hold_what_they_stand_for():
+    """Issue 15: an incident started by a client names its policy and the worker's answer is in the history;
+    one started with a client's own policy failed at once, under the patch that refuses it."""
+    named = load(HISTORIES_DIR / "full_critical.issue15.json")
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in named.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled[:1] == ["resolve_policy"]
+    refused = load(HISTORIES_DIR / "refused_for_its_own_policy.issue15.json")
+    assert "policy-by-reference" in patch_ids(refused)
+    failed = refused.events[-1].workflow_execution_failed_event_attributes
+    assert failed.failure.application_failure_info.type == "PolicyRefused"
+    assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in refused.events)
