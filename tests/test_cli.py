@@ -224,6 +224,15 @@ def test_demo_plays_the_three_stories(stack: RunningStack):
     assert f"http://localhost:{ui_port}/namespaces/default/workflows/{calls[0][1]}" in out
     faults = httpx.get(f"http://127.0.0.1:{stack.settings['sandboxes']['payments_port']}/_sandbox/faults", timeout=5)
     assert faults.json()["fail_first"] == 0, "the demo lifts the faults it injected"
+    # The agents acted through the API as the dev agents it authenticated: boris took and fixed the outage;
+    # ann added the refund on line 1, which only an action carrying her token's line may (a raw signal is
+    # refused there: "escalate the incident first").
+    outage, card = (json.loads(cli(stack, "show", t, "--json").stdout) for t in re.findall(r"ticket (INC-\w+)", out))
+    by = {e["type"]: e["by"] for e in outage["events"] if e["type"] in ("acknowledged", "resolved")}
+    assert by == {"acknowledged": "boris", "resolved": "boris"}
+    [added] = [e for e in card["events"] if e["type"] == "refund_requested" and e["by"] is not None]
+    assert added["by"] == "ann" and added["data"]["charge"].endswith("-card-binding") and card["line"] == 1
+    assert card["refund"]["approved_by"] == "ann" and card["refund"]["status"] == "paid"
 
 
 def test_demo_without_a_stack_says_so(tmp_path: Path):
