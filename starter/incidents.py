@@ -50,6 +50,9 @@ from workflows.incident_start import start_options
 from workflows.intake_workflow import JOIN_REFUSED, TICKET_ATTEMPTS
 
 Outcome = Literal["created", "joined", "existing"]
+# How long (x 20 ms) a read right after a start waits for the incident to answer: its first task, and for one
+# started directly the activity that resolves its policy, on a loaded worker.
+WAIT_FOR_START_ATTEMPTS = 500
 
 
 class IncidentNotFound(LookupError):
@@ -239,7 +242,8 @@ class IncidentService:
         handle = self.handle(ticket_id)
         # Fast path, one round trip: ask the open incident itself. A closed one is not replayed for a
         # query (the server refuses at once); its final state is the workflow's result.
-        for attempt in range(50 if wait_for_start else 1):
+        attempts = WAIT_FOR_START_ATTEMPTS if wait_for_start else 1
+        for attempt in range(attempts):
             try:
                 state: IncidentState = await handle.query(
                     "state", result_type=IncidentState, reject_condition=QueryRejectCondition.NOT_OPEN
@@ -254,7 +258,7 @@ class IncidentService:
             except WorkflowQueryFailedError:
                 # Right after the start the first workflow task may not have run yet; or this id is
                 # not an incident at all (the slow path below tells).
-                if not wait_for_start or attempt == 49:
+                if attempt == attempts - 1:
                     break
                 await asyncio.sleep(0.02)
         return await self._final_state(ticket_id)
