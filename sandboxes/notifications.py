@@ -20,16 +20,17 @@ from sandboxes.faults import Faults, FaultState
 ENV_PREFIX = "SANDBOX_NOTIFY_"
 
 
+def _always(secrets: bytes | Sequence[bytes]) -> Callable[[], Sequence[bytes]]:
+    fixed = [secrets] if isinstance(secrets, bytes) else list(secrets)
+    return lambda: fixed
+
+
 def create_app(
     secrets: bytes | Sequence[bytes] | Callable[[], Sequence[bytes]], faults: Faults | None = None
 ) -> FastAPI:
     """`secrets`: the one it accepts, or several (during a rotation: the new and the old), or a function that
     says which at each request (`activities.signing.AcceptedSecrets`: files re-read as they change)."""
-    if callable(secrets):
-        accepted_now = secrets
-    else:
-        fixed = [secrets] if isinstance(secrets, bytes) else list(secrets)
-        accepted_now = lambda: fixed  # noqa: E731
+    accepted_now = secrets if callable(secrets) else _always(secrets)
     if not accepted_now() or not all(accepted_now()):
         raise ValueError("the notification sink needs at least one non-empty secret")
     app = FastAPI(title="Notification sink sandbox", version="1")
