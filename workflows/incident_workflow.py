@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.models import MAX_NAME, ActionResult, IncidentState, Money
     from workflows.domain.money import AGENT_AUTHORITY, NEW_KEY_AFTER_LOOKUP
     from workflows.domain.policy import Policy, shared
+    from workflows.domain.policy_catalogue import shared_reference
     from workflows.domain.sla import Deadline
     from workflows.metrics import IncidentMetrics
     from workflows.presentation import current_details, notification_summary
@@ -222,6 +223,8 @@ class IncidentWorkflow:
     def _open(self, policy: Policy) -> None:
         input = self._input
         input.policy = shared(policy)
+        if input.policy_ref is not None:
+            input.policy_ref = shared_reference(input.policy_ref)
         if input.carried is not None:
             incident = Incident(input.carried, input.policy)
             self._pending = incident.resume_effects()

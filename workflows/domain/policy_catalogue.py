@@ -44,6 +44,21 @@ def reference_of(policy: Policy) -> PolicyRef:
     return PolicyRef(name=policy.name, version=policy_version(policy))
 
 
+_SHARED_REFERENCES: dict[PolicyRef, PolicyRef] = {}
+_SHARED_LIMIT = 64
+
+
+def shared_reference(reference: PolicyRef) -> PolicyRef:
+    """One object per reference in a worker, as `policy.shared` does for the policies: thousands of cached
+    incidents name the same one. Frozen, so sharing it changes nothing an incident does."""
+    found = _SHARED_REFERENCES.get(reference)
+    if found is None:
+        if len(_SHARED_REFERENCES) >= _SHARED_LIMIT:
+            _SHARED_REFERENCES.pop(next(iter(_SHARED_REFERENCES)))
+        _SHARED_REFERENCES[reference] = found = reference
+    return found
+
+
 class PolicyCatalogue:
     """The policies one worker knows, by reference."""
 
