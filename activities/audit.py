@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 from temporalio.client import Client
 
-from activities.audit_findings import find_vanished, render
+from activities.audit_findings import count_closed, find_vanished, render
 from activities.notifications import NotificationActivities
 from workflows.contracts import AUDIT_INCIDENTS, AuditReport, Notification
 
@@ -21,6 +21,7 @@ class AuditActivities:
     @activity.defn(name=AUDIT_INCIDENTS)
     async def audit_incidents(self, grace_seconds: float) -> AuditReport:
         findings = await find_vanished(self._client, timedelta(seconds=grace_seconds))
+        tally = await count_closed(self._client)
         tickets = list(dict.fromkeys(f.ticket_id for f in findings))
         if findings:
             # One alert per distinct set of findings per day: a retried activity does not page twice.
@@ -32,7 +33,13 @@ class AuditActivities:
                     ticket_id="audit",
                     recipient="sre",
                     kind="audit_alert",
-                    message=render(findings),
+                    message=render(findings, tally),
                 )
             )
-        return AuditReport(findings=len(findings), tickets=tickets, alerted=bool(findings))
+        return AuditReport(
+            findings=len(findings),
+            tickets=tickets,
+            alerted=bool(findings),
+            closed=tally.closed,
+            self_resolved=tally.self_resolved,
+        )

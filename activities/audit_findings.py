@@ -6,6 +6,8 @@ picked up; running incidents whose next deadline passed more than the grace
 ago (timers fire on time while a worker serves them, so a deadline long gone
 means nobody does); and incidents whose notifications gave up. Each finding
 says what to do. Run by `incidents audit` and by the scheduled audit workflow.
+Beside the findings it counts the closed incidents that needed no agent (closed
+as self_resolved by the customer's self-help): the pyramid's first level at work.
 """
 
 from __future__ import annotations
@@ -68,6 +70,32 @@ ACTIONS = {
     Kind.notifications_failed: "Read its notification_failed events (`incidents history {ticket}`), tell the "
     "customer or the line by hand, and fix the notification endpoint.",
 }
+
+
+class ClosedTally(BaseModel):
+    """How many incidents closed, and how many of them the customer's self-help closed without an agent."""
+
+    closed: int
+    self_resolved: int
+
+    def describe(self) -> str:
+        if not self.closed:
+            return "self-help: no incident has closed yet"
+        share = 100 * self.self_resolved / self.closed
+        return (
+            f"self-help: {self.self_resolved} of {self.closed} closed incidents ({share:.0f}%) needed no agent "
+            "(closed as self_resolved)"
+        )
+
+
+async def count_closed(client: Client) -> ClosedTally:
+    """Counted by Temporal visibility (IncidentStatus, IncidentClosedAs) over the namespace's retention."""
+    closed = f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.STATUS.name} = 'closed'"
+    self_resolved = f"{closed} AND {sa.CLOSED_AS.name} = 'self_resolved'"
+    return ClosedTally(
+        closed=(await client.count_workflows(closed)).count,
+        self_resolved=(await client.count_workflows(self_resolved)).count,
+    )
 
 
 class Finding(BaseModel):
@@ -236,13 +264,14 @@ async def find_vanished(client: Client, grace: timedelta = DEFAULT_GRACE, now: d
     return sorted(findings, key=lambda f: (f.ticket_id, f.run_id or "", order.index(f.kind)))
 
 
-def render(findings: Sequence[Finding]) -> str:
+def render(findings: Sequence[Finding], tally: ClosedTally | None = None) -> str:
+    counted = [tally.describe()] if tally is not None else []
     if not findings:
-        return "audit: every incident execution is closed or on time"
+        return "\n".join(["audit: every incident execution is closed or on time", *counted])
     executions = len({(f.ticket_id, f.run_id) for f in findings})
     lines = [f"audit: {len(findings)} problem(s) on {executions} execution(s) need an operator"]
     for f in findings:
         where = f" line {f.line}" if f.line else ""
         lines.append(f"  {f.ticket_id}  {f.execution_status}{where}  {f.problem}")
         lines.append(f"      what to do: {f.action}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *counted])

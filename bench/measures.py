@@ -22,17 +22,9 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHandle
 
 from bench.bare import TASK_QUEUE as BARE_QUEUE
-from bench.stack import (
-    Processes,
-    bounded,
-    free_port,
-    http_ready,
-    rss_kb,
-    start_dev_server,
-    until,
-    wait_polling,
-)
+from bench.stack import Processes, bounded, rss_kb, start_dev_server, until
 from infra.connection import data_converter
+from infra.processes import free_port, http_ok, worker_polling
 from starter.auth import write_dev_tokens
 from starter.incidents import IncidentService
 from workflows import search_attributes as sa
@@ -125,6 +117,7 @@ def timer_policy() -> Policy:
     data = default_policy().model_dump(mode="json")
     data["name"] = "bench-timer"
     data["severities"]["routine"]["line_timeouts"] = {"1": f"{int(TIMER_LINE_ONE.total_seconds())}s", "2": "1d"}
+    data["severities"]["routine"]["calendar"] = "24/7"  # timers due in seconds at any hour of the run
     return parse_policy(data, "bench timer policy")
 
 
@@ -200,15 +193,25 @@ class Bench:
             start_dev_server(self.processes, "temporal-default-pragmas", {}),
         )
         self.client = await Client.connect(self.address, data_converter=data_converter())
+        self.defaults_client = await Client.connect(self.defaults_address)
         payments_port, notify_port, api_port = free_port(), free_port(), free_port()
         common = {"TEMPORAL_ADDRESS": self.address, "WEBHOOK_SECRET": WEBHOOK_SECRET, "INCIDENTS_LOG_LEVEL": "WARNING"}
-        payments = self.processes.python("payments", "starter.cli", "sandbox", "payments", "--port", str(payments_port))
-        notify = self.processes.python(
-            "notify", "starter.cli", "sandbox", "notify", "--port", str(notify_port), env=common
+        start = self.processes.python
+        payments = start(
+            "payments",
+            *("starter.cli", "sandbox", "payments", "--port", str(payments_port)),
+            ready=http_ok(f"http://127.0.0.1:{payments_port}/healthz"),
         )
-        self.worker = self.processes.python(
+        notify = start(
+            "notify",
+            *("starter.cli", "sandbox", "notify", "--port", str(notify_port)),
+            ready=http_ok(f"http://127.0.0.1:{notify_port}/healthz"),
+            env=common,
+        )
+        self.worker = start(
             "incident-worker",
             "workers.main",
+            ready=worker_polling(self.client, INCIDENT_QUEUE),
             env={
                 **common,
                 "PAYMENTS_URL": f"http://127.0.0.1:{payments_port}",
@@ -217,40 +220,38 @@ class Bench:
                 "INCIDENT_POLICIES": write_policies(self.folder / "policies", [lifecycle_policy(), self.timer_policy]),
             },
         )
-        self.bare = self.processes.python("bare-worker", "bench.bare_worker", env={"TEMPORAL_ADDRESS": self.address})
-        self.memory_bare = self.processes.python(
+        self.bare = start(
+            "bare-worker",
+            "bench.bare_worker",
+            ready=worker_polling(self.client, BARE_QUEUE),
+            env={"TEMPORAL_ADDRESS": self.address},
+        )
+        self.memory_bare = start(
             "bare-worker-memory",
             "bench.bare_worker",
+            ready=worker_polling(self.client, BARE_MEMORY_QUEUE),
             env={"TEMPORAL_ADDRESS": self.address, "BENCH_TASK_QUEUE": BARE_MEMORY_QUEUE},
         )
-        self.defaults_bare = self.processes.python(
-            "bare-worker-default-pragmas", "bench.bare_worker", env={"TEMPORAL_ADDRESS": self.defaults_address}
+        self.defaults_bare = start(
+            "bare-worker-default-pragmas",
+            "bench.bare_worker",
+            ready=worker_polling(self.defaults_client, BARE_QUEUE),
+            env={"TEMPORAL_ADDRESS": self.defaults_address},
         )
         tokens = write_dev_tokens(self.folder / "tokens.yml")
         self.agent_token = next(token for role, token in tokens.values() if role.value == "agent")
-        api = self.processes.python(
+        self.api = f"http://127.0.0.1:{api_port}"
+        api = start(
             "api",
-            "starter.cli",
-            "api",
-            "--port",
-            str(api_port),
+            *("starter.cli", "api", "--port", str(api_port)),
+            ready=http_ok(f"{self.api}/healthz"),
             env={
                 **common,
                 "INCIDENTS_API_TOKENS_FILE": str(self.folder / "tokens.yml"),
                 "INCIDENTS_TASK_QUEUE": INCIDENT_QUEUE,
             },
         )
-        self.api = f"http://127.0.0.1:{api_port}"
-        self.defaults_client = await Client.connect(self.defaults_address)
-        await asyncio.gather(
-            http_ready(f"http://127.0.0.1:{payments_port}/healthz", payments, "payment sandbox"),
-            http_ready(f"http://127.0.0.1:{notify_port}/healthz", notify, "notification sink"),
-            wait_polling(self.client, INCIDENT_QUEUE, self.worker, "incident worker"),
-            wait_polling(self.client, BARE_QUEUE, self.bare, "bare worker"),
-            wait_polling(self.client, BARE_MEMORY_QUEUE, self.memory_bare, "bare worker (memory)"),
-            wait_polling(self.defaults_client, BARE_QUEUE, self.defaults_bare, "bare worker (default pragmas)"),
-            http_ready(f"{self.api}/healthz", api, "HTTP API"),
-        )
+        await self.processes.ready(payments, notify, self.worker, self.bare, self.memory_bare, self.defaults_bare, api)
         self.service = IncidentService(self.client, policy=lifecycle_policy(), task_queue=INCIDENT_QUEUE)
 
     # --- (1) the bare shape, and SQLite's pragmas ---
@@ -356,6 +357,7 @@ class Bench:
             request=request(customer),
             policy_ref=self.references[policy.name],
             opened_at=datetime.now(UTC) if opened_at is None else opened_at,
+            customer_locale=True,
         )
         return await self.client.start_workflow(
             WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input, policy=policy)

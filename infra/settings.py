@@ -2,7 +2,7 @@
 
 A process's entry point calls `Settings.load()` and hands the result to the code that needs it (the
 worker, the API, the codec server, the CLI's commands); no other module reads os.environ, and nothing
-writes to it (tests/test_settings.py checks both).
+writes to it (tests/unit/test_settings.py checks both).
 
 Where the values come from, the environment winning:
 - the environment, under the names docs/configuration.md documents (TEMPORAL_ADDRESS, INCIDENT_POLICY,

@@ -185,7 +185,7 @@ def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: known[status] for status in statuses}
 
 
-# Every status each kind of route answers besides its success (tests/test_api_statuses.py provokes them).
+# Every status each kind of route answers besides its success (tests/stack/test_api_statuses.py provokes them).
 # The body limit (413) guards every route, with or without a body; 400 and 403 only come with a body or
 # a role some token lacks; 502-504 wherever Temporal is called.
 _HEALTH = {

@@ -5,7 +5,9 @@ than closed; workflow tasks that keep failing (the server's
 TemporalReportedProblems); executions that no worker ever picked up; running
 incidents whose next deadline passed more than `--grace` ago (timers fire on
 time while a worker serves them, so a deadline long gone means nobody does);
-and incidents whose notifications gave up. Each finding says what to do.
+and incidents whose notifications gave up. Each finding says what to do. It
+also counts the closed incidents the customer's self-help closed without an
+agent (self_resolved).
 `--schedule 15m` installs a Temporal Schedule that runs the same audit in the
 worker and alerts through the notification webhook.
 """
@@ -29,7 +31,14 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from activities.audit_findings import AUDIT_WORKFLOW_TYPE, DEFAULT_GRACE, SCHEDULE_ID, find_vanished, render
+from activities.audit_findings import (
+    AUDIT_WORKFLOW_TYPE,
+    DEFAULT_GRACE,
+    SCHEDULE_ID,
+    count_closed,
+    find_vanished,
+    render,
+)
 from infra.settings import Settings
 from workflows.domain.durations import parse_duration
 from workflows.domain.inputs import TASK_QUEUE
@@ -69,7 +78,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps([f.model_dump(mode="json") for f in findings], indent=2))
     else:
-        print(render(findings))
+        print(render(findings, await count_closed(client)))
     return 1 if findings else 0
 
 

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from infra.errors import describe_validation_error
 from workflows.domain.actions import ACTOR_FIELDS, ACTOR_LINE, CATALOGUE, ActionModel
-from workflows.domain.models import Channel, Money, OpenIncident, Refund, Severity, Status
+from workflows.domain.models import Channel, Language, Money, OpenIncident, Refund, Severity, Status
 
 EXIT_REFUSED = 1
 EXIT_INVALID = 2
@@ -145,6 +145,8 @@ def _open(args: argparse.Namespace) -> int:
         "contact": args.contact,
         "request_id": args.request_id,
         "new_incident": args.new,
+        "language": args.language,
+        "time_zone": args.time_zone,
     }
     if args.refund is not None or args.currency is not None or args.charge is not None:
         given = {"amount": args.refund, "currency": args.currency, "charge": args.charge}
@@ -516,6 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
     opening.add_argument("--currency", help="ISO currency of the refund, e.g. RUB")
     opening.add_argument("--charge", help=_CHARGE_HELP)
     opening.add_argument("--new", action="store_true", help="a new incident even if one is open for this problem")
+    opening.add_argument(
+        "--language", help=f"the customer's: {', '.join(lang.value for lang in Language)} (default: the policy's)"
+    )
+    opening.add_argument(
+        "--time-zone", help="the customer's IANA time zone, e.g. Europe/Moscow (default: the policy's)"
+    )
     opening.add_argument("--json", action="store_true", help="print the incident state as JSON")
 
     _ticket(command("show", _show, "the incident as the workflow sees it"))

@@ -1,16 +1,20 @@
-"""`incidents demo`: the three stories of the seeds, played as real incidents against a running stack.
+"""`incidents demo`: the stories of the seeds, played as real incidents against a running stack.
 
-1. An ISP customer's line is cut (seeds 000 and 004): a critical incident with a ticket number and an
-   apology at once, escalated when line 1 runs out of time, resolved late, so the customer is
-   compensated, then asked whether all is well now.
+1. An ISP customer's line is cut (seeds 000 and 004): a critical incident with a ticket number, an
+   apology and self-help steps at once (they do not help, and the clock never stopped for them),
+   escalated when line 1 runs out of time, resolved late, so the customer is compensated, then asked
+   whether all is well now.
 2. A card charged while binding it, money never returned (seed 002): the contact centre's first line
    adds the refund of that charge herself, within her limit (seed 003: no "I'll transfer you"); it fails
    at the provider and is retried by Temporal until it is paid, exactly once.
 3. A caller rings three times about the same iPhone (seed 003): one ticket, the later calls joined to it.
+4. The agent needs an answer from the customer (issue 17): asked, silent, reminded, and the answer
+   (a call about the same problem) resumes the SLA clock where it stopped.
 
-The incidents are opened as a service would (under the demo's policy, which the stack's worker knows);
-every agent's action goes through the HTTP API with that dev agent's own token (ann on line 1, boris on
-line 2, as `incidents --as` does), so the history shows who acted as the API authenticated them.
+The incidents are opened, and the customer's own words relayed, as a service would (under the demo's
+policy, which the stack's worker knows); every agent's action goes through the HTTP API with that dev
+agent's own token (ann on line 1, boris on line 2, as `incidents --as` does), so the history shows who
+acted as the API authenticated them.
 """
 
 from __future__ import annotations
@@ -32,7 +36,15 @@ from infra.settings import Settings
 from starter.auth import dev_credential, dev_credentials_file
 from starter.http_client import ApiError, IncidentsHttpClient
 from starter.incidents import IncidentService
-from workflows.domain.actions import Acknowledge, ActionModel, AddRefund, Feedback, Resolve
+from workflows.domain.actions import (
+    Acknowledge,
+    ActionModel,
+    AddRefund,
+    AskCustomer,
+    Feedback,
+    Resolve,
+    SelfHelpFailed,
+)
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, parse_policy
 
@@ -110,7 +122,7 @@ async def _reachable(http: httpx.AsyncClient, url: str, what: str) -> None:
 async def play(
     service: IncidentService, console: Console, speed: float = 1.0, settings: Settings | None = None
 ) -> None:
-    """The three stories, one after the other; `service` must carry the demo policy."""
+    """The four stories, one after the other; `service` must carry the demo policy."""
     settings = settings or Settings.load()
     config = settings.config
     payments_url = settings.payments_url or f"http://{config.sandboxes.host}:{config.sandboxes.payments_port}"
@@ -152,6 +164,9 @@ async def _stories(
     )
     ticket = outage.ticket_id
     console.print(f"ticket [bold]{ticket}[/] told to the customer at once, with an apology and an expected time")
+    if outage.state.self_help is not None:
+        await service.act(ticket, SelfHelpFailed(channel="app", comment="restarted the router, still no link"))
+        console.print("self-help steps went with it; the customer says they did not help (the SLA never stopped)")
     state = await _wait(service, ticket, lambda s: s.line >= 2, "the line-1 SLA to escalate it", 30, speed)
     console.print(f"line 1 did not make it in time: now on line {state.line}, breaches {state.sla_breaches}")
     await boris.act(ticket, Acknowledge(agent=boris.person))
@@ -230,7 +245,36 @@ async def _stories(
         console.print(f"call {call}: {opened.outcome} {opened.ticket_id}")
     state = await service.state(tickets[0])
     console.print(f"one ticket for all three calls, {state.recontacts} recontacts on record.  {ui}/{tickets[0]}")
+
+    console.rule("[bold]4. Waiting on the customer's answer (issue 17)")
+    customer = f"tariff-{run}"
+    asking = await service.open(
+        OpenIncident(customer_id=customer, category="tariff_change", channel="app", description="Change my tariff")
+    )
+    ticket, due = asking.ticket_id, asking.state.sla_deadline
+    await ann.act(ticket, AskCustomer(agent=ann.person, question="Which tariff do you want: day or night?"))
+    console.print(
+        f"{ann.person} asks the customer which tariff; {ticket} is waiting on the customer, its SLA clock paused"
+    )
+    await _wait(
+        service,
+        ticket,
+        lambda s: any(e.type == "customer_notified" and e.data.get("kind") == "reply_reminder" for e in s.events),
+        "the reminder to the customer",
+        30,
+        speed,
+    )
+    console.print("the customer is silent: reminded of the question (silent on, it would close, a reply reopening it)")
+    answer = await service.open(
+        OpenIncident(customer_id=customer, category="tariff_change", channel="phone", description="The night one")
+    )
+    state = await service.state(ticket)
+    later = f"{(state.sla_deadline - due).total_seconds():.0f}s later" if state.sla_deadline and due else "moved"
+    console.print(
+        f"the customer calls with the answer: {answer.outcome} {answer.ticket_id}, {state.status.value} again, "
+        f"its line-1 deadline {later}: as long as it waited.  {ui}/{ticket}"
+    )
     console.rule()
-    query = f"CustomerId IN ('isp-{run}', 'carshare-{run}', 'shop-{run}')"
-    console.print(f"All three in the web UI (query: {query}):")
+    query = f"CustomerId IN ('isp-{run}', 'carshare-{run}', 'shop-{run}', '{customer}')"
+    console.print(f"All four in the web UI (query: {query}):")
     console.print(f"  {ui}?query={quote(query)}")

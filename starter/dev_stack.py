@@ -12,22 +12,25 @@ then (infra/processes.py).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from infra.codec import KEYS_FILE_ENV
 from infra.devconfig import CONFIG_ENV, DevConfig
-from infra.processes import spawn
+from infra.processes import (
+    Child,
+    ChildFailed,
+    Interrupted,
+    Supervisor,
+    http_ok,
+    listening,
+    port_open,
+    temporal_serving,
+)
 from infra.settings import Settings
 from starter.auth import TOKENS_FILE_ENV
 from starter.demo import demo_policy_file
@@ -41,46 +44,10 @@ class StackError(RuntimeError):
     pass
 
 
-class Interrupted(Exception):
-    """Ctrl-C while the stack was still starting."""
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    ready: Callable[[], bool]
-    where: str
-    log: Path | None = None
-    death_signal: int = signal.SIGTERM  # what the kernel sends it should this process die without stopping it
-    env: dict[str, str] = field(default_factory=dict)  # settings for this child alone
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self, env: dict[str, str]) -> None:
-        """Start it with `env` (the stack's settings for every child) on top of this process's environment."""
-        # In a session of its own (Ctrl-C reaches only us, and we stop the children in order), yet
-        # tied to this process: SIGTERM from the kernel should we die without stopping them.
-        extra = {**env, **self.env}
-        if self.log is None:
-            self.process = spawn(self.argv, extra_env=extra, death_signal=self.death_signal)
-            return
-        with open(self.log, "ab") as log:
-            self.process = spawn(self.argv, extra_env=extra, stdout=log, stderr=log, death_signal=self.death_signal)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def signal(self, signum: int) -> None:
-        if self.alive():
-            assert self.process is not None
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signum)
-
-
 @dataclass
 class DevStack:
     config: DevConfig
-    children: list[Child] = field(default_factory=list)
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor(grace=STOP_GRACE_SECONDS))
     tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
     external_temporal: str | None = None
     settings: Settings = field(default_factory=Settings)  # this process's: the environment wins over the file
@@ -153,7 +120,7 @@ class DevStack:
                         # The audit finds incidents whose workflow task keeps failing by the server's flag.
                         extra=[*dev_server_flags(), *reported_problems_flags()],
                     ),
-                    lambda: _grpc_ready(t.host, t.port),
+                    temporal_serving(t.host, t.port),
                     f"Temporal {t.host}:{t.port}, web UI http://localhost:{t.ui_port} (log: {c.data_dir}/temporal.log)",
                     log=c.data_path / "temporal.log",
                 )
@@ -173,25 +140,25 @@ class DevStack:
                     "--ledger-file",
                     str(c.data_path / "payments-ledger.json"),
                 ],
-                lambda: _http_ready(f"http://{s.host}:{s.payments_port}/healthz"),
+                http_ok(f"http://{s.host}:{s.payments_port}/healthz"),
                 f"payment sandbox http://{s.host}:{s.payments_port} (ledger: GET /refunds)",
             ),
             Child(
                 "notification sink",
                 [*py, "sandbox", "notify", "--host", s.host, "--port", str(s.notify_port)],
-                lambda: _http_ready(f"http://{s.host}:{s.notify_port}/healthz"),
+                http_ok(f"http://{s.host}:{s.notify_port}/healthz"),
                 f"notification sink http://{s.host}:{s.notify_port}/notifications",
             ),
             Child(
                 "worker",
                 [*py, "worker"],
-                lambda: _port_open("127.0.0.1", c.worker.metrics_port),
+                listening("127.0.0.1", c.worker.metrics_port),
                 f"worker on task queue incidents, metrics http://127.0.0.1:{c.worker.metrics_port}/metrics",
                 # Our own server dies beside it: a worker given SIGTERM then retries the vanished server
                 # for some 20 s before it exits, holding its metrics port against the next `make run`,
                 # and has nothing to finish. A configured server outlives us: there it shuts down cleanly.
                 death_signal=signal.SIGKILL if self.external_temporal is None else signal.SIGTERM,
-                env={
+                extra_env={
                     "INCIDENTS_METRICS_PORT": str(c.worker.metrics_port),  # this worker's, not another's
                     # The marker that lets it sign with temporal-dev.yml's public webhook secret: this
                     # stack's sink is the only receiver, and it runs on this machine.
@@ -206,7 +173,7 @@ class DevStack:
             Child(
                 "HTTP API",
                 [*py, "api", "--host", c.api.host, "--port", str(c.api.port)],
-                lambda: _http_ready(f"http://{c.api.host}:{c.api.port}/healthz"),
+                http_ok(f"http://{c.api.host}:{c.api.port}/healthz"),
                 f"HTTP API http://{c.api.host}:{c.api.port} (docs: /docs)",
             ),
         ]
@@ -230,7 +197,7 @@ class DevStack:
                 "--ui-origin",
                 f"http://127.0.0.1:{c.temporal.ui_port}",
             ],
-            lambda: _port_open(c.codec_server.host, c.codec_server.port),
+            listening(c.codec_server.host, c.codec_server.port),
             f"codec server http://{c.codec_server.host}:{c.codec_server.port} (SRE token required)",
         )
 
@@ -251,7 +218,7 @@ class DevStack:
         if self.external_temporal is None:
             wanted[f"temporal.port {c.temporal.port}"] = (c.temporal.host, c.temporal.port)
             wanted[f"temporal.ui_port {c.temporal.ui_port}"] = (c.temporal.host, c.temporal.ui_port)
-        return [name for name, (host, port) in wanted.items() if _port_open(host, port)]
+        return [name for name, (host, port) in wanted.items() if port_open(host, port)]
 
     def check_external_temporal(self) -> None:
         """The configured server must answer and know the incidents' search attributes.
@@ -276,47 +243,20 @@ class DevStack:
             )
         if self.external_temporal is not None:
             self.check_external_temporal()
+        self.supervisor.extra_env = env
         for child in self.plan():
-            self.children.append(child)
-            child.start(env)
-            deadline = time.monotonic() + READY_SECONDS
-            while not child.ready():
-                if stopping():
-                    raise Interrupted
-                if not child.alive():
-                    code = child.process.returncode if child.process else "?"
-                    raise StackError(
-                        f"{child.name} exited with code {code}" + (f" (see {child.log})" if child.log else "")
-                    )
-                if time.monotonic() > deadline:
-                    raise StackError(f"{child.name} did not become ready within {READY_SECONDS:.0f}s")
-                time.sleep(0.2)
+            self.supervisor.start(child)
+            try:
+                self.supervisor.wait_ready(child, READY_SECONDS, stopping=stopping)
+            except ChildFailed as failed:
+                raise StackError(str(failed)) from None
 
     def stop(self) -> None:
-        for child in reversed(self.children):
-            child.signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for child in reversed(self.children):
-            while child.alive() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if child.alive():
-                child.signal(signal.SIGKILL)
-            if child.process is not None:
-                child.process.wait()
-        self.children.clear()
-
-    def watch(self, stopping: Callable[[], bool]) -> str | None:
-        """Block until asked to stop (None) or a child dies (its name)."""
-        while not stopping():
-            for child in self.children:
-                if not child.alive():
-                    return child.name
-            time.sleep(0.3)
-        return None
+        self.supervisor.stop()
 
     def banner(self) -> str:
         lines = ["", "incidents dev stack is up:"]
-        lines += [f"  - {child.where}" for child in self.children]
+        lines += [f"  - {child.summary}" for child in self.supervisor.children]
         if self.external_temporal:
             lines.append(f"  - Temporal (configured, not started here): {self.external_temporal}")
         lines.append(f"  data folder: {self.config.data_path}")
@@ -339,36 +279,6 @@ class DevStack:
         )
         lines.append("Ctrl-C stops everything.")
         return "\n".join(lines)
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _http_ready(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code < 500
-    except httpx.HTTPError:
-        return False
-
-
-def _grpc_ready(host: str, port: int) -> bool:
-    if not _port_open(host, port):
-        return False
-    import asyncio
-
-    from temporalio.client import Client
-
-    async def check() -> bool:
-        try:
-            client = await Client.connect(f"{host}:{port}")
-            return bool(await client.service_client.check_health())
-        except Exception:
-            return False
-
-    return asyncio.run(check())
 
 
 async def _ensure_search_attributes(address: str, settings: Settings) -> None:
@@ -438,9 +348,11 @@ def run_dev_stack(settings: Settings) -> int:
     try:
         stack.start(lambda: stop_requested)
         print(stack.banner(), flush=True)
-        died = stack.watch(lambda: stop_requested)
+        died = stack.supervisor.watch(lambda: stop_requested)
         if died is not None:
-            print(f"incidents dev: {died} stopped unexpectedly; stopping the rest", file=sys.stderr)
+            unexpected = ChildFailed(died, f"stopped unexpectedly (exit code {died.returncode})")
+            print(f"incidents dev: {unexpected}", file=sys.stderr)
+            print("incidents dev: stopping the rest", file=sys.stderr)
             return 1
         print("\nstopping...", flush=True)
         return 0

@@ -131,7 +131,7 @@ class IncidentsHttpClient:
     async def list(
         self,
         *,
-        status: Status | Literal["open", "resolved", "closed"] | None = None,
+        status: Status | Literal["open", "waiting_on_customer", "resolved", "closed"] | None = None,
         severity: Severity | Literal["critical", "routine", "convenience"] | None = None,
         line: int | None = None,
         customer_id: str | None = None,

@@ -202,7 +202,7 @@ class IncidentService:
                 ticket = ticket_for_request(request.customer_id, request.request_id, attempt)
             else:
                 ticket = new_ticket_id()
-            input = IncidentInput(ticket_id=ticket, request=request, policy_ref=self.policy_ref)
+            input = IncidentInput(ticket_id=ticket, request=request, policy_ref=self.policy_ref, customer_locale=True)
             try:
                 await self.client.start_workflow(
                     WORKFLOW_TYPE,

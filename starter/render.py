@@ -57,7 +57,7 @@ def _shown(value: M) -> M:
 
 
 _SEVERITY_STYLE = {"critical": "bold red", "routine": "yellow", "convenience": "cyan"}
-_STATUS_STYLE = {"open": "bold", "resolved": "green", "closed": "dim"}
+_STATUS_STYLE = {"open": "bold", "waiting_on_customer": "yellow", "resolved": "green", "closed": "dim"}
 
 
 def _when(moment: datetime | None) -> str:
@@ -103,6 +103,13 @@ def show(console: Console, state: IncidentState) -> None:
         rows.append(("resolution", state.resolution))
     if state.awaiting:
         rows.append(("waiting for", state.awaiting))
+    if state.waiting is not None:
+        waiting = state.waiting
+        rows.append(("asked", f"{waiting.asked_by} at {_when(waiting.asked_at)}: {waiting.question}"))
+    if state.self_help is not None:
+        rows.append(("self-help", "steps sent" if state.self_help == "offered" else "steps sent; did not fix it"))
+    if state.closed_as is not None:
+        rows.append(("closed as", state.closed_as.value))
     if state.feedback is not None:
         rows.append(("feedback", f"{state.feedback.score}/5 {state.feedback.comment or ''}".strip()))
     rows.append(("activity", f"{state.notes} notes, {state.recontacts} recontacts, {state.reopen_count} reopens"))

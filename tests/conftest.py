@@ -1,150 +1,18 @@
+"""What the tiers share. Each tier's own environment is in its folder's conftest.py: tests/unit (no
+server), tests/workflow (the time-skipping server), tests/stack (the dev server, the whole stack, the CLI
+and the HTTP API), tests/browser (the web UI in chromium)."""
+
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
-import httpx
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from infra.binaries import temporal_cli, temporal_test_server
-from infra.connection import data_converter
-from sandboxes import notifications as notification_sink
-from sandboxes import payments as payment_provider
-from sandboxes.faults import Faults
-from tests.policies import KNOWN
-from tests.sandbox_servers import serve
-from workers.settings import WorkerSettings
-from workers.worker import build_worker
-from workflows import search_attributes
-
-WEBHOOK_SECRET = "test-webhook-secret"
-
-
-@pytest.fixture
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A fresh time-skipping server per test: an activity abandoned by one test would freeze the next one's clock."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(), test_server_existing_path=temporal_test_server()
-    )
-    await register_search_attributes(env)
-    yield env
-    await env.shutdown()
-
-
-async def register_search_attributes(env: WorkflowEnvironment) -> None:
-    """An unregistered search attribute makes every workflow task fail and retry forever."""
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(key.indexed_value_type.value) for key in search_attributes.ALL_KEYS
-            },
-        )
-    )
-
-
-@pytest.fixture(scope="session")
-async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
-    db = tmp_path_factory.mktemp("temporal") / "temporal.sqlite"
-    env = await WorkflowEnvironment.start_local(
-        data_converter=data_converter(),
-        dev_server_existing_path=temporal_cli(),
-        dev_server_database_filename=str(db),
-        search_attributes=list(search_attributes.ALL_KEYS),
-        dev_server_extra_args=[
-            *["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
-            *search_attributes.reported_problems_flags(),
-        ],
-    )
-    yield env
-    await env.shutdown()
-
-
-@dataclass
-class Sandboxes:
-    payments_url: str
-    notify_url: str
-    http: httpx.AsyncClient
-
-    async def ledger(
-        self, reference: str | None = None, charge: str | None = None, idempotency_key: str | None = None
-    ) -> list[dict[str, Any]]:
-        wanted = {"reference": reference, "charge": charge, "idempotency_key": idempotency_key}
-        params = {name: value for name, value in wanted.items() if value}
-        response = await self.http.get(f"{self.payments_url}/refunds", params=params)
-        return list(response.json())
-
-    async def attempts(self) -> dict[str, int]:
-        return dict((await self.http.get(f"{self.payments_url}/_sandbox/attempts")).json())
-
-    async def set_payment_faults(self, **faults: object) -> None:
-        (await self.http.put(f"{self.payments_url}/_sandbox/faults", json=faults)).raise_for_status()
-
-    async def set_notify_faults(self, **faults: object) -> None:
-        base = self.notify_url.rsplit("/", 1)[0]
-        (await self.http.put(f"{base}/_sandbox/faults", json=faults)).raise_for_status()
-
-    async def notifications(self, ticket_id: str | None = None, recipient: str | None = None) -> list[dict[str, Any]]:
-        params = {k: v for k, v in {"ticket_id": ticket_id, "recipient": recipient}.items() if v}
-        return list((await self.http.get(self.notify_url, params=params)).json())
+from tests.harness import Sandboxes, served_sandboxes
 
 
 @pytest.fixture
 async def sandboxes() -> AsyncIterator[Sandboxes]:
-    async with (
-        serve(payment_provider.create_app(Faults())) as payments,
-        serve(notification_sink.create_app(WEBHOOK_SECRET.encode(), Faults())) as sink,
-        httpx.AsyncClient(timeout=10) as http,
-    ):
-        yield Sandboxes(payments.url, f"{sink.url}/notifications", http)
-
-
-def worker_settings(boxes: Sandboxes) -> WorkerSettings:
-    return WorkerSettings(PAYMENTS_URL=boxes.payments_url, NOTIFY_URL=boxes.notify_url, WEBHOOK_SECRET=WEBHOOK_SECRET)
-
-
-@dataclass
-class RunningWorker:
-    client: Client
-    task_queue: str
-    worker: Worker
-    started: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
-
-    async def terminate_running(self) -> None:
-        """The time-skipping server stops skipping while any workflow waits for a worker: end them all."""
-        for handle in self.started:
-            with contextlib.suppress(RPCError):
-                await handle.terminate(reason="test finished")
-
-
-@asynccontextmanager
-async def running_worker(
-    client: Client, boxes: Sandboxes, task_queue: str | None = None, **options: Any
-) -> AsyncIterator[RunningWorker]:
-    task_queue = task_queue or f"incidents-test-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(timeout=10) as http:
-        options.setdefault("policies", KNOWN)
-        worker = build_worker(client, http, worker_settings(boxes), task_queue=task_queue, **options)
-        running = RunningWorker(client, task_queue, worker)
-        async with worker:
-            try:
-                yield running
-            finally:
-                await running.terminate_running()
-
-
-@pytest.fixture
-async def skipping(time_env: WorkflowEnvironment, sandboxes: Sandboxes) -> AsyncIterator[RunningWorker]:
-    """A worker on the time-skipping server, with real sandboxes over HTTP."""
-    async with running_worker(time_env.client, sandboxes) as running:
-        yield running
+    """The payment provider and the notification sink on real sockets, fresh for each test."""
+    async with served_sandboxes() as boxes:
+        yield boxes

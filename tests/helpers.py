@@ -11,9 +11,12 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowHandle, WorkflowHistory, WorkflowQueryFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
-from tests.conftest import RunningWorker
+from infra.connection import data_converter
+from tests.harness import RunningWorker
 from tests.policies import known
+from workers.worker import workflow_runner
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, default_policy
@@ -40,13 +43,20 @@ async def start_incident(
     policy: Policy | None = None,
     history_limit: int | None = None,
     opened_at: datetime | None = None,
+    customer_locale: bool = False,
     **overrides: Any,
 ) -> WorkflowHandle[IncidentWorkflow, IncidentState]:
-    """Started directly, as any Temporal client may: naming its policy, which the tests' workers know (`known`)."""
+    """Start an incident straight on the workflow, as any Temporal client may: naming its policy, which the
+    tests' workers know (`known`). `customer_locale` as the service and the intake start one (the customer's
+    language and time zone); without it, as incidents started before languages (English, UTC)."""
     ticket = new_ticket_id()
     policy = known(policy or default_policy())
     input = IncidentInput(
-        ticket_id=ticket, request=open_request(**overrides), policy_ref=reference_of(policy), opened_at=opened_at
+        ticket_id=ticket,
+        request=open_request(**overrides),
+        policy_ref=reference_of(policy),
+        opened_at=opened_at,
+        customer_locale=customer_locale,
     )
     if history_limit is not None:
         input.history_limit = history_limit
@@ -148,3 +158,26 @@ def patch_ids(history: WorkflowHistory) -> list[str]:
         if event.HasField("marker_recorded_event_attributes") and marker.marker_name == "core_patch":
             ids.append(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
     return ids
+
+
+# The longest note an agent may write, in Cyrillic: two bytes a character in JSON, 8 KB a note.
+LONG_NOTE = "Абонент снова звонил, связи нет. " * 121
+
+
+async def carried_inputs(handle: WorkflowHandle[Any, Any]) -> list[bytes]:
+    """What each earlier run carried into the next (newest first), from the continue-as-new events."""
+    carried: list[bytes] = []
+    first = (await handle.fetch_history()).events[0]
+    run_id = first.workflow_execution_started_event_attributes.continued_execution_run_id
+    while run_id:
+        history = await handle._client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        ended = history.events[-1].workflow_execution_continued_as_new_event_attributes
+        [payload] = ended.input.payloads
+        carried.append(payload.data)
+        run_id = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+    return carried
+
+
+def production_replayer(workflow_class: type) -> Replayer:
+    """The worker's own runner: the sandbox as production sets it up (passthrough modules, lean runner)."""
+    return Replayer(workflows=[workflow_class], data_converter=data_converter(), workflow_runner=workflow_runner())

@@ -1,4 +1,4 @@
-"""Record the histories replayed by tests/test_replay.py: `python -m tests.record_histories`.
+"""Record the histories replayed by tests/unit/test_replay.py: `python -m tests.record_histories`.
 
 Run it only when a lifecycle is added (`--only NAME` records just that one), or with `--tag NAME` after a
 change guarded by `workflow.patched` (the old histories stay: they stand for incidents started before it).
@@ -13,22 +13,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from infra.binaries import temporal_test_server
 from infra.connection import data_converter
 from infra.exiting import exit_process
-from sandboxes import notifications as notification_sink
-from sandboxes import payments as payment_provider
-from sandboxes.faults import Faults
 from starter.incidents import IncidentService
-from tests.conftest import WEBHOOK_SECRET, RunningWorker, Sandboxes, register_search_attributes, running_worker
+from tests.harness import RunningWorker, register_search_attributes, running_worker, served_sandboxes
 from tests.helpers import open_request
 from tests.lifecycles import LIFECYCLES
 from tests.policies import fast_policy
-from tests.sandbox_servers import serve
 from workflows.domain.actions import Feedback, Resolve
 from workflows.domain.inputs import intake_workflow_id
 
@@ -40,12 +35,7 @@ async def main(tag: str | None, only: list[str] | None = None) -> None:
         data_converter=data_converter(), test_server_existing_path=temporal_test_server()
     )
     await register_search_attributes(env)
-    async with (
-        serve(payment_provider.create_app(Faults())) as payments,
-        serve(notification_sink.create_app(WEBHOOK_SECRET.encode(), Faults())) as sink,
-        httpx.AsyncClient() as http,
-    ):
-        boxes = Sandboxes(payments.url, f"{sink.url}/notifications", http)
+    async with served_sandboxes() as boxes:
         for name, lifecycle in LIFECYCLES.items():
             if only and name not in only:
                 continue

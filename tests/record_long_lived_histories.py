@@ -1,4 +1,4 @@
-"""Record the continue-as-new history replayed by tests/test_replay.py:
+"""Record the continue-as-new history replayed by tests/unit/test_replay.py:
 `python -m tests.record_long_lived_histories [--tag NAME]` (the same rules as tests/record_histories.py).
 
 A run that continues as new with a notification still to send: stored as recorded before the
@@ -20,20 +20,15 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from infra.binaries import temporal_cli
 from infra.connection import data_converter
 from infra.exiting import exit_process
-from sandboxes import notifications as notification_sink
-from sandboxes import payments as payment_provider
-from sandboxes.faults import Faults
-from tests.conftest import WEBHOOK_SECRET, RunningWorker, Sandboxes, running_worker
+from tests.harness import RunningWorker, running_worker, served_sandboxes
 from tests.helpers import send, start_incident, until
 from tests.record_histories import HERE, store
-from tests.sandbox_servers import serve
 from workflows import search_attributes
 from workflows.domain.models import IncidentState
 
@@ -66,15 +61,9 @@ async def main(tag: str | None) -> None:
         dev_server_existing_path=temporal_cli(),
         search_attributes=list(search_attributes.ALL_KEYS),
     )
-    async with (
-        serve(payment_provider.create_app(Faults())) as payments,
-        serve(notification_sink.create_app(WEBHOOK_SECRET.encode(), Faults())) as sink,
-        httpx.AsyncClient() as http,
-    ):
-        boxes = Sandboxes(payments.url, f"{sink.url}/notifications", http)
-        async with running_worker(env.client, boxes) as running:
-            first = await continued_with_a_notification_to_send(running)
-            store(await first.fetch_history(), HERE, "continued_with_a_notification_to_send", tag)
+    async with served_sandboxes() as boxes, running_worker(env.client, boxes) as running:
+        first = await continued_with_a_notification_to_send(running)
+        store(await first.fetch_history(), HERE, "continued_with_a_notification_to_send", tag)
     await env.shutdown()
 
 

@@ -50,7 +50,7 @@ async def run_worker(
         await stop.wait()
 
 
-EXIT_BAD_SECRET = 2  # as the CLI's for any invalid setting (a policy file too)
+EXIT_BAD_SECRET = 2  # as the CLI's for any invalid setting (a policy file the worker cannot read too)
 
 
 def main(settings: Settings | None = None) -> None:
@@ -62,8 +62,8 @@ def main(settings: Settings | None = None) -> None:
     if problem is not None:  # before connecting: a worker with a forgeable secret must never take a task
         print(f"incidents worker: {problem}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_BAD_SECRET)
-    try:
-        policies = worker.policy_catalogue()  # before connecting too: an unreadable policy file is named now
+    try:  # before connecting too: the policies incidents may name, and the calendars they are checked against
+        policies = worker.policy_catalogue()
     except PolicyError as error:
         print(f"incidents worker: {error}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_BAD_SECRET) from None

@@ -35,6 +35,7 @@ class WorkerSettings(BaseSettings):
     task_queue: str = Field(default=TASK_QUEUE, alias="INCIDENTS_TASK_QUEUE")
     # The policies incidents may name: the shipped default, INCIDENT_POLICY's, and INCIDENT_POLICIES' (several,
     # os.pathsep-separated: the demo's, a version clients still name while they move to a new one).
+    # INCIDENT_POLICY's is also where open incidents' calendars are checked against (a new holiday).
     policy_file: Path | None = Field(default=None, alias="INCIDENT_POLICY")
     more_policy_files: str | None = Field(default=None, alias="INCIDENT_POLICIES")
     metrics_port: int | None = Field(default=None, alias="INCIDENTS_METRICS_PORT")

@@ -12,6 +12,7 @@ from temporalio.worker import Interceptor, PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
+from activities.calendars import CalendarActivities
 from activities.charges import ChargeActivities
 from activities.intake import IntakeActivities
 from activities.notifications import NotificationActivities
@@ -57,6 +58,7 @@ def build_worker(
     intake = IntakeActivities(client)
     charges = ChargeActivities(client)
     known = PolicyActivities(policies if policies is not None else settings.policy_catalogue())
+    calendars = CalendarActivities(settings.policy_file)
     return Worker(
         client,
         workflow_runner=workflow_runner(),
@@ -72,6 +74,7 @@ def build_worker(
             intake.deliver_contact,
             intake.request_key_of,
             intake.incident_is_running,
+            calendars.current_calendars,
         ],
         interceptors=[*worker_interceptors(), *interceptors],
         **{

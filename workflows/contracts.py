@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from workflows.domain.actions import CustomerContact
+from workflows.domain.calendars import Calendar
 from workflows.domain.models import Money
 
 SEND_NOTIFICATIONS = "send_notifications"
@@ -27,6 +28,8 @@ AUDIT_INCIDENTS = "audit_incidents"
 DELIVER_CONTACT = "deliver_contact"
 REQUEST_KEY_OF = "request_key_of"
 IS_RUNNING = "incident_is_running"
+# The worker's current data of the calendars an incident counts working time in (a new holiday).
+CURRENT_CALENDARS = "current_calendars"
 # The refusal code of a delivery to an incident whose execution has ended (or never existed).
 INCIDENT_GONE = "gone"
 
@@ -94,8 +97,23 @@ class AuditReport(BaseModel):
     findings: int
     tickets: list[str]
     alerted: bool
+    # Closed incidents, and those of them the customer's self-help closed without an agent (seed 004, level 1).
+    closed: int = 0
+    self_resolved: int = 0
 
 
 class ContactDelivery(BaseModel):
     ticket_id: str
     contact: CustomerContact
+
+
+class CalendarCheck(BaseModel):
+    """The calendars an incident holds, by name, each named by its digest (`Calendar.digest`)."""
+
+    digests: dict[str, str]
+
+
+class CalendarUpdate(BaseModel):
+    """The worker's calendars whose data differ from the incident's (none: nothing changed)."""
+
+    calendars: dict[str, Calendar] = {}

@@ -35,6 +35,7 @@ def opening_state(input: IncidentInput, policy: Policy | None = None) -> Inciden
         input.request,
         _policy_of(input, policy),
         input.opened_at,
+        input.opening_features(),
         previous_ticket=input.previous_ticket,
     )
     return incident.state

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes
     from workflows.contracts import (
         CLAIM_CHARGE,
+        CURRENT_CALENDARS,
         FIND_PAYMENT,
         MAKE_PAYMENT,
         NOTIFICATION_REJECTED,
@@ -34,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
         POLICY_REFUSED,
         RESOLVE_POLICY,
         SEND_NOTIFICATIONS,
+        CalendarCheck,
+        CalendarUpdate,
         ChargeClaim,
         DeliveryReport,
         Notification,
@@ -43,8 +46,10 @@ with workflow.unsafe.imports_passed_through():
         PaymentRequest,
     )
     from workflows.domain.actions import CATALOGUE
+    from workflows.domain.calendars import AROUND_THE_CLOCK
     from workflows.domain.incident import (
         ANNOUNCE_ACKNOWLEDGEMENT,
+        CUSTOMER_TIME,
         FOLLOW_THROUGH,
         RECONTACT_REOPENS,
         Effect,
@@ -91,6 +96,9 @@ LOGGED_EVENTS = frozenset(
         "compensation_failed",
         "notification_failed",
         "customer_recontacted",
+        "customer_asked",
+        "customer_replied",
+        "self_help_answered",
     }
 )
 # Behaviour a running incident switches on (through `workflow.patched`) the first time it takes the action.
@@ -107,14 +115,24 @@ FEATURES_BY_ACTION = {
 # A refund that names the charge it reverses claims the charge before anything is paid (one refund per charge,
 # workflows/charge_workflow.py); no refund named a charge before, so no history replays differently.
 CLAIM_CHARGES = "claim-charges"
+# Actions that did not exist before their feature: an incident that refused one as unknown replays that way.
+ACTIONS_SINCE = {
+    "ask_customer": CUSTOMER_TIME,
+    "customer_reply": CUSTOMER_TIME,
+    "self_help_worked": CUSTOMER_TIME,
+    "self_help_failed": CUSTOMER_TIME,
+}
 # Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
 PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
 # Publishes the NotificationsFailed search attribute, likewise.
 PUBLISH_NOTIFICATIONS_FAILED = "publish-notifications-failed"
+# Publishes IncidentClosedAs (how it closed), likewise.
+PUBLISH_CLOSED_AS = "publish-closed-as"
 # Search attributes added after incidents were already running, each published only under its patch.
 PATCHED_ATTRIBUTES = {
     search_attributes.NEXT_DEADLINE.name: PUBLISH_NEXT_DEADLINE,
     search_attributes.NOTIFICATIONS_FAILED.name: PUBLISH_NOTIFICATIONS_FAILED,
+    search_attributes.CLOSED_AS.name: PUBLISH_CLOSED_AS,
 }
 # The domain event log a run carries into the next; older events become counts by type.
 KEEP_DOMAIN_EVENTS = 500
@@ -135,6 +153,12 @@ POLICY_BY_REFERENCE = "policy-by-reference"
 POLICY_LOOKUP_TIMEOUT = timedelta(seconds=10)
 # Until a worker answers (an unknown policy is refused at once, not retried).
 POLICY_LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), non_retryable_error_types=[POLICY_REFUSED])
+# An incident counting working time asks the worker for its calendars' current data (a new holiday) when
+# it wakes and last asked this long ago; the answer, recorded in its history, counts from the next clock
+# start on. Runs recorded before calendars existed never ask (their policies have none).
+CHECK_CALENDARS = "check-calendars"
+CALENDAR_CHECK_EVERY = timedelta(hours=1)
+CALENDAR_CHECK_TIMEOUT = timedelta(seconds=10)
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -164,6 +188,8 @@ class IncidentWorkflow:
         self._timer_for: Deadline | None = None
         self._published: dict[str, object] = search_attributes.from_typed(workflow.info().typed_search_attributes)
         self._broken: BaseException | None = None
+        # The input's calendars are as new as the opening (or the continue-as-new that carried them).
+        self._calendars_checked_at = workflow.now()
 
     # --- opening: under a policy the worker knows ---
 
@@ -234,7 +260,12 @@ class IncidentWorkflow:
             # Never later than the start: an opening time from the future would push every deadline out.
             opened_at = min(input.opened_at, self._started_at) if input.opened_at else self._started_at
             incident, self._pending = Incident.open(
-                input.ticket_id, input.request, input.policy, opened_at, previous_ticket=input.previous_ticket
+                input.ticket_id,
+                input.request,
+                input.policy,
+                opened_at,
+                input.opening_features(),
+                previous_ticket=input.previous_ticket,
             )
         self._live = incident
 
@@ -280,6 +311,8 @@ class IncidentWorkflow:
             await self._open_by_reference()
         while True:
             self._changed = False
+            if self._calendars_need_checking():
+                await self._check_calendars()
             self._follow_through_when_first_needed()
             self._fire_due_deadlines()
             self._carry_out(self._pending)
@@ -346,7 +379,7 @@ class IncidentWorkflow:
         now = workflow.now()
         self._changed = True
         action_type = _bounded_name(action_type)
-        model = CATALOGUE.get(action_type)
+        model = CATALOGUE.get(action_type) if self._knows(action_type) else None
         undecodable = undecodable_reason(payload.payload)
         if undecodable is not None:
             return self._incident.reject(action_type, None, f"payload could not be decoded: {undecodable}", now)
@@ -379,6 +412,16 @@ class IncidentWorkflow:
 
     # --- switching on behaviour that running incidents must replay without ---
 
+    def _knows(self, action_type: str) -> bool:
+        """Whether this run takes `action_type`: an action newer than the incident's history is unknown to it."""
+        feature = ACTIONS_SINCE.get(action_type)
+        if feature is None or feature in self._incident.features:
+            return True
+        if workflow.patched(feature):
+            self._incident.features.add(feature)
+            return True
+        return False
+
     def _follow_through_when_first_needed(self) -> None:
         """Switch FOLLOW_THROUGH on the first time its rules apply to the incident (they change nothing before).
 
@@ -396,6 +439,49 @@ class IncidentWorkflow:
             and workflow.patched(FOLLOW_THROUGH)
         ):
             self._pending.extend(incident.enable(FOLLOW_THROUGH, workflow.now()))
+
+    # --- calendars: a new holiday reaches open incidents ---
+
+    def _calendars_need_checking(self) -> bool:
+        """Only while the incident counts working time, and not more often than CALENDAR_CHECK_EVERY."""
+        policy, incident = self._policy, self._incident
+        return (
+            not incident.finished
+            and policy.for_severity(incident.state.severity).calendar != AROUND_THE_CLOCK
+            and workflow.now() - self._calendars_checked_at >= CALENDAR_CHECK_EVERY
+        )
+
+    async def _check_calendars(self) -> None:
+        """Take the worker's current data of the policy's calendars: clocks started from here count in it.
+
+        Deadlines already set stay as they are (they are in the state); the answer is a local activity's
+        marker in the history, so a replay by a worker that knows other holidays by then does the same.
+        """
+        self._calendars_checked_at = workflow.now()
+        if not workflow.patched(CHECK_CALENDARS):
+            return
+        policy = self._policy
+        check = CalendarCheck(digests={name: calendar.digest() for name, calendar in policy.calendars.items()})
+        try:
+            update: CalendarUpdate = await workflow.execute_local_activity(
+                CURRENT_CALENDARS,
+                check,
+                result_type=CalendarUpdate,
+                start_to_close_timeout=CALENDAR_CHECK_TIMEOUT,
+                schedule_to_close_timeout=3 * CALENDAR_CHECK_TIMEOUT,
+                summary="current calendars",
+            )
+        except (ActivityError, ApplicationError, TimeoutError) as error:
+            # The calendars the incident has still hold; the next check asks again.
+            workflow.logger.warning("calendar check failed", extra={"reason": _failure_reason(error)})
+            return
+        if not update.calendars:
+            return
+        workflow.logger.info("calendars changed", extra={"calendars": sorted(update.calendars)})
+        self._input.policy = shared(policy.with_calendars(update.calendars))
+        if self._live is not None:
+            self._live.policy = self._input.policy
+            self._live.count_working_time()
 
     # --- a long life: continue as new with the whole incident ---
 

@@ -227,6 +227,7 @@ class IncidentIntakeWorkflow:
                 policy_ref=intake.policy_ref,
                 opened_at=opened_at,
                 previous_ticket=previous,
+                customer_locale=True,
             )
             opened = opening_state(input)
             assert opened is not None  # an opening time and no carried state: always known here

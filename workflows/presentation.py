@@ -42,6 +42,12 @@ def current_details(state: IncidentState, upcoming: Deadline | None) -> str:
         lines.append(f"- refund: {state.refund.amount:.2f} {state.refund.currency} {state.refund.status.value}")
     if state.awaiting:
         lines.append(f"- waiting for: {state.awaiting}")
+    if state.waiting is not None:
+        # Not the question itself: the UI shows this without the payload codec, and an agent's words may be personal.
+        asked = state.waiting.asked_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        lines.append(f"- waiting on the customer's answer to {state.waiting.asked_by}'s question of {asked}")
+    if state.closed_as is not None:
+        lines.append(f"- closed as: {state.closed_as.value}")
     return "\n".join(lines)
 
 

@@ -31,6 +31,8 @@ ASSIGNEE = SearchAttributeKey.for_keyword("Assignee")
 NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 # How many notifications gave up (a customer or a line never told): the audit finds them by `> 0`.
 NOTIFICATIONS_FAILED = SearchAttributeKey.for_int("NotificationsFailed")
+# How a closed incident ended (resolved, self_resolved, no_reply): the audit counts those that needed no agent.
+CLOSED_AS = SearchAttributeKey.for_keyword("IncidentClosedAs")
 
 ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     SEVERITY,
@@ -42,6 +44,7 @@ ALL_KEYS: tuple[SearchAttributeKey[Any], ...] = (
     ASSIGNEE,
     NEXT_DEADLINE,
     NOTIFICATIONS_FAILED,
+    CLOSED_AS,
 )
 
 # System attributes the server keeps by itself; the audit reads them, nothing here writes them.
@@ -89,6 +92,7 @@ def values_of(state: IncidentState) -> dict[str, object]:
         ASSIGNEE.name: state.assignee,
         NEXT_DEADLINE.name: state.next_deadline,
         NOTIFICATIONS_FAILED.name: state.notifications_failed,
+        CLOSED_AS.name: state.closed_as.value if state.closed_as is not None else None,
     }
 
 
@@ -132,5 +136,6 @@ def initial(state_severity: str, category: str, customer_id: str) -> TypedSearch
             ASSIGNEE.name: None,
             NEXT_DEADLINE.name: None,
             NOTIFICATIONS_FAILED.name: 0,
+            CLOSED_AS.name: None,
         }
     )

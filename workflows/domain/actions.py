@@ -121,6 +121,21 @@ class Resolve(ActionModel):
     resolution: Text = Field(description="what was done")
 
 
+# A message to the customer travels by SMS, chat or e-mail: long enough for instructions, short enough to read.
+MAX_CUSTOMER_MESSAGE = 2_000
+
+
+class MessageCustomer(ActionModel):
+    """Write to the customer (instructions, news); they read it with the ticket, in their language"""
+
+    meta = ActionMeta(path="customer-messages", cli=("message",))
+    type: Literal["message_customer"] = "message_customer"
+    agent: AgentName
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CUSTOMER_MESSAGE)] = (
+        Field(description="what the customer reads")
+    )
+
+
 class CustomerContact(ActionModel):
     """The customer got in touch again about it (reopens it after a resolution); service or agent"""
 
@@ -207,6 +222,46 @@ class Reclassify(ActionModel):
     agent: AgentName
     severity: Severity
     reason: ShortText = Field(description="why")
+
+
+class AskCustomer(ActionModel):
+    """Ask the customer a question: the SLA clocks pause until they answer (or a reminder, then a close)"""
+
+    meta = ActionMeta(path="questions", cli=("ask",))
+    type: Literal["ask_customer"] = "ask_customer"
+    agent: AgentName
+    question: Text = Field(description="what the customer is asked; sent to them as it is written")
+
+
+class CustomerReply(ActionModel):
+    """The customer's answer to an agent's question (the SLA clocks run on); service or agent"""
+
+    meta = ActionMeta(path="replies", cli=("reply",), role="customer_voice", cli_defaults={"channel": "phone"})
+    type: Literal["customer_reply"] = "customer_reply"
+    channel: Channel
+    text: Text = Field(description="what the customer answered")
+
+
+class SelfHelpWorked(ActionModel):
+    """The customer says the self-help steps fixed it: closed as self-resolved, no agent needed; service or agent"""
+
+    meta = ActionMeta(
+        path="self-help/worked", cli=("self-help", "worked"), role="customer_voice", cli_defaults={"channel": "phone"}
+    )
+    type: Literal["self_help_worked"] = "self_help_worked"
+    channel: Channel
+    comment: ShortText | None = Field(default=None, description="what the customer said")
+
+
+class SelfHelpFailed(ActionModel):
+    """The customer says the self-help steps did not fix it (recorded; the SLA never stopped); service or agent"""
+
+    meta = ActionMeta(
+        path="self-help/failed", cli=("self-help", "failed"), role="customer_voice", cli_defaults={"channel": "phone"}
+    )
+    type: Literal["self_help_failed"] = "self_help_failed"
+    channel: Channel
+    comment: ShortText | None = Field(default=None, description="what the customer said")
 
 
 # Any action, told apart by its `type`: what the CLI and tests parse a plain dict with.

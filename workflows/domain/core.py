@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from workflows.domain.actions import ActionModel
-from workflows.domain.messages import Message, render
+from workflows.domain.messages import Message, render, render_for_customer
 from workflows.domain.models import EventType, IncidentEvent, IncidentState, Money, Status
 from workflows.domain.policy import Policy, SeverityPolicy
 
@@ -23,10 +23,16 @@ Recipient = Literal["customer", "line_1", "line_2", "line_3"]
 # Behaviour switched on by the workflow once its `workflow.patched` marker says this run may use it.
 ANNOUNCE_ACKNOWLEDGEMENT = "announce-acknowledgement"
 RECONTACT_REOPENS = "recontact-reopens"
+# The customer is written to in their language and time zone (the open request's, else the policy's default).
+# Switched on at open by the incident's input, never later: an incident opened before keeps English and UTC.
+CUSTOMER_LOCALE = "customer-locale"
 # Nothing that is not closed waits without a clock: reminder ladders chase owned-but-idle work on the
 # last line, refund tasks and failed credits (a failed credit is a task that holds the closing until
 # `settle_compensation`); a reopen promises a new fix time, and compensation judges the reopened fix by it.
 FOLLOW_THROUGH = "follow-through"
+# Customer time (issue 17): asking the customer, their reply, and their answer to the self-help steps. Actions the
+# workflow takes only once its marker says so: an incident that refused them as unknown before replays that way.
+CUSTOMER_TIME = "customer-time"
 
 # Refusal codes a program acts on (the intake opens a new incident for these two).
 CLOSED = "closed"
@@ -109,6 +115,11 @@ class IncidentCore:
         self.policy = policy
         self.features = set(features)
         self._effects: list[Effect] = []
+        self.count_working_time()
+
+    def count_working_time(self) -> None:
+        """Bind the clock to the calendar of the incident's severity (again after the severity changes)."""
+        self.state.clock.use(self.policy.working_time(self.state.severity))
 
     @property
     def rules(self) -> SeverityPolicy:
@@ -125,10 +136,14 @@ class IncidentCore:
         return event
 
     def text(self, message: Message, **fields: object) -> str:
-        """The words of `message` about this incident (its ticket filled in)."""
+        """The words of a line's `message` about this incident (its ticket filled in)."""
         return render(message, {"ticket": self.t, **fields})
 
-    def notify_customer(self, kind: str, text: str, now: datetime) -> None:
+    def notify_customer(self, kind: str, message: Message, now: datetime, **fields: object) -> None:
+        """Tell the customer `message`: in their language, its datetime fields in their time zone and its Money
+        fields in their locale's format (give them unformatted)."""
+        state = self.state
+        text = render_for_customer(message, {"ticket": self.t, **fields}, state.language, state.time_zone)
         event = self.record(EventType.customer_notified, now, kind=kind)
         self.emit(Notify("customer", kind, text, event.seq))
 

@@ -26,17 +26,24 @@ from workflows.domain.actions import (
     Acknowledge,
     ActionModel,
     AddNote,
+    AskCustomer,
     Assign,
     CustomerContact,
+    CustomerReply,
     Escalate,
     Feedback,
+    MessageCustomer,
     Reclassify,
     Reopen,
     Resolve,
+    SelfHelpFailed,
+    SelfHelpWorked,
 )
 from workflows.domain.core import (
     ANNOUNCE_ACKNOWLEDGEMENT,
     CLOSED,
+    CUSTOMER_LOCALE,
+    CUSTOMER_TIME,
     FOLLOW_THROUGH,
     HANDLERS,
     RECONTACT_REOPENS,
@@ -53,8 +60,11 @@ from workflows.domain.core import (
     line_recipient,
 )
 from workflows.domain.durations import format_duration
-from workflows.domain.messages import Message, fmt_money, fmt_time
+from workflows.domain.messages import ENGLISH, Message, fmt_amount, fmt_money, fmt_time
 from workflows.domain.models import (
+    SETTLED_REFUND,
+    Channel,
+    ClosedAs,
     EventType,
     FeedbackRecord,
     IncidentEvent,
@@ -64,15 +74,18 @@ from workflows.domain.models import (
     Severity,
     Status,
     UndeliveredNotification,
+    WaitingState,
 )
 from workflows.domain.policy import LAST_LINE, Policy
-from workflows.domain.sla import Clock, Deadline
+from workflows.domain.sla import SLA_CLOCKS, Clock, Deadline
 from workflows.domain.triage import triage
 
 # What the workflow, the intake and the tests import from here (defined in core.py, shared with money.py).
 __all__ = [
     "ANNOUNCE_ACKNOWLEDGEMENT",
     "CLOSED",
+    "CUSTOMER_LOCALE",
+    "CUSTOMER_TIME",
     "FOLLOW_THROUGH",
     "RECONTACT_REOPENS",
     "REOPEN_WINDOW_PASSED",
@@ -89,6 +102,8 @@ __all__ = [
 ]
 
 REOPEN_LINE = 2
+# The statuses an agent works an incident in: open, or waiting on the customer's answer to a question.
+ACTIVE = (Status.open, Status.waiting_on_customer)
 # A rejection's reason quotes what the sender sent; the log keeps a bounded part of it.
 MAX_REASON = 300
 BAD_FEEDBACK = 2
@@ -137,8 +152,11 @@ class Incident(IncidentCore):
             policy_name=policy.name,
             line_entered_at=now,
             opened_at=now,
-            expected_fix_by=now + rules.line_timeouts[1],
+            expected_fix_by=policy.working_time(verdict.severity).after(now, rules.line_timeouts[1]),
         )
+        if CUSTOMER_LOCALE in features:
+            state.language = request.language or policy.default_customer_language
+            state.time_zone = request.time_zone or policy.default_customer_time_zone
         incident = cls(state, policy, features)
         data: dict[str, Any] = {
             "severity": verdict.severity.value,
@@ -150,6 +168,9 @@ class Incident(IncidentCore):
             data["triage_note"] = verdict.note
         if previous_ticket:
             data["previous_ticket"] = previous_ticket
+        if policy.self_help_for(request.category):
+            state.self_help = "offered"
+            data["self_help_steps"] = len(policy.self_help_for(request.category))
         incident.record(EventType.opened, now, by=request.channel.value, **data)
         incident._start_line_clock(now)
         if rules.acknowledge_within is not None:
@@ -160,7 +181,8 @@ class Incident(IncidentCore):
                 f"acknowledge within {format_duration(rules.acknowledge_within)}",
             )
         incident._start_customer_updates(now)
-        incident.notify_customer("ticket_opened", incident._opening_message(), now)
+        opening, fields = incident._opening_message()
+        incident.notify_customer("ticket_opened", opening, now, **fields)
         new = incident.text(
             Message.NEW_INCIDENT,
             severity=verdict.severity.value,
@@ -177,7 +199,8 @@ class Incident(IncidentCore):
 
     @property
     def finished(self) -> bool:
-        return self.state.status is Status.closed
+        """Closed for good: a close for lack of a reply waits out the window in which a reply reopens it."""
+        return self.state.status is Status.closed and not self.state.clock.running(Clock.reopen_window)
 
     @property
     def money_in_flight(self) -> bool:
@@ -327,6 +350,9 @@ class Incident(IncidentCore):
             Clock.owned_reminder: self._remind,
             Clock.refund_reminder: self._remind,
             Clock.compensation_reminder: self._remind,
+            Clock.reply_reminder: self._remind_customer,
+            Clock.reply_deadline: self._silence_over,
+            Clock.reopen_window: self._reopen_window_over,
         }
         # A handler may start a clock that is already due (a reclassified incident); bound the chain.
         for _ in range(20):
@@ -376,18 +402,18 @@ class Incident(IncidentCore):
 
     @handles(Acknowledge)
     def _acknowledge(self, action: Acknowledge, now: datetime) -> IncidentEvent:
-        self.require_status(Status.open, "acknowledge")
+        self._require_active("acknowledge")
         if self.state.assignee == action.agent:
             raise Rejected(f"already acknowledged by {action.agent}")
         event = self.record(EventType.acknowledged, now, by=action.agent, **self._take_ownership(action.agent, now))
         if ANNOUNCE_ACKNOWLEDGEMENT in self.features and self.rules.customer_updates_every is not None:
             # Seed 000: a critical customer hears at once that a person has their case, not only a ticket.
-            self.notify_customer("acknowledged", self.text(Message.ACKNOWLEDGED, line=self.state.line), now)
+            self.notify_customer("acknowledged", Message.ACKNOWLEDGED, now, line=self.state.line)
         return event
 
     @handles(Assign)
     def _assign(self, action: Assign, now: datetime) -> IncidentEvent:
-        self.require_status(Status.open, "assign")
+        self._require_active("assign")
         if self.state.assignee == action.assignee:
             raise Rejected(f"already with {action.assignee}")
         data = self._take_ownership(action.assignee, now)
@@ -416,21 +442,24 @@ class Incident(IncidentCore):
 
     @handles(Escalate)
     def _escalate_manually(self, action: Escalate, now: datetime) -> IncidentEvent:
-        self.require_status(Status.open, "escalate")
+        self._require_active("escalate")
         if self.state.line >= LAST_LINE:
             raise Rejected(f"already on line {LAST_LINE}, the last line")
+        # Handing it on is not waiting any more: the next line works on it now, its clocks running.
+        self._end_wait(now)
         return self._escalate("manual", now, by=action.agent, comment=action.reason)
 
     @handles(Resolve)
     def _resolve(self, action: Resolve, now: datetime) -> IncidentEvent:
-        self.require_status(Status.open, "resolve")
+        self._require_active("resolve")
+        self._end_wait(now)  # fixed without the answer: the question is moot
         state = self.state
         state.status = Status.resolved
         state.resolved_at = now
         state.resolution = action.resolution
         state.clock.stop(Clock.acknowledge, Clock.line, Clock.renotify, Clock.customer_update)
         event = self.record(EventType.resolved, now, by=action.agent, line=state.line, resolution=action.resolution)
-        self.notify_customer("resolved", self.text(Message.RESOLVED, resolution=action.resolution), now)
+        self.notify_customer("resolved", Message.RESOLVED, now, resolution=action.resolution)
         money.grant_compensation_if_owed(self, now)
         rules = self.rules
         if rules.callback_after is not None:
@@ -446,10 +475,20 @@ class Incident(IncidentCore):
             self._close_when_money_settles("resolved", now)
         return event
 
+    @handles(MessageCustomer)
+    def _message_customer(self, action: MessageCustomer, now: datetime) -> IncidentEvent:
+        # Seed 003: the agent sends the instructions, and the case keeps them. A closed incident has no one
+        # to write for: the customer's next contact opens a new one.
+        self.require_not_closed("message the customer of")
+        event = self.record(EventType.customer_messaged, now, by=action.agent, text=action.text)
+        self.notify_customer("agent_message", Message.AGENT_MESSAGE, now, text=action.text)
+        return event
+
     @handles(CustomerContact)
     def _customer_contact(self, action: CustomerContact, now: datetime) -> IncidentEvent:
         state = self.state
-        if state.status is Status.closed:
+        answers = self._awaits_answer()
+        if state.status is Status.closed and not answers:
             raise Rejected("cannot join a customer contact to a closed incident", CLOSED)
         reopens = state.status is Status.resolved and RECONTACT_REOPENS in self.features
         if reopens and state.resolved_at is not None:
@@ -467,6 +506,15 @@ class Incident(IncidentCore):
                     f"a second refund of {fmt_money(action.refund)} needs an agent"
                 )
             repeats_refund = True
+        if answers:
+            # We asked them something: whatever they say now is their answer (seed 003: the same case).
+            contact_updated = bool(action.contact and action.contact != state.contact)
+            if contact_updated:
+                state.contact = action.contact
+            event = self._take_answer(action.channel, action.text, now, contact_updated=contact_updated)
+            if action.refund is not None and not repeats_refund:
+                money.owe_refund(self, action.refund, added_by="opened", approver_line=1, now=now)
+            return event
         state.recontacts += 1
         data: dict[str, Any] = {"channel": action.channel.value, "text": action.text, "count": state.recontacts}
         if action.contact and action.contact != state.contact:
@@ -511,13 +559,115 @@ class Incident(IncidentCore):
         self.require_status(Status.resolved, "reopen")
         return self._reopen(action.reason, now, by=action.by)
 
+    @handles(AskCustomer)
+    def _ask_customer(self, action: AskCustomer, now: datetime) -> IncidentEvent:
+        state = self.state
+        if state.status is Status.closed:
+            raise Rejected("cannot ask the customer about a closed incident", CLOSED)
+        if state.status not in ACTIVE:
+            raise Rejected(
+                f"cannot ask the customer: the incident is {state.status.value}; the satisfaction callback asks "
+                "them, and a customer contact or a reopen brings it back"
+            )
+        if state.status is Status.open:
+            # The customer owes us an answer: the team's SLA clocks stop, and so does what chases the team or
+            # tells the customer that the team is on it (restarted by the answer).
+            state.clock.pause(now)
+            state.clock.stop(Clock.renotify, Clock.customer_update)
+            resume_to: Status = state.status
+        else:
+            assert state.waiting is not None, "waiting on the customer always has its question"
+            resume_to = state.waiting.resume_to  # a further question: the pause goes on, the ladder starts over
+        state.waiting = WaitingState(question=action.question, asked_by=action.agent, asked_at=now, resume_to=resume_to)
+        state.status = Status.waiting_on_customer
+        silence = self.policy.customer_silence
+        close = state.clock.start(
+            Clock.reply_deadline,
+            now,
+            silence.close_after,
+            f"close if the customer does not answer within {format_duration(silence.close_after)}",
+        )
+        state.clock.stop(Clock.reply_reminder)
+        self._start_reply_reminder(now)
+        event = self.record(
+            EventType.customer_asked,
+            now,
+            by=action.agent,
+            question=action.question,
+            line=state.line,
+            answer_by=close.due_at.isoformat(),
+        )
+        self.notify_customer("question", Message.QUESTION, now, question=action.question)
+        return event
+
+    @handles(CustomerReply)
+    def _customer_reply(self, action: CustomerReply, now: datetime) -> IncidentEvent:
+        state = self.state
+        if not self._awaits_answer():
+            if state.status is Status.closed:
+                raise Rejected("cannot take a reply for a closed incident: nothing was asked", CLOSED)
+            raise Rejected(
+                f"nobody asked the customer anything (the incident is {state.status.value}); "
+                "send what they said as a customer contact"
+            )
+        return self._take_answer(action.channel, action.text, now)
+
+    @handles(SelfHelpWorked)
+    def _self_help_worked(self, action: SelfHelpWorked, now: datetime) -> IncidentEvent:
+        state = self.state
+        self._require_self_help("that the self-help fixed it")
+        if state.status is not Status.open:
+            raise Rejected(
+                f"the incident is {state.status.value}: an agent is on it; tell them, and they resolve it"
+                if state.status is Status.waiting_on_customer
+                else f"the incident is already {state.status.value}"
+            )
+        # Self-resolved means no agent's time: once one has worked on it, they close it (resolve) with the answer.
+        if state.acknowledged_at is not None:
+            raise Rejected(
+                f"{state.assignee or 'an agent'} has taken the incident since {fmt_time(state.acknowledged_at)}: "
+                "tell them the self-help fixed it, and they resolve it"
+            )
+        if state.compacted_counts.get(EventType.customer_asked.value) or any(
+            e.type is EventType.customer_asked for e in state.events
+        ):
+            raise Rejected(
+                "an agent has asked the customer about it: tell them the self-help fixed it, and they resolve it"
+            )
+        if money.holds_closing(state, self.features):
+            raise Rejected("money is still owed to the customer on this incident: an agent sees it through")
+        event = self._record_self_help(action.channel, action.comment, worked=True, now=now)
+        state.status = Status.closed
+        state.closed_at = now
+        state.closed_as = ClosedAs.self_resolved
+        state.clock.stop_all()
+        self.record(EventType.closed, now, reason="the customer's self-help fixed it", closed_as=state.closed_as.value)
+        self.notify_customer("self_resolved", Message.SELF_RESOLVED, now)
+        self.notify_line(state.line, "self_resolved", self.text(Message.LINE_SELF_RESOLVED), now)
+        return event
+
+    @handles(SelfHelpFailed)
+    def _self_help_failed(self, action: SelfHelpFailed, now: datetime) -> IncidentEvent:
+        state = self.state
+        self._require_self_help("that the self-help did not fix it")
+        if state.status not in ACTIVE:
+            raise Rejected(f"the incident is already {state.status.value}")
+        if state.self_help == "failed":
+            raise Rejected("the customer already said the self-help did not fix it")
+        # Nothing else changes: the SLA clocks never stopped for self-help, the team is on it all along.
+        state.self_help = "failed"
+        return self._record_self_help(action.channel, action.comment, worked=False, now=now)
+
     @handles(Reclassify)
     def _reclassify(self, action: Reclassify, now: datetime) -> IncidentEvent:
-        self.require_status(Status.open, "reclassify")
+        # While waiting on the customer too: the new class's clocks start from when they would have (paused as
+        # the others are), so the customer's reply resumes them with what the new class leaves.
+        self._require_active("reclassify")
         previous = self.state.severity
         if action.severity is previous:
             raise Rejected(f"already {previous.value}")
         self.state.severity = action.severity
+        self.count_working_time()
         event = self.record(
             EventType.severity_changed,
             now,
@@ -539,6 +689,12 @@ class Incident(IncidentCore):
                 rules.acknowledge_within,
                 f"acknowledge within {format_duration(rules.acknowledge_within)}",
             )
+        elif (
+            self.state.line > 1
+            and self.state.assignee is None
+            and f"acknowledge_line_{self.state.line}" not in self.state.sla_breaches
+        ):
+            self._start_line_acknowledge(self.state.line_entered_at)
         clock.stop(Clock.customer_update)
         self._start_customer_updates(now)
         return event
@@ -546,6 +702,17 @@ class Incident(IncidentCore):
     # --- deadline handlers ---
 
     def _acknowledge_overdue(self, deadline: Deadline, now: datetime) -> None:
+        line = self.state.line
+        if line > 1:
+            self._breach(f"acknowledge_line_{line}", deadline, now)
+            message = self.text(
+                Message.LINE_ACKNOWLEDGE_OVERDUE,
+                severity=self.state.severity.value,
+                line=line,
+                since=fmt_time(self.state.line_entered_at),
+            )
+            self.notify_line(line, "acknowledge_overdue", message, now)
+            return
         self._breach("acknowledge", deadline, now)
         message = self.text(
             Message.ACKNOWLEDGE_OVERDUE, severity=self.state.severity.value, opened_at=fmt_time(self.state.opened_at)
@@ -567,7 +734,7 @@ class Incident(IncidentCore):
         self._start_renotify(now)
 
     def _customer_update(self, deadline: Deadline, now: datetime) -> None:
-        self.notify_customer("status_update", self.text(Message.STATUS_UPDATE, line=self.state.line), now)
+        self.notify_customer("status_update", Message.STATUS_UPDATE, now, line=self.state.line)
         self._start_customer_updates(now)
 
     def _callback_due(self, deadline: Deadline, now: datetime) -> None:
@@ -579,7 +746,7 @@ class Incident(IncidentCore):
             Clock.feedback, now, window, f"feedback window {format_duration(window)}"
         ).due_at
         self.record(EventType.feedback_requested, now, answer_by=answer_by.isoformat())
-        self.notify_customer("feedback_request", self.text(Message.FEEDBACK_REQUEST), now)
+        self.notify_customer("feedback_request", Message.FEEDBACK_REQUEST, now)
         self.notify_line(1, "callback_due", self.text(Message.CALLBACK_DUE), now)
 
     def _feedback_window_over(self, deadline: Deadline, now: datetime) -> None:
@@ -609,6 +776,7 @@ class Incident(IncidentCore):
         state.assignee = None
         state.clock.stop(Clock.acknowledge)
         self._start_line_clock(now)
+        self._start_line_acknowledge(now)
         about = {"severity": state.severity.value, "category": state.category, "description": state.description}
         if reason == "timeout":
             message = self.text(Message.LINE_ESCALATED_TIMEOUT, line=to_line, **about)
@@ -616,7 +784,7 @@ class Incident(IncidentCore):
             message = self.text(Message.LINE_ESCALATED_MANUAL, line=to_line, agent=by, **about)
         self.notify_line(to_line, "escalated", message, now)
         if self.rules.customer_updates_every is not None:
-            self.notify_customer("escalated", self.text(Message.ESCALATED, line=to_line), now)
+            self.notify_customer("escalated", Message.ESCALATED, now, line=to_line)
             self._start_customer_updates(now)  # the customer just heard from us; the next update counts from here
         return event
 
@@ -631,24 +799,168 @@ class Incident(IncidentCore):
         state.assignee = None
         state.clock.stop(Clock.callback, Clock.feedback)
         data: dict[str, Any] = {"reason": reason, "line": state.line}
-        message = self.text(Message.REOPENED)
+        message, fields = Message.REOPENED, dict[str, object]()
         if FOLLOW_THROUGH in self.features:
             # A new promise: the reopened incident is judged (and compensated) by this fix time.
             self._renew_fix_time(now)
             data["expected_fix_by"] = state.expected_fix_by.isoformat()
             if state.severity is Severity.critical:
-                message = self.text(Message.REOPENED_WITH_FIX_TIME, fix_by=fmt_time(state.expected_fix_by))
+                message, fields = Message.REOPENED_WITH_FIX_TIME, {"fix_by": state.expected_fix_by}
         event = self.record(EventType.reopened, now, by=by, **data)
         self._start_line_clock(now)
+        self._start_line_acknowledge(now)
         self._start_customer_updates(now)
         self.notify_line(state.line, "reopened", self.text(Message.LINE_REOPENED, reason=reason), now)
-        self.notify_customer("reopened", message, now)
+        self.notify_customer("reopened", message, now, **fields)
         return event
+
+    # --- waiting on the customer ---
+
+    def _require_active(self, verb: str) -> None:
+        if self.state.status not in ACTIVE:
+            raise Rejected(f"cannot {verb}: the incident is {self.state.status.value}, not open")
+
+    def _awaits_answer(self) -> bool:
+        """Whether what the customer says now answers an agent's question (also just after a close for silence)."""
+        state = self.state
+        if state.waiting is None:
+            return False
+        return state.status is Status.waiting_on_customer or (
+            state.status is Status.closed and state.clock.running(Clock.reopen_window)
+        )
+
+    def _take_answer(self, channel: Channel, text: str, now: datetime, contact_updated: bool = False) -> IncidentEvent:
+        """The customer answered: the clocks run on where they stopped; after a close for silence, it reopens."""
+        state, waiting = self.state, self.state.waiting
+        assert waiting is not None, "an answer needs a question"
+        reopening = state.status is Status.closed
+        waited = format_duration(now - waiting.asked_at)
+        data: dict[str, Any] = {"channel": channel.value, "text": text, "asked_by": waiting.asked_by, "waited": waited}
+        if contact_updated:
+            data["contact_updated"] = True  # the contact itself stays out of the event log
+        event = self.record(EventType.customer_replied, now, by="customer", **data)
+        self._end_wait(now)
+        if reopening:
+            state.closed_at = None
+            state.closed_as = None
+            state.reopen_count += 1
+            reason = "the customer answered after it closed for lack of a reply"
+            self.record(EventType.reopened, now, by="customer", reason=reason, line=state.line)
+            self.notify_customer("reopened", Message.REOPENED, now)
+        else:
+            self.notify_customer("reply_received", Message.REPLY_RECEIVED, now)
+        message = self.text(
+            Message.LINE_CUSTOMER_REPLIED, agent=waiting.asked_by, channel=channel.value, text=text, waited=waited
+        )
+        self.notify_line(state.line, "customer_replied", message, now)
+        return event
+
+    def _end_wait(self, now: datetime) -> None:
+        """Nothing waits on the customer any more: the SLA clocks (and the promised fix time) move on by the
+        pause, and the incident is back in the status it was asked from."""
+        state = self.state
+        waiting = state.waiting
+        if waiting is None:
+            return
+        clock = state.clock
+        state.expected_fix_by = clock.moved_by_pause(state.expected_fix_by, now)
+        clock.resume(now)
+        clock.stop(Clock.reply_reminder, Clock.reply_deadline, Clock.reopen_window)
+        state.waiting = None
+        state.status = waiting.resume_to
+        if state.status is Status.open:
+            self._start_customer_updates(now)
+            if state.line >= LAST_LINE and state.assignee is None:
+                self._start_renotify(now)
+
+    def _start_reply_reminder(self, now: datetime) -> None:
+        state, waiting = self.state, self.state.waiting
+        assert waiting is not None, "a reminder needs a question"
+        rungs = self.policy.customer_silence.remind_after
+        if waiting.reminders_sent >= len(rungs):
+            return
+        wait = rungs[waiting.reminders_sent]
+        reminder = state.clock.start(
+            Clock.reply_reminder, now, wait, f"remind the customer of the question in {format_duration(wait)}"
+        )
+        close = state.clock.due_at(Clock.reply_deadline)
+        if close is not None and reminder.due_at >= close:
+            state.clock.stop(Clock.reply_reminder)  # the close notice says it all
+
+    def _remind_customer(self, deadline: Deadline, now: datetime) -> None:
+        state, waiting = self.state, self.state.waiting
+        if waiting is None or state.status is not Status.waiting_on_customer:
+            return
+        waiting.reminders_sent += 1
+        close = state.clock.due_at(Clock.reply_deadline)
+        assert close is not None, "waiting on the customer always has its close"
+        self.notify_customer("reply_reminder", Message.REPLY_REMINDER, now, question=waiting.question, close_by=close)
+        self._start_reply_reminder(now)
+
+    def _silence_over(self, deadline: Deadline, now: datetime) -> None:
+        state, waiting = self.state, self.state.waiting
+        if waiting is None or state.status is not Status.waiting_on_customer:
+            return
+        waited = format_duration(now - waiting.asked_at)
+        if money.holds_closing(state, self.features):
+            # Seed 002: money owed never vanishes with a silent customer; the team carries on.
+            owed = self._money_owed()
+            self._end_wait(now)
+            message = self.text(Message.LINE_NO_REPLY_MONEY_OWED, agent=waiting.asked_by, waited=waited, money=owed)
+            self.notify_line(state.line, "no_reply", message, now)
+            return
+        clock = state.clock
+        # The paused SLA deadlines stay, so that a reply within the window resumes them where they stopped.
+        clock.stop(*(c for c in list(clock.deadlines) if c not in SLA_CLOCKS))
+        window = self.policy.recontact_reopens_within
+        reopen = clock.start(Clock.reopen_window, now, window, f"a reply reopens it within {format_duration(window)}")
+        state.status = Status.closed
+        state.closed_at = now
+        state.closed_as = ClosedAs.no_reply
+        self.record(
+            EventType.closed,
+            now,
+            reason=f"no answer from the customer within {waited}",
+            closed_as=ClosedAs.no_reply.value,
+            reopen_by=reopen.due_at.isoformat(),
+        )
+        reopen_by = fmt_time(reopen.due_at)
+        self.notify_customer("closed_no_reply", Message.CLOSED_NO_REPLY, now, reopen_by=reopen.due_at)
+        message = self.text(Message.LINE_CLOSED_NO_REPLY, agent=waiting.asked_by, waited=waited, reopen_by=reopen_by)
+        self.notify_line(state.line, "closed_no_reply", message, now)
+
+    def _reopen_window_over(self, deadline: Deadline, now: datetime) -> None:
+        state = self.state
+        state.waiting = None
+        state.clock.stop_all()
+        state.clock.resume(now)  # no deadline is left to move: this only ends the pause
+
+    def _money_owed(self) -> str:
+        refund, compensation = self.state.refund, self.state.compensation
+        if refund is not None and refund.status not in SETTLED_REFUND:
+            return fmt_money(refund.money)
+        if compensation is not None:
+            return fmt_amount(compensation.amount, compensation.currency)
+        return "money"
+
+    # --- self-help (seed 004, level 1) ---
+
+    def _require_self_help(self, what: str) -> None:
+        if self.state.self_help is None:
+            category = self.state.category
+            raise Rejected(f"cannot record {what}: no self-help steps went out for this incident ({category})")
+
+    def _record_self_help(self, channel: Channel, comment: str | None, worked: bool, now: datetime) -> IncidentEvent:
+        data: dict[str, Any] = {"worked": worked, "channel": channel.value}
+        if comment:
+            data["comment"] = comment
+        return self.record(EventType.self_help_answered, now, by="customer", **data)
 
     def _renew_fix_time(self, since: datetime) -> None:
         # The line it reopens on promises by its own SLA; the last line has none, so line 2's stands in.
         timeouts = self.rules.line_timeouts
-        self.state.expected_fix_by = since + timeouts.get(self.state.line, timeouts[REOPEN_LINE])
+        timeout = timeouts.get(self.state.line, timeouts[REOPEN_LINE])
+        self.state.expected_fix_by = self.state.clock.after(Clock.line, since, timeout)
 
     def _close_when_money_settles(self, reason: str, now: datetime) -> None:
         self.state.close_pending = reason
@@ -663,6 +975,7 @@ class Incident(IncidentCore):
         reason, state.close_pending = state.close_pending, None
         state.status = Status.closed
         state.closed_at = now
+        state.closed_as = ClosedAs.resolved
         state.awaiting = None
         state.clock.stop_all()
         self.record(EventType.closed, now, reason=reason)
@@ -742,6 +1055,15 @@ class Incident(IncidentCore):
         timeout = self.rules.line_timeouts[line]
         clock.start_from(Clock.line, since, timeout, f"line-{line} SLA {format_duration(timeout)}")
 
+    def _start_line_acknowledge(self, since: datetime) -> None:
+        """The first-response clock of the line the incident has just reached (lines 2 and 3, if the policy says)."""
+        line = self.state.line
+        within = self.rules.line_acknowledge_within.get(line)
+        if line > 1 and within is not None:
+            self.state.clock.start_from(
+                Clock.acknowledge, since, within, f"line-{line} acknowledge within {format_duration(within)}"
+            )
+
     def _start_renotify(self, now: datetime) -> None:
         every = self.rules.renotify_every
         self.state.clock.start(Clock.renotify, now, every, f"line-{LAST_LINE} re-notify every {format_duration(every)}")
@@ -755,18 +1077,25 @@ class Incident(IncidentCore):
 
     # --- plumbing ---
 
-    def _opening_message(self) -> str:
-        if self.state.severity is Severity.critical:
-            return self.text(Message.TICKET_OPENED_CRITICAL, fix_by=fmt_time(self.state.expected_fix_by))
-        return self.text(Message.TICKET_OPENED)
+    def _opening_message(self) -> tuple[Message, dict[str, object]]:
+        # An incident opened before languages is written to in English (messages.render_for_customer).
+        steps = self.policy.self_help_for(self.state.category, self.state.language or ENGLISH)
+        critical = self.state.severity is Severity.critical
+        fields: dict[str, object] = {"fix_by": self.state.expected_fix_by} if critical else {}
+        if steps:
+            fields["steps"] = "\n".join(f"{number}. {step}" for number, step in enumerate(steps, start=1))
+            return (Message.TICKET_OPENED_CRITICAL_SELF_HELP if critical else Message.TICKET_OPENED_SELF_HELP), fields
+        return (Message.TICKET_OPENED_CRITICAL if critical else Message.TICKET_OPENED), fields
 
     def _refresh(self, now: datetime | None = None) -> None:
         """Keep the reminders in step with the work waiting (given `now`), and the deadline fields with the clock."""
         if now is not None:
             self._keep_reminders(now)
         clock = self.state.clock
-        self.state.sla_deadline = clock.due_at(Clock.line)
-        self.state.acknowledge_deadline = clock.due_at(Clock.acknowledge)
+        # Paused SLA clocks have no due time until the customer answers (the audit must not count them overdue).
+        paused = clock.paused_since is not None
+        self.state.sla_deadline = None if paused else clock.due_at(Clock.line)
+        self.state.acknowledge_deadline = None if paused else clock.due_at(Clock.acknowledge)
         upcoming = clock.next()
         self.state.next_deadline = upcoming.due_at if upcoming else None
 
@@ -776,4 +1105,4 @@ def _actor(action: ActionModel) -> str | None:
         value = getattr(action, name, None)
         if isinstance(value, str):
             return value
-    return "customer" if action.type in ("feedback", "customer_contact") else None
+    return "customer" if action.meta.role == "customer_voice" else None

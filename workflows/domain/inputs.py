@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from workflows.domain.core import CUSTOMER_LOCALE
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy
 from workflows.domain.policy_catalogue import PolicyRef
@@ -48,6 +49,16 @@ class IncidentInput(BaseModel):
     history_size_limit: int = Field(
         default=DEFAULT_HISTORY_SIZE_LIMIT, ge=64 * 1024, description="bytes of history after which the run continues"
     )
+    customer_locale: bool = Field(
+        default=False,
+        description="write to the customer in their language and time zone (the request's, else the policy's); "
+        "every starter sets it. False: an incident started before languages, whose history replays as it ran "
+        "(English, UTC times)",
+    )
+
+    def opening_features(self) -> frozenset[str]:
+        """What the incident does from its first moment, as this input says (so the same in every replay)."""
+        return frozenset({CUSTOMER_LOCALE}) if self.customer_locale else frozenset()
 
 
 INTAKE_WORKFLOW_TYPE = "IncidentIntake"

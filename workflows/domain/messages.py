@@ -2,24 +2,34 @@
 
 Each message is a key (`Message`) with one template per language, filled in by
 field name (`string.Template`: `${ticket}`). The state machine picks the message
-and passes the fields, already formatted (`fmt_time`, `fmt_money`); it never
-builds a sentence itself. A language is one more entry of `TEMPLATES` with the
-same keys and fields (tests check). The English texts are the ones stored
-histories and receivers have seen: change one only knowing that its
-notifications change with it.
+and passes the fields; it never builds a sentence itself. A message is for the
+customer (`CUSTOMER_MESSAGES`: written in the customer's language, its dates and
+times in the customer's time zone and its amounts in their locale's way, by
+Babel) or for a support line (`LINE_MESSAGES`: English, times in UTC). A
+language is one more entry of `TEMPLATES` with every customer message and the
+same fields (tests check). The English texts are the ones stored histories and
+receivers have seen: change one only knowing that its notifications change with
+it. An incident opened before languages existed keeps reading them, with the
+formats of then (`fmt_time`, `fmt_money`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from string import Template
+from zoneinfo import ZoneInfo
 
-from workflows.domain.models import Money
+from babel import Locale
+from babel.dates import format_date, format_time, get_datetime_format
+from babel.numbers import format_currency
 
-ENGLISH = "en"
+from workflows.domain.models import Language, Money
+
+ENGLISH = Language.en.value
 
 
 class Message(StrEnum):
@@ -30,12 +40,20 @@ class Message(StrEnum):
     STATUS_UPDATE = "status_update"
     ESCALATED = "escalated"
     RESOLVED = "resolved"
+    AGENT_MESSAGE = "agent_message"
     FEEDBACK_REQUEST = "feedback_request"
     REOPENED = "reopened"
     REOPENED_WITH_FIX_TIME = "reopened.with_fix_time"
     REFUND_PAID = "refund_paid"
     REFUND_ELSEWHERE = "refund_elsewhere"
     COMPENSATION = "compensation"
+    TICKET_OPENED_SELF_HELP = "ticket_opened.self_help"
+    TICKET_OPENED_CRITICAL_SELF_HELP = "ticket_opened.critical.self_help"
+    SELF_RESOLVED = "self_resolved"
+    QUESTION = "question"
+    REPLY_RECEIVED = "reply_received"
+    REPLY_REMINDER = "reply_reminder"
+    CLOSED_NO_REPLY = "closed.no_reply"
     # To a support line
     NEW_INCIDENT = "new_incident"
     ASSIGNED = "assigned"
@@ -53,6 +71,11 @@ class Message(StrEnum):
     REFUND_REFUSED = "refund_refused"
     COMPENSATION_TASK = "compensation_task"
     COMPENSATION_TASK_TO_SETTLE = "compensation_task.to_settle"
+    LINE_ACKNOWLEDGE_OVERDUE = "acknowledge_overdue.line"
+    LINE_SELF_RESOLVED = "line.self_resolved"
+    LINE_CUSTOMER_REPLIED = "line.customer_replied"
+    LINE_CLOSED_NO_REPLY = "line.closed.no_reply"
+    LINE_NO_REPLY_MONEY_OWED = "line.no_reply.money_owed"
     # Reminder ladders (to the line that owns the waiting work)
     OWNED_REMINDER = "owned_reminder"
     REFUND_AWAITS_APPROVAL_REMINDER = "refund_reminder.awaiting_approval"
@@ -61,6 +84,66 @@ class Message(StrEnum):
     COMPENSATION_FAILED_REMINDER = "compensation_reminder.failed"
     COMPENSATION_OVERDUE_REMINDER = "payment_overdue.compensation"
     REMINDER = "reminder"
+
+
+# Written in the customer's language; every language has each of them (tests check).
+CUSTOMER_MESSAGES = frozenset(
+    {
+        Message.TICKET_OPENED,
+        Message.TICKET_OPENED_CRITICAL,
+        Message.ACKNOWLEDGED,
+        Message.STATUS_UPDATE,
+        Message.ESCALATED,
+        Message.RESOLVED,
+        Message.AGENT_MESSAGE,
+        Message.FEEDBACK_REQUEST,
+        Message.REOPENED,
+        Message.REOPENED_WITH_FIX_TIME,
+        Message.REFUND_PAID,
+        Message.REFUND_ELSEWHERE,
+        Message.COMPENSATION,
+        Message.TICKET_OPENED_SELF_HELP,
+        Message.TICKET_OPENED_CRITICAL_SELF_HELP,
+        Message.SELF_RESOLVED,
+        Message.QUESTION,
+        Message.REPLY_RECEIVED,
+        Message.REPLY_REMINDER,
+        Message.CLOSED_NO_REPLY,
+    }
+)
+# Written in English, the support lines' language. A new message joins one of the two sets (tests check).
+LINE_MESSAGES = frozenset(
+    {
+        Message.NEW_INCIDENT,
+        Message.ASSIGNED,
+        Message.ACKNOWLEDGE_OVERDUE,
+        Message.RENOTIFY,
+        Message.LINE_ESCALATED_TIMEOUT,
+        Message.LINE_ESCALATED_MANUAL,
+        Message.CUSTOMER_RECONTACTED,
+        Message.CUSTOMER_RECONTACTED_OWNED,
+        Message.LINE_REOPENED,
+        Message.CALLBACK_DUE,
+        Message.REFUND_APPROVAL,
+        Message.REFUND_SECOND_APPROVAL,
+        Message.REFUND_TASK,
+        Message.REFUND_REFUSED,
+        Message.COMPENSATION_TASK,
+        Message.COMPENSATION_TASK_TO_SETTLE,
+        Message.OWNED_REMINDER,
+        Message.REFUND_AWAITS_APPROVAL_REMINDER,
+        Message.REFUND_FAILED_REMINDER,
+        Message.REFUND_OVERDUE_REMINDER,
+        Message.COMPENSATION_FAILED_REMINDER,
+        Message.COMPENSATION_OVERDUE_REMINDER,
+        Message.REMINDER,
+        Message.LINE_ACKNOWLEDGE_OVERDUE,
+        Message.LINE_SELF_RESOLVED,
+        Message.LINE_CUSTOMER_REPLIED,
+        Message.LINE_CLOSED_NO_REPLY,
+        Message.LINE_NO_REPLY_MONEY_OWED,
+    }
+)
 
 
 _ENGLISH: dict[Message, str] = {
@@ -75,6 +158,7 @@ _ENGLISH: dict[Message, str] = {
     ),
     Message.ESCALATED: "Update on ${ticket}: your case is now with our line-${line} specialists.",
     Message.RESOLVED: "Your incident ${ticket} is resolved: ${resolution}",
+    Message.AGENT_MESSAGE: "Message from support about your ticket ${ticket}: ${text}",
     Message.FEEDBACK_REQUEST: "Is everything fine now with ${ticket}? Please rate our help from 1 to 5.",
     Message.REOPENED: "We have reopened ${ticket} and are working on it again.",
     Message.REOPENED_WITH_FIX_TIME: (
@@ -87,6 +171,34 @@ _ENGLISH: dict[Message, str] = {
     ),
     Message.COMPENSATION: (
         "We are sorry it took longer than promised: ${money} has been credited to your account (ticket ${ticket})."
+    ),
+    Message.TICKET_OPENED_SELF_HELP: (
+        "Thank you, we have registered your request. Your ticket number is ${ticket}. While our team looks into "
+        "it, these steps often fix it:\n${steps}\nIf they do, tell us and we will close the ticket. If they do "
+        "not, there is nothing more you need to do: we are already working on it."
+    ),
+    Message.TICKET_OPENED_CRITICAL_SELF_HELP: (
+        "We are sorry for the trouble. Your ticket number is ${ticket}. Our specialists are on it and "
+        "we expect to fix it by ${fix_by}; we will keep you informed. Meanwhile, these steps often fix it:\n"
+        "${steps}\nIf they do, tell us and we will close the ticket. If they do not, there is nothing more you "
+        "need to do: we are already working on it."
+    ),
+    Message.SELF_RESOLVED: (
+        "Glad it works again. We have closed your ticket ${ticket}; if the trouble comes back, contact us and "
+        "give the ticket number."
+    ),
+    Message.QUESTION: (
+        "A question about your ticket ${ticket}: ${question}\nPlease reply to this message; we go on as soon as "
+        "we have your answer."
+    ),
+    Message.REPLY_RECEIVED: "Thank you for your answer. We are working on your ticket ${ticket} again.",
+    Message.REPLY_REMINDER: (
+        "Reminder about your ticket ${ticket}: we still need your answer to our question: ${question}\n"
+        "If we do not hear from you by ${close_by}, we will close the ticket."
+    ),
+    Message.CLOSED_NO_REPLY: (
+        "We have closed your ticket ${ticket} because we did not hear back from you. Reply by ${reopen_by} and "
+        "we will reopen it and go on where we stopped."
     ),
     Message.NEW_INCIDENT: "New ${severity} incident ${ticket} (${category}): ${description}",
     Message.ASSIGNED: "Incident ${ticket} is now with ${assignee} (${agent} assigned it).",
@@ -130,6 +242,24 @@ _ENGLISH: dict[Message, str] = {
         "Compensation of ${money} for ${ticket} could not be credited: ${reason}. Credit it by hand and record it "
         "(settle_compensation with a reference); the incident closes after that."
     ),
+    Message.LINE_ACKNOWLEDGE_OVERDUE: (
+        "Incident ${ticket} (${severity}) reached line ${line} at ${since} and nobody has taken it: please take it."
+    ),
+    Message.LINE_SELF_RESOLVED: (
+        "Incident ${ticket} is closed: the customer says the self-help steps fixed it. Nothing to do."
+    ),
+    Message.LINE_CUSTOMER_REPLIED: (
+        "The customer answered ${agent}'s question on ${ticket} via ${channel}: ${text}\n"
+        "Its SLA clocks run again (waited ${waited})."
+    ),
+    Message.LINE_CLOSED_NO_REPLY: (
+        "Incident ${ticket} is closed: the customer did not answer ${agent}'s question within ${waited}. "
+        "A reply by ${reopen_by} reopens it."
+    ),
+    Message.LINE_NO_REPLY_MONEY_OWED: (
+        "The customer did not answer ${agent}'s question on ${ticket} within ${waited}, but ${money} is still owed "
+        "to them: it stays open and its SLA clocks run again."
+    ),
     Message.OWNED_REMINDER: (
         "Reminder ${n}: incident ${ticket} (${severity}) is with ${assignee} on line ${line} with no news since "
         "${since}. Add a note on the progress (add_note), resolve it (resolve), or let another agent take it over "
@@ -160,15 +290,112 @@ _ENGLISH: dict[Message, str] = {
     Message.REMINDER: "Reminder ${n}: incident ${ticket} is waiting on line ${line}.",
 }
 
-# Every language's templates, by message: the lookup a later language (Babel catalogues) plugs into.
+_RUSSIAN: dict[Message, str] = {
+    Message.TICKET_OPENED: "Спасибо, мы зарегистрировали ваше обращение. Номер заявки: ${ticket}.",
+    Message.TICKET_OPENED_CRITICAL: (
+        "Приносим извинения за неудобства. Номер вашей заявки: ${ticket}. Наши специалисты уже занимаются ею "
+        "и рассчитывают всё исправить к ${fix_by}. Мы будем держать вас в курсе."
+    ),
+    Message.ACKNOWLEDGED: "Специалист ${line}-й линии поддержки уже работает над вашей заявкой ${ticket}.",
+    Message.STATUS_UPDATE: (
+        "Новости по заявке ${ticket}: специалисты ${line}-й линии продолжают работу. "
+        "Мы сообщим вам, как только всё исправим."
+    ),
+    Message.ESCALATED: "Новости по заявке ${ticket}: мы передали её специалистам ${line}-й линии поддержки.",
+    Message.RESOLVED: "Проблема по вашей заявке ${ticket} решена: ${resolution}",
+    Message.AGENT_MESSAGE: "Сообщение службы поддержки по заявке ${ticket}: ${text}",
+    Message.FEEDBACK_REQUEST: (
+        "Всё ли теперь в порядке по заявке ${ticket}? Пожалуйста, оцените нашу помощь по шкале от 1 до 5."
+    ),
+    Message.REOPENED: "Мы снова открыли заявку ${ticket} и продолжаем работу над ней.",
+    Message.REOPENED_WITH_FIX_TIME: (
+        "Мы снова открыли заявку ${ticket} и продолжаем работу над ней. Рассчитываем всё исправить к ${fix_by}."
+    ),
+    Message.REFUND_PAID: "Мы отправили вам возврат ${money} (заявка ${ticket}).",
+    Message.REFUND_ELSEWHERE: (
+        "Возврат ${money} по платежу ${charge} уже оформлен по заявке ${other}: мы вернём эти деньги один раз, "
+        "по ней (заявка ${ticket})."
+    ),
+    Message.COMPENSATION: (
+        "Простите, что решение заняло больше времени, чем мы обещали: мы зачислили на ваш счёт ${money} "
+        "(заявка ${ticket})."
+    ),
+    Message.TICKET_OPENED_SELF_HELP: (
+        "Спасибо, мы зарегистрировали ваше обращение. Номер заявки: ${ticket}. Пока наши специалисты "
+        "разбираются, попробуйте эти шаги, они часто помогают:\n${steps}\nЕсли помогло, сообщите нам, и мы "
+        "закроем заявку. Если нет, больше ничего делать не нужно: мы уже работаем над ней."
+    ),
+    Message.TICKET_OPENED_CRITICAL_SELF_HELP: (
+        "Приносим извинения за неудобства. Номер вашей заявки: ${ticket}. Наши специалисты уже занимаются ею "
+        "и рассчитывают всё исправить к ${fix_by}. Мы будем держать вас в курсе. А пока попробуйте эти шаги, "
+        "они часто помогают:\n${steps}\nЕсли помогло, сообщите нам, и мы закроем заявку. Если нет, больше "
+        "ничего делать не нужно: мы уже работаем над ней."
+    ),
+    Message.SELF_RESOLVED: (
+        "Рады, что всё снова работает. Мы закрыли заявку ${ticket}; если проблема вернётся, свяжитесь с нами "
+        "и назовите номер заявки."
+    ),
+    Message.QUESTION: (
+        "Вопрос по вашей заявке ${ticket}: ${question}\nПожалуйста, ответьте на это сообщение: мы продолжим, "
+        "как только получим ваш ответ."
+    ),
+    Message.REPLY_RECEIVED: "Спасибо за ответ. Мы продолжаем работу над заявкой ${ticket}.",
+    Message.REPLY_REMINDER: (
+        "Напоминаем о заявке ${ticket}: нам всё ещё нужен ваш ответ на вопрос: ${question}\n"
+        "Если мы не получим ответа до ${close_by}, заявка будет закрыта."
+    ),
+    Message.CLOSED_NO_REPLY: (
+        "Мы закрыли заявку ${ticket}, потому что не получили от вас ответа. Ответьте до ${reopen_by}, и мы "
+        "откроем её снова и продолжим с того места, где остановились."
+    ),
+}
+
+# Every language's templates, by message: one copy per worker, shared by every incident (never in its state).
 TEMPLATES: dict[str, dict[Message, Template]] = {
-    ENGLISH: {message: Template(text) for message, text in _ENGLISH.items()},
+    language: {message: Template(text) for message, text in texts.items()}
+    for language, texts in {Language.en.value: _ENGLISH, Language.ru.value: _RUSSIAN}.items()
 }
 
 
 def render(message: Message, fields: Mapping[str, object], language: str = ENGLISH) -> str:
     """The text of `message` in `language`, its `${field}`s filled in from `fields`; a missing one raises KeyError."""
-    return TEMPLATES[language][message].substitute(fields)
+    # A message a language lacks falls back to English rather than fail the incident's workflow task;
+    # the tests keep every customer message in every language.
+    template = TEMPLATES[language].get(message) or TEMPLATES[ENGLISH][message]
+    return template.substitute(fields)
+
+
+def render_for_customer(
+    message: Message, fields: Mapping[str, object], language: str | None, time_zone: str | None
+) -> str:
+    """The text of `message` as the customer reads it: in `language`, with the datetimes among `fields` in
+    `time_zone` and the Money among them in the language's format (other fields as given).
+
+    An incident opened before languages (`language` None) gets the English text with the formats it has
+    always sent (UTC times), so its customer reads the same as before.
+    """
+    if language is None or time_zone is None:
+        return render(message, {name: _as_before(value) for name, value in fields.items()})
+    return render(message, {name: _for(value, language, time_zone) for name, value in fields.items()}, language)
+
+
+def _as_before(value: object) -> object:
+    if isinstance(value, datetime):
+        return fmt_time(value)
+    if isinstance(value, Money):
+        return fmt_money(value)
+    return value
+
+
+def _for(value: object, language: str, time_zone: str) -> object:
+    if isinstance(value, datetime):
+        return fmt_local_time(value, language, time_zone)
+    if isinstance(value, Money):
+        return fmt_local_money(value, language)
+    return value
+
+
+# --- formats ---
 
 
 def fmt_time(moment: datetime) -> str:
@@ -181,3 +408,33 @@ def fmt_amount(amount: Decimal, currency: str) -> str:
 
 def fmt_money(money: Money) -> str:
     return fmt_amount(money.amount, money.currency)
+
+
+_LOCALES = {language.value: Locale.parse(language.value) for language in Language}
+
+
+def fmt_local_time(moment: datetime, language: str, time_zone: str) -> str:
+    """`moment` on the customer's clock, as their language writes a date and time: "December 2, 2026, 12:30 PM"."""
+    zone = ZoneInfo(time_zone)
+    local, locale = moment.astimezone(zone), _LOCALES[language]
+    date, time = format_date(local, "long", locale=locale), format_time(local, "short", tzinfo=zone, locale=locale)
+    # The language's own way of joining them (Babel's format_datetime does the same with its patterns).
+    glue = str(get_datetime_format("medium", locale=locale))
+    return glue.replace("'", "").replace("{0}", time).replace("{1}", date)
+
+
+# CLDR's currency spacing, which Babel leaves out: a currency written in letters stands apart from the digits.
+_LETTERS_TOUCH_DIGITS = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+
+
+def fmt_local_money(money: Money, language: str) -> str:
+    """The amount the way the customer's language writes money: "700,00 ₽", "RUB 700.00"; never rounded."""
+    text = format_currency(money.amount, money.currency, locale=_LOCALES[language], decimal_quantization=False)
+    return _LETTERS_TOUCH_DIGITS.sub("\u00a0", text)
+
+
+# Babel reads its locale data files on first use: read them now (at import, outside any workflow) so that no
+# incident's workflow task ever waits on a file.
+for _language in _LOCALES:
+    fmt_local_time(datetime(2026, 1, 1, tzinfo=UTC), _language, "UTC")
+    fmt_local_money(Money(amount=Decimal("1.00"), currency="RUB"), _language)

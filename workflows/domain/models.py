@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -46,8 +47,18 @@ class Severity(StrEnum):
 
 class Status(StrEnum):
     open = "open"
+    # An agent asked the customer a question: the SLA clocks are paused until the answer.
+    waiting_on_customer = "waiting_on_customer"
     resolved = "resolved"
     closed = "closed"
+
+
+class ClosedAs(StrEnum):
+    """How a closed incident ended: what the audit and the metrics count (self_resolved: no agent needed)."""
+
+    resolved = "resolved"
+    self_resolved = "self_resolved"
+    no_reply = "no_reply"
 
 
 def _reject_float(value: Any) -> Any:
@@ -90,6 +101,30 @@ ContactAddress = Annotated[
 ]
 
 
+class Language(StrEnum):
+    """A language customers are written to in: workflows/domain/messages.py has its templates (tests check)."""
+
+    en = "en"
+    ru = "ru"
+
+
+def _known_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    # ZoneInfoNotFoundError is a KeyError: uncaught, it would escape validation instead of naming the field.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {value!r}: give an IANA name, e.g. Europe/Moscow") from None
+    return value
+
+
+TimeZone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(_known_time_zone),
+    Field(description="an IANA time zone, e.g. Europe/Moscow"),
+]
+
+
 class Contract(BaseModel):
     """Base of every inbound model: unknown fields are a mistake worth naming, not silently dropped."""
 
@@ -125,6 +160,14 @@ class OpenIncident(Contract):
         default=False,
         description="open a new incident even if this customer has an open one in the same category",
     )
+    language: Language | None = Field(
+        default=None, description="the language the customer is written to in; omitted: the policy's default"
+    )
+    time_zone: TimeZone | None = Field(
+        default=None,
+        description="the customer's IANA time zone (e.g. Europe/Moscow), for the times they are told; "
+        "omitted: the policy's default",
+    )
 
 
 # --- the domain event log and the incident state ---
@@ -133,6 +176,7 @@ class OpenIncident(Contract):
 class EventType(StrEnum):
     opened = "opened"
     customer_notified = "customer_notified"
+    customer_messaged = "customer_messaged"
     line_notified = "line_notified"
     acknowledged = "acknowledged"
     assigned = "assigned"
@@ -158,6 +202,9 @@ class EventType(StrEnum):
     reopened = "reopened"
     closed = "closed"
     action_rejected = "action_rejected"
+    customer_asked = "customer_asked"
+    customer_replied = "customer_replied"
+    self_help_answered = "self_help_answered"
 
 
 class IncidentEvent(BaseModel):
@@ -231,6 +278,16 @@ class ReminderState(BaseModel):
     sent: int = 0
 
 
+class WaitingState(BaseModel):
+    """An agent's question the customer has not answered yet; the SLA clocks are paused meanwhile."""
+
+    question: str
+    asked_by: str
+    asked_at: datetime
+    resume_to: Status = Field(description="the status the customer's answer returns the incident to")
+    reminders_sent: int = 0
+
+
 class FeedbackRecord(BaseModel):
     score: int
     comment: str | None = None
@@ -260,6 +317,11 @@ class IncidentState(BaseModel):
     description: str
     channel: Channel
     contact: str | None = None
+    language: Language | None = Field(
+        default=None,
+        description="what the customer is written to in; none: opened before languages, so English with UTC times",
+    )
+    time_zone: str | None = Field(default=None, description="the customer's IANA time zone, for the times they read")
     request_id: str | None = None
     previous_ticket: str | None = Field(default=None, description="the customer's earlier incident this one follows")
     severity: Severity
@@ -273,6 +335,7 @@ class IncidentState(BaseModel):
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
+    closed_as: ClosedAs | None = Field(default=None, description="how it closed; None while it is not closed")
     resolution: str | None = None
     expected_fix_by: datetime
     sla_deadline: datetime | None = Field(default=None, description="when the current line must hand over")
@@ -287,6 +350,12 @@ class IncidentState(BaseModel):
         default_factory=dict, description="reminder ladders in progress, by clock (owned, refund, compensation)"
     )
     feedback: FeedbackRecord | None = None
+    waiting: WaitingState | None = Field(
+        default=None, description="the question the customer owes an answer to (kept while a reply may reopen it)"
+    )
+    self_help: Literal["offered", "failed"] | None = Field(
+        default=None, description="self-help steps went out with the ticket number; failed: the customer said so"
+    )
     notes: int = 0
     recontacts: int = 0
     reopen_count: int = 0

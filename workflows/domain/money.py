@@ -275,7 +275,7 @@ def refund_paid(incident: IncidentCore, payment_id: str, now: datetime, found_un
     refund.look_up_key = None
     found = {"found_in_ledger_under": found_under} if found_under is not None else {}
     incident.record(EventType.refund_succeeded, now, payment_id=payment_id, **refund_data(refund), **found)
-    incident.notify_customer("refund_paid", incident.text(Message.REFUND_PAID, money=fmt_money(refund.money)), now)
+    incident.notify_customer("refund_paid", Message.REFUND_PAID, now, money=refund.money)
     incident.close_if_pending(now)
 
 
@@ -313,10 +313,10 @@ def refund_refused(incident: IncidentCore, refunded_by: str, now: datetime) -> N
     incident.record(
         EventType.refund_refused, now, refunded_by=refunded_by, reason=refund.failure, **refund_data(refund)
     )
-    money = fmt_money(refund.money)
-    fields = {"money": money, "charge": refund.charge, "other": refunded_by}
-    incident.notify_customer("refund_elsewhere", incident.text(Message.REFUND_ELSEWHERE, **fields), now)
-    incident.notify_line(incident.state.line, "refund_refused", incident.text(Message.REFUND_REFUSED, **fields), now)
+    about = {"charge": refund.charge, "other": refunded_by}
+    incident.notify_customer("refund_elsewhere", Message.REFUND_ELSEWHERE, now, money=refund.money, **about)
+    text = incident.text(Message.REFUND_REFUSED, money=fmt_money(refund.money), **about)
+    incident.notify_line(incident.state.line, "refund_refused", text, now)
     incident.close_if_pending(now)
 
 
@@ -332,7 +332,7 @@ def compensation_paid(incident: IncidentCore, payment_id: str, now: datetime) ->
         currency=money.currency,
         payment_id=payment_id,
     )
-    incident.notify_customer("compensation", incident.text(Message.COMPENSATION, money=fmt_money(money)), now)
+    incident.notify_customer("compensation", Message.COMPENSATION, now, money=money)
     incident.close_if_pending(now)
 
 
@@ -469,7 +469,7 @@ def settle_compensation(incident: IncidentCore, action: SettleCompensation, now:
         currency=money.currency,
         idempotency_key=compensation.idempotency_key,
     )
-    incident.notify_customer("compensation", incident.text(Message.COMPENSATION, money=fmt_money(money)), now)
+    incident.notify_customer("compensation", Message.COMPENSATION, now, money=money)
     incident.close_if_pending(now)
     return event
 

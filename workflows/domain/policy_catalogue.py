@@ -32,10 +32,16 @@ class PolicyRef(BaseModel):
         return f"{self.name}@{self.version}"
 
 
+# A calendar's dated days are data, not rules: the loader writes the public holidays in for the years around the
+# day it ran, and the worker brings open incidents' calendars up to date (a new holiday). Two processes that
+# read the same file on different days must name the same version, so the version leaves them out.
+CALENDAR_DATA = {"days_off", "working_rest_days", "public_holiday_years"}
+
+
 def policy_version(policy: Policy) -> str:
-    """The hash of the rules themselves: the same however the file orders its keys, and unchanged by a new
-    optional field whose default leaves the rules as they were."""
-    rules = policy.model_dump(mode="json", exclude_defaults=True)
+    """The hash of the rules themselves: the same however the file orders its keys, unchanged by a new
+    optional field whose default leaves the rules as they were, and by the calendars' dated days."""
+    rules = policy.model_dump(mode="json", exclude_defaults=True, exclude={"calendars": {"__all__": CALENDAR_DATA}})
     canonical = json.dumps(rules, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:VERSION_LENGTH]
 
@@ -68,8 +74,9 @@ class PolicyCatalogue:
             self.add(policy)
 
     def add(self, policy: Policy) -> PolicyRef:
+        """Know `policy`; one of the same rules added before it (other dated days in its calendars) gives way."""
         reference = reference_of(policy)
-        self._by_reference.setdefault(reference, policy)
+        self._by_reference[reference] = policy
         return reference
 
     def find(self, reference: PolicyRef) -> Policy | None:

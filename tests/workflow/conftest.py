@@ -1,0 +1,30 @@
+"""The workflow tier: the real Temporal time-skipping test server, so hours-long SLAs pass in no time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from infra.binaries import temporal_test_server
+from infra.connection import data_converter
+from tests.harness import RunningWorker, Sandboxes, register_search_attributes, running_worker
+
+
+@pytest.fixture
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping server per test: an activity abandoned by one test would freeze the next one's clock."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter(), test_server_existing_path=temporal_test_server()
+    )
+    await register_search_attributes(env)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def skipping(time_env: WorkflowEnvironment, sandboxes: Sandboxes) -> AsyncIterator[RunningWorker]:
+    """A worker on the time-skipping server, with real sandboxes over HTTP."""
+    async with running_worker(time_env.client, sandboxes) as running:
+        yield running
