@@ -22,6 +22,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHandle
 
 from bench.bare import TASK_QUEUE as BARE_QUEUE
+from bench.desk import measure_desk
 from bench.stack import Processes, bounded, rss_kb, start_dev_server, until
 from infra.connection import data_converter
 from infra.processes import free_port, http_ok, worker_polling
@@ -238,7 +239,7 @@ class Bench:
             ready=worker_polling(self.defaults_client, BARE_QUEUE),
             env={"TEMPORAL_ADDRESS": self.defaults_address},
         )
-        tokens = write_dev_tokens(self.folder / "tokens.yml")
+        tokens = self.tokens = write_dev_tokens(self.folder / "tokens.yml")
         self.agent_token = next(token for role, token in tokens.values() if role.value == "agent")
         self.api = f"http://127.0.0.1:{api_port}"
         api = start(
@@ -610,6 +611,9 @@ class Bench:
             ("timers", self.timers),
             ("memory", self.memory),
             ("history", self.history),
+            # Last: once an agent has opened the desk, the API keeps its read model fed (visibility, reads),
+            # which would load the server under the phases before.
+            ("desk", lambda: measure_desk(self, self.sizes is QUICK)),
         ]
         for name, phase in phases:
             started = time.monotonic()

@@ -9,7 +9,8 @@ through IncidentService; (3) an agent's action through the HTTP API until
 GET shows it, against a raw signal-then-query; (4) escalation lag behind
 line-1 deadlines due in the same second, against bare timers; (5) worker
 memory per cached open incident, against a bare waiting workflow; (6) the
-history of a full critical lifecycle; and the SQLite pragmas' effect. Prints a
+history of a full critical lifecycle; (7) the agent desk's queue page with 1,000 open incidents and
+how soon an action shows on another agent's open desk; and the SQLite pragmas' effect. Prints a
 table and one JSON document. `--quick` shrinks every count for a smoke run.
 """
 
@@ -94,6 +95,27 @@ def verdicts(f: dict[str, Any]) -> list[Verdict]:
             "<= 60 events",
             f["history_events"] / 60,
             f["history_events"] <= 60,
+        ),
+        Verdict(
+            f"(7) desk queue page, {f['desk_open_incidents']} open",
+            f"server p50 {f['desk_queue_server_p50_ms']:.0f} p95 {f['desk_queue_server_p95_ms']:.0f} ms",
+            "p95 <= 300 ms",
+            f["desk_queue_server_p95_ms"] / 300,
+            f["desk_queue_server_p95_ms"] <= 300,
+        ),
+        Verdict(
+            "(7) desk read model rebuilt from visibility",
+            f"{f['desk_read_model_fed_s']:.1f} s for {f['desk_open_incidents']} open",
+            "reference",
+            None,
+            None,
+        ),
+        Verdict(
+            "(7) action until another desk shows it",
+            f"p50 {f['desk_action_seen_p50_ms']:.0f} p95 {f['desk_action_seen_p95_ms']:.0f} ms",
+            "p95 <= 2000 ms",
+            f["desk_action_seen_p95_ms"] / 2000,
+            f["desk_action_seen_p95_ms"] <= 2000,
         ),
         Verdict(
             "SQLite wal+normal vs defaults",

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # The CLI's agent actions go through the HTTP API there, with the bearer token this file holds.
     api_url: str | None = _env("INCIDENTS_API_URL")
     token_file: Path | None = _env("INCIDENTS_TOKEN_FILE")
+    # The agent desk's secret (signs its sessions and the customers' ticket links); see starter/desk/secrets.py.
+    desk_secret_file: Path | None = _env("INCIDENTS_DESK_SECRET_FILE")
 
     # Not from the environment: what load() found.
     dev: DevConfig | None = Field(default=None, exclude=True)  # the temporal-dev.yml in effect

@@ -59,6 +59,8 @@ MAX_BODY_BYTES = 64 * 1024
 DEFAULT_ANSWER_SECONDS = 15.0
 ANSWER_TIMEOUT_ENV = "INCIDENTS_API_ANSWER_TIMEOUT"
 OUTCOME_HEADER = "Incident-Outcome"
+# The customer's ticket page (an unguessable link to send with the ticket number), when the desk is mounted.
+CUSTOMER_PAGE_HEADER = "Customer-Page"
 READERS = frozenset(Role)
 TicketPath = Annotated[str, Path(description="the ticket number, e.g. INC-7F3K2Q", max_length=64)]
 _bearer = HTTPBearer(auto_error=False, description="a token from INCIDENTS_API_TOKENS_FILE")
@@ -188,6 +190,7 @@ def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 # Every status each kind of route answers besides its success (tests/stack/test_api_statuses.py provokes them).
 # The body limit (413) guards every route, with or without a body; 400 and 403 only come with a body or
 # a role some token lacks; 502-504 wherever Temporal is called.
+_CUSTOMER_PAGE = "/t/{ticket}?k=...: the customer's ticket page, to send with the ticket number"
 _HEALTH = {
     **_documented(413),
     503: {"description": 'Temporal is unreachable: `{"ok": false, "temporal": "unreachable"}`'},
@@ -210,13 +213,23 @@ _OPEN = {
         "model": IncidentState,
         "description": "a repeated request id (`Incident-Outcome: existing`), or a recontact joined to the "
         "customer's open incident in this category (`Incident-Outcome: joined`)",
-        "headers": {OUTCOME_HEADER: {"description": "existing | joined", "schema": {"type": "string"}}},
+        "headers": {
+            OUTCOME_HEADER: {"description": "existing | joined", "schema": {"type": "string"}},
+            CUSTOMER_PAGE_HEADER: {
+                "description": "/t/{ticket}?k=...: the customer's page",
+                "schema": {"type": "string"},
+            },
+        },
     },
     201: {
         "description": "a new incident (`Incident-Outcome: created`)",
         "headers": {
             OUTCOME_HEADER: {"description": "created", "schema": {"type": "string"}},
             "Location": {"description": "/incidents/{ticket}", "schema": {"type": "string"}},
+            CUSTOMER_PAGE_HEADER: {
+                "description": "/t/{ticket}?k=...: the customer's page",
+                "schema": {"type": "string"},
+            },
         },
     },
 }
@@ -423,6 +436,9 @@ def create_app(
         )
         response.headers[OUTCOME_HEADER] = opened.outcome
         response.headers["Location"] = f"/incidents/{opened.ticket_id}"
+        customer_page = getattr(app.state, "customer_page", None)  # the desk's, when it is mounted
+        if customer_page is not None:
+            response.headers[CUSTOMER_PAGE_HEADER] = customer_page(opened.ticket_id)
         if not opened.created:
             response.status_code = 200
         return opened.state
@@ -495,13 +511,34 @@ async def build_from_settings(settings: Settings) -> FastAPI:
     policy = policy_from(settings.policy_file)
     answer_within = _seconds(ANSWER_TIMEOUT_ENV, settings.api_answer_timeout, DEFAULT_ANSWER_SECONDS)
     task_queue = settings.task_queue or TASK_QUEUE
+    desk_secret = _desk_secret(settings)
     configure_tracing("incidents-api", settings)
     try:
         client = await _connect_with_retry(lambda: connect(settings=settings))
     except RuntimeError as error:
         target = connect_config(settings.temporal_address).get("target_host")
         raise TemporalUnreachable(f"cannot reach Temporal at {target} ({error})") from None
-    return create_app(IncidentService(client, policy, task_queue=task_queue), tokens, answer_within=answer_within)
+    # The agent desk and the customer's ticket page ride along (starter/desk/); the service tells its read model
+    # every state it obtains.
+    from starter.desk.app import mount_desk
+    from starter.desk.observed import ObservedIncidentService
+
+    service = ObservedIncidentService(client, policy, task_queue=task_queue)
+    app = create_app(service, tokens, answer_within=answer_within)
+    mount_desk(app, service, tokens, desk_secret, answer_within=answer_within)
+    return app
+
+
+def _desk_secret(settings: Settings) -> bytes:
+    """INCIDENTS_DESK_SECRET_FILE; else the dev stack's data/desk-secret, made once (see starter/desk/secrets.py)."""
+    from starter.desk.secrets import DEV_SECRET_NAME, DeskSecretError, load_secret
+
+    named = settings.desk_secret_file
+    path = named or (settings.dev.data_path / DEV_SECRET_NAME if settings.dev is not None else None)
+    try:
+        return load_secret(path, create=named is None)
+    except DeskSecretError as error:
+        raise ApiConfigError(str(error)) from None
 
 
 def _seconds(name: str, given: str | None, default: float) -> float:

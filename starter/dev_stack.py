@@ -174,7 +174,7 @@ class DevStack:
                 "HTTP API",
                 [*py, "api", "--host", c.api.host, "--port", str(c.api.port)],
                 http_ok(f"http://{c.api.host}:{c.api.port}/healthz"),
-                f"HTTP API http://{c.api.host}:{c.api.port} (docs: /docs)",
+                f"HTTP API http://{c.api.host}:{c.api.port} (docs: /docs; the agent desk: /desk)",
             ),
         ]
         if self.keys_file is not None:

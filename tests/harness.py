@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,8 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from infra.binaries import temporal_cli
+from infra.connection import data_converter
 from sandboxes import notifications as notification_sink
 from sandboxes import payments as payment_provider
 from sandboxes.faults import Faults
@@ -114,3 +117,22 @@ async def running_worker(
                 yield running
             finally:
                 await running.terminate_running()
+
+
+@asynccontextmanager
+async def dev_server(database: Path) -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server on a SQLite file, with every search attribute the incidents use registered."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=data_converter(),
+        dev_server_existing_path=temporal_cli(),
+        dev_server_database_filename=str(database),
+        search_attributes=list(search_attributes.ALL_KEYS),
+        dev_server_extra_args=[
+            *["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+            *search_attributes.reported_problems_flags(),
+        ],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()

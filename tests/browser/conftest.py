@@ -9,10 +9,18 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from infra.binaries import temporal_cli
+from tests.harness import dev_server
 from tests.sandbox_servers import free_port
 from workflows import search_attributes
 
 SRE_TOKEN = "sre-browser-test-token"
+
+
+@pytest.fixture(scope="session")
+async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
+    """The dev server the agent desk's pages run on (the web UI's own server is `ui`'s)."""
+    async with dev_server(tmp_path_factory.mktemp("temporal") / "temporal.sqlite") as env:
+        yield env
 
 
 @pytest.fixture

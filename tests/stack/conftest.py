@@ -10,30 +10,16 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from infra.binaries import temporal_cli
-from infra.connection import data_converter
 from starter.incidents import IncidentService
-from tests.harness import Sandboxes, running_worker
+from tests.harness import Sandboxes, dev_server, running_worker
 from tests.policies import fast_policy
 from tests.served_api import Api, served_api
-from workflows import search_attributes
 
 
 @pytest.fixture(scope="session")
 async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
-    db = tmp_path_factory.mktemp("temporal") / "temporal.sqlite"
-    env = await WorkflowEnvironment.start_local(
-        data_converter=data_converter(),
-        dev_server_existing_path=temporal_cli(),
-        dev_server_database_filename=str(db),
-        search_attributes=list(search_attributes.ALL_KEYS),
-        dev_server_extra_args=[
-            *["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
-            *search_attributes.reported_problems_flags(),
-        ],
-    )
-    yield env
-    await env.shutdown()
+    async with dev_server(tmp_path_factory.mktemp("temporal") / "temporal.sqlite") as env:
+        yield env
 
 
 @pytest.fixture

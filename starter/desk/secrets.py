@@ -1,0 +1,73 @@
+"""The desk's one secret, and what is derived from it: the session cookie's signature, the CSRF tokens and
+the customer's unguessable ticket link.
+
+The secret lives in a file (mode 0600): INCIDENTS_DESK_SECRET_FILE, or under the dev stack's data folder
+(`data/desk-secret`, made once by the first API that needs it). A customer's link is an HMAC of the ticket
+number under it, so the link outlives restarts and changing the secret revokes every link and session at
+once. Without either, the API makes a random one for its own lifetime and says so in its log: sessions and
+links then end with the process.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from pathlib import Path
+
+from infra.private_files import write_private
+
+log = logging.getLogger(__name__)
+
+SECRET_FILE_ENV = "INCIDENTS_DESK_SECRET_FILE"
+DEV_SECRET_NAME = "desk-secret"
+MIN_SECRET_BYTES = 32
+
+
+class DeskSecretError(ValueError):
+    """A desk secret file that cannot be used; the message names it."""
+
+
+def load_secret(path: Path | None, create: bool = False) -> bytes:
+    """The secret in `path` (made there first when `create`); a random one for this process when no path."""
+    if path is None:
+        log.warning(
+            "desk: no %s: customer ticket links and desk sessions last only as long as this process", SECRET_FILE_ENV
+        )
+        return secrets.token_bytes(MIN_SECRET_BYTES)
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(path, secrets.token_urlsafe(48) + "\n")
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise DeskSecretError(f"{SECRET_FILE_ENV}: cannot read {path} ({error.strerror})") from None
+    if len(text.encode()) < MIN_SECRET_BYTES:
+        raise DeskSecretError(
+            f"{SECRET_FILE_ENV}: {path} holds fewer than {MIN_SECRET_BYTES} bytes; use a long random one"
+        )
+    return text.encode()
+
+
+def derived(secret: bytes, purpose: str) -> bytes:
+    """A key for one purpose only: a session key never doubles as a link key."""
+    return hmac.new(secret, f"incidents-desk:{purpose}".encode(), hashlib.sha256).digest()
+
+
+class CustomerLinks:
+    """`/t/{ticket}?k=...`: the key is 128 bits of an HMAC of the ticket number; nothing else opens the page."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = derived(secret, "customer-link")
+
+    def key(self, ticket: str) -> str:
+        digest = hmac.new(self._key, ticket.encode(), hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def valid(self, ticket: str, key: str | None) -> bool:
+        return bool(key) and hmac.compare_digest(self.key(ticket), str(key))
+
+    def path(self, ticket: str) -> str:
+        return f"/t/{ticket}?k={self.key(ticket)}"
