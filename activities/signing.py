@@ -117,6 +117,36 @@ class SigningSecret:
         return (s.st_ino, s.st_mtime_ns, s.st_size)
 
 
+class AcceptedSecrets:
+    """What a receiver accepts: its current secret and, during a rotation, the previous one.
+
+    Each comes from a value or a file; the files are read again as they change, so a running receiver
+    rotates without a restart. The previous secret's file may be absent or empty: no rotation under way
+    (removing it ends one). The current secret's file keeps its last good value while it is rewritten.
+    """
+
+    def __init__(
+        self, current: SigningSecret, previous: bytes | None = None, previous_file: Path | None = None
+    ) -> None:
+        self._current = current
+        self._previous = previous
+        self._previous_file = previous_file
+
+    def __call__(self) -> list[bytes]:
+        accepted = [self._current.current()]
+        previous = self._previous_from_file() if self._previous_file is not None else self._previous
+        if previous and previous not in accepted:
+            accepted.append(previous)
+        return accepted
+
+    def _previous_from_file(self) -> bytes | None:
+        assert self._previous_file is not None
+        try:
+            return read_secret_file(self._previous_file)
+        except (OSError, ValueError):
+            return None
+
+
 def read_secret_file(path: Path) -> bytes:
     """The secret in a file: its text without surrounding whitespace (a trailing newline is common)."""
     value = path.read_bytes().strip()

@@ -27,6 +27,7 @@ import httpx
 from bench.stack import bounded, until
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import OpenIncident
+from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options
 
@@ -73,14 +74,18 @@ async def measure_desk(bench: Bench, quick: bool) -> None:
     sizes = QUICK_DESK if quick else FULL_DESK
     from bench.measures import INCIDENT_QUEUE, percentile, progress
 
+    reference = reference_of(bench.policy)  # incidents name their policy; the worker resolves it
+
     def start(customer: str, category: str) -> Any:
         request = OpenIncident.model_validate(
             {"customer_id": customer, "category": category, "description": "bench desk", "channel": "app"}
         )
         input = IncidentInput(
-            ticket_id=new_ticket_id(), request=request, policy=bench.policy, opened_at=datetime.now(UTC)
+            ticket_id=new_ticket_id(), request=request, policy_ref=reference, opened_at=datetime.now(UTC)
         )
-        return bench.client.start_workflow(WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input))
+        return bench.client.start_workflow(
+            WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input, policy=bench.policy)
+        )
 
     # What line 1's queue holds already: the open incidents the phases before left there.
     query = (

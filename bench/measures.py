@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sys
 import time
 import uuid
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHandle
@@ -31,6 +33,7 @@ from workflows.domain.actions import Acknowledge, Feedback, Resolve
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, default_policy, parse_policy
+from workflows.domain.policy_catalogue import PolicyRef, reference_of
 from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options
 
@@ -108,18 +111,28 @@ def lifecycle_policy() -> Policy:
     return parse_policy(data, "bench policy")
 
 
-_timer_policies: dict[int, Policy] = {}
+# Line 1's time under the timer policy: the incidents of (4) are opened this long before their shared deadline.
+TIMER_LINE_ONE = timedelta(hours=1)
 
 
-def timer_policy(line_one_seconds: int) -> Policy:
-    """Routine incidents whose line 1 may hold them `line_one_seconds`; line 2 a day (no second escalation)."""
-    if line_one_seconds not in _timer_policies:
-        data = default_policy().model_dump(mode="json")
-        data["name"] = f"bench-timer-{line_one_seconds}s"
-        data["severities"]["routine"]["line_timeouts"] = {"1": f"{line_one_seconds}s", "2": "1d"}
-        data["severities"]["routine"]["calendar"] = "24/7"  # timers due in seconds at any hour of the run
-        _timer_policies[line_one_seconds] = parse_policy(data, "bench timer policy")
-    return _timer_policies[line_one_seconds]
+def timer_policy() -> Policy:
+    """Routine incidents whose line 1 may hold them TIMER_LINE_ONE; line 2 a day (no second escalation)."""
+    data = default_policy().model_dump(mode="json")
+    data["name"] = "bench-timer"
+    data["severities"]["routine"]["line_timeouts"] = {"1": f"{int(TIMER_LINE_ONE.total_seconds())}s", "2": "1d"}
+    data["severities"]["routine"]["calendar"] = "24/7"  # timers due in seconds at any hour of the run
+    return parse_policy(data, "bench timer policy")
+
+
+def write_policies(folder: Path, policies: list[Policy]) -> str:
+    """The bench's policies as files, for its worker to know (INCIDENT_POLICIES): incidents only name them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for policy in policies:
+        path = folder / f"{policy.name}.yml"
+        path.write_text(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False))
+        paths.append(str(path))
+    return os.pathsep.join(paths)
 
 
 def request(customer: str, category: str = "tariff_change", **more: Any) -> OpenIncident:
@@ -172,6 +185,8 @@ class Bench:
         self.figures: dict[str, Any] = {}
         self.run_id = uuid.uuid4().hex[:6]
         self.policy = default_policy()  # parsed once: a YAML parse per start would load this process
+        self.timer_policy = timer_policy()
+        self.references: dict[str, PolicyRef] = {}  # by policy name: hashed once, not per start
 
     # --- the stack ---
 
@@ -205,6 +220,7 @@ class Bench:
                 "PAYMENTS_URL": f"http://127.0.0.1:{payments_port}",
                 "NOTIFY_URL": f"http://127.0.0.1:{notify_port}/notifications",
                 "INCIDENTS_TASK_QUEUE": INCIDENT_QUEUE,
+                "INCIDENT_POLICIES": write_policies(self.folder / "policies", [lifecycle_policy(), self.timer_policy]),
             },
         )
         self.bare = start(
@@ -335,15 +351,21 @@ class Bench:
         self, customer: str, policy: Policy | None = None, opened_at: datetime | None = None
     ) -> WorkflowHandle[Any, Any]:
         """Straight to the incident workflow, opened now with every search attribute set, as the intake
-        opens one (the intake itself is measured in (2)); the shipped policy unless given."""
+        opens one (the intake itself is measured in (2)), naming its policy (the worker resolves it); the
+        shipped policy unless given."""
+        policy = self.policy if policy is None else policy
+        if policy.name not in self.references:
+            self.references[policy.name] = reference_of(policy)
         input = IncidentInput(
             ticket_id=new_ticket_id(),
             request=request(customer),
-            policy=self.policy if policy is None else policy,
+            policy_ref=self.references[policy.name],
             opened_at=datetime.now(UTC) if opened_at is None else opened_at,
             customer_locale=True,
         )
-        return await self.client.start_workflow(WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input))
+        return await self.client.start_workflow(
+            WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input, policy=policy)
+        )
 
     async def open_incident(
         self, customer: str, policy: Policy | None = None, opened_at: datetime | None = None
@@ -377,8 +399,8 @@ class Bench:
         """Lag of each escalation behind its line-1 deadline, how far apart the deadlines were, and how
         many seconds after the deadline the last incident was open (0: all were, as planned).
 
-        Every incident is opened `opened_at` a whole number of seconds before the shared deadline,
-        with that line-1 timeout, so the deadlines coincide to the millisecond. They are opened a few
+        Every incident is opened `opened_at` line 1's time (TIMER_LINE_ONE, the timer policy's) before the
+        shared deadline, so the deadlines coincide to the millisecond. They are opened a few
         at a time, each waiting for its first task (where its timer starts): the timer starts when
         that task completes, so a task slowed by an opening burst would delay the escalation too, and
         that is the cost of the burst, not of the deadlines falling together.
@@ -386,9 +408,8 @@ class Bench:
         due = datetime.now(UTC) + timedelta(seconds=1 + START_MARGIN * count / start_rate)
 
         async def open_one(i: int) -> str:
-            seconds = max(1, math.ceil((due - datetime.now(UTC)).total_seconds()))
             handle = await self.open_incident(
-                f"tmr-{self.run_id}-{count}-{i}", timer_policy(seconds), opened_at=due - timedelta(seconds=seconds)
+                f"tmr-{self.run_id}-{count}-{i}", self.timer_policy, opened_at=due - TIMER_LINE_ONE
             )
             return handle.id
 

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     temporal_address: str | None = _env("TEMPORAL_ADDRESS")
     temporal_namespace: str | None = _env("TEMPORAL_NAMESPACE")
     policy_file: Path | None = _env("INCIDENT_POLICY")
+    # More policy files a worker knows (os.pathsep-separated), beside INCIDENT_POLICY and the shipped default.
+    more_policy_files: str | None = _env("INCIDENT_POLICIES")
     api_tokens_file: Path | None = _env("INCIDENTS_API_TOKENS_FILE")
     codec_keys_file: Path | None = _env("INCIDENTS_CODEC_KEYS_FILE")
     task_queue: str | None = _env("INCIDENTS_TASK_QUEUE")
@@ -56,6 +58,9 @@ class Settings(BaseSettings):
     notify_url: str | None = _env("NOTIFY_URL")
     webhook_secret: SecretStr | None = _env("WEBHOOK_SECRET")
     webhook_secret_file: Path | None = _env("WEBHOOK_SECRET_FILE")  # wins over WEBHOOK_SECRET; re-read on change
+    # A receiver's (`incidents sandbox notify`) previous secret, accepted beside the current during a rotation.
+    webhook_previous_secret: SecretStr | None = _env("WEBHOOK_PREVIOUS_SECRET")
+    webhook_previous_secret_file: Path | None = _env("WEBHOOK_PREVIOUS_SECRET_FILE")  # wins; re-read; absent: none
     # The CLI's agent actions go through the HTTP API there, with the bearer token this file holds.
     api_url: str | None = _env("INCIDENTS_API_URL")
     token_file: Path | None = _env("INCIDENTS_TOKEN_FILE")

@@ -18,6 +18,9 @@ class Faults(BaseModel):
     fail_first: int = Field(default=0, ge=0, description="fail the first N attempts of each idempotency key with 503")
     down_for_seconds: float = Field(default=0, ge=0, description="answer 503 to everything for this long")
     reject: bool = Field(default=False, description="reject every request as a business error")
+    reject_after_paying: bool = Field(
+        default=False, description="pay, then answer with a business rejection anyway (the ledger holds the payment)"
+    )
     delay_seconds: float = Field(default=0, ge=0, le=120, description="answer every request this much later")
 
     @field_validator("down_for_seconds", mode="before")
@@ -34,6 +37,7 @@ class Faults(BaseModel):
             fail_first=int(environ.get(f"{prefix}FAIL_FIRST", "0") or 0),
             down_for_seconds=environ.get(f"{prefix}DOWN_FOR", "0") or 0,
             reject=_flag(environ.get(f"{prefix}REJECT")),
+            reject_after_paying=_flag(environ.get(f"{prefix}REJECT_AFTER_PAYING")),
             delay_seconds=float(environ.get(f"{prefix}DELAY_SECONDS", "0") or 0),
         )
 

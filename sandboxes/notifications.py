@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
@@ -20,10 +20,18 @@ from sandboxes.faults import Faults, FaultState
 ENV_PREFIX = "SANDBOX_NOTIFY_"
 
 
-def create_app(secrets: bytes | Sequence[bytes], faults: Faults | None = None) -> FastAPI:
-    """`secrets`: the one it accepts, or several (during a rotation: the new and the old)."""
-    accepted = [secrets] if isinstance(secrets, bytes) else list(secrets)
-    if not accepted or not all(accepted):
+def _always(secrets: bytes | Sequence[bytes]) -> Callable[[], Sequence[bytes]]:
+    fixed = [secrets] if isinstance(secrets, bytes) else list(secrets)
+    return lambda: fixed
+
+
+def create_app(
+    secrets: bytes | Sequence[bytes] | Callable[[], Sequence[bytes]], faults: Faults | None = None
+) -> FastAPI:
+    """`secrets`: the one it accepts, or several (during a rotation: the new and the old), or a function that
+    says which at each request (`activities.signing.AcceptedSecrets`: files re-read as they change)."""
+    accepted_now = secrets if callable(secrets) else _always(secrets)
+    if not accepted_now() or not all(accepted_now()):
         raise ValueError("the notification sink needs at least one non-empty secret")
     app = FastAPI(title="Notification sink sandbox", version="1")
     state = FaultState(faults if faults is not None else Faults.from_env(os.environ, ENV_PREFIX))
@@ -38,6 +46,7 @@ def create_app(secrets: bytes | Sequence[bytes], faults: Faults | None = None) -
     ) -> JSONResponse:
         body = await request.body()
         signature, timestamp = request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)
+        accepted = list(accepted_now())
         problem = verify(accepted, idempotency_key, body, signature, timestamp)
         if problem is not None:
             rejected_signatures.append(problem)

@@ -1,10 +1,15 @@
 """A payment provider sandbox that speaks a Stripe-like protocol over real HTTP.
 
 `POST /refunds` with an `Idempotency-Key` header pays once per key; a repeat
-with the same body gets the original answer back (`Idempotent-Replayed:
-true`), a repeat with a different body is refused. `GET /refunds` lists the
-ledger. Faults come from SANDBOX_PAYMENTS_FAIL_FIRST, SANDBOX_PAYMENTS_DOWN_FOR
-and SANDBOX_PAYMENTS_REJECT, or `PUT /_sandbox/faults` at run time.
+with the same body gets the key's first answer back (`Idempotent-Replayed:
+true`), a business rejection too (as Stripe does: a key refused stays refused,
+so a retry needs a new key); a repeat with a different body is refused.
+`GET /refunds` lists the ledger (`?reference=`, `?idempotency_key=`,
+`?charge=` filter it). Faults come from SANDBOX_PAYMENTS_FAIL_FIRST,
+SANDBOX_PAYMENTS_DOWN_FOR, SANDBOX_PAYMENTS_REJECT and
+SANDBOX_PAYMENTS_REJECT_AFTER_PAYING, or `PUT /_sandbox/faults` at run time.
+Answers of 503 (a fault, the provider "down") are not kept: the key was never
+processed.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class RefundBody(BaseModel):
     customer_id: str = Field(min_length=1, max_length=200)
     amount: Decimal = Field(gt=0, decimal_places=2)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+    charge: str | None = Field(default=None, max_length=200, description="the charge this refund reverses")
 
 
 class LedgerEntry(BaseModel):
@@ -46,6 +52,7 @@ class LedgerEntry(BaseModel):
     currency: str
     status: str
     created_at: datetime
+    charge: str | None = None
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -58,6 +65,8 @@ def create_app(faults: Faults | None = None, ledger_file: str | Path | None = No
     ledger_path = Path(ledger_file) if ledger_file else None
     ledger: dict[str, LedgerEntry] = {}
     fingerprints: dict[str, str] = {}
+    # Keys answered with a business rejection: (fingerprint, status, error code, message), answered again so.
+    refusals: dict[str, tuple[str, int, str, str]] = {}
     if ledger_path is not None and ledger_path.exists():
         for item in json.loads(ledger_path.read_text()):
             entry = LedgerEntry.model_validate(item["entry"])
@@ -81,7 +90,16 @@ def create_app(faults: Faults | None = None, ledger_file: str | Path | None = No
             await asyncio.sleep(state.faults.delay_seconds)
         if state.is_down() or state.should_fail(attempt):
             return _error(503, "unavailable", f"sandbox fault injected (attempt {attempt})")
-        fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+        # Without the optional fields unset: a request of before they existed keeps its fingerprint.
+        fingerprint = hashlib.sha256(body.model_dump_json(exclude_none=True).encode()).hexdigest()
+        refused = refusals.get(idempotency_key)
+        if refused is not None:
+            refused_fingerprint, status, code, message = refused
+            if refused_fingerprint != fingerprint:
+                return _error(422, "idempotency_key_reused", "this key was used with a different request")
+            answer = _error(status, code, message)
+            answer.headers["Idempotent-Replayed"] = "true"
+            return answer
         existing = ledger.get(idempotency_key)
         if existing is not None:
             if fingerprints[idempotency_key] != fingerprint:
@@ -90,6 +108,7 @@ def create_app(faults: Faults | None = None, ledger_file: str | Path | None = No
                 existing.model_dump(mode="json"), status_code=200, headers={"Idempotent-Replayed": "true"}
             )
         if state.faults.reject:
+            refusals[idempotency_key] = (fingerprint, 402, "card_closed", "the customer's card is closed")
             return _error(402, "card_closed", "the customer's card is closed")
         entry = LedgerEntry(
             id=f"pay_{secrets.token_hex(8)}",
@@ -101,15 +120,24 @@ def create_app(faults: Faults | None = None, ledger_file: str | Path | None = No
             currency=body.currency,
             status="succeeded",
             created_at=datetime.now(UTC),
+            charge=body.charge,
         )
         ledger[idempotency_key] = entry
         fingerprints[idempotency_key] = fingerprint
         persist()
+        if state.faults.reject_after_paying:
+            # The money moved, the answer says no: what a ledger lookup by the key is for.
+            refusals[idempotency_key] = (fingerprint, 402, "card_closed", "the customer's card is closed")
+            return _error(402, "card_closed", "the customer's card is closed")
         return JSONResponse(entry.model_dump(mode="json"), status_code=201)
 
     @app.get("/refunds")
-    async def list_refunds(reference: str | None = None) -> list[LedgerEntry]:
-        return [e for e in ledger.values() if reference is None or e.reference == reference]
+    async def list_refunds(
+        reference: str | None = None, idempotency_key: str | None = None, charge: str | None = None
+    ) -> list[LedgerEntry]:
+        wanted = {"reference": reference, "idempotency_key": idempotency_key, "charge": charge}
+        filters = {name: value for name, value in wanted.items() if value is not None}
+        return [e for e in ledger.values() if all(getattr(e, name) == value for name, value in filters.items())]
 
     @app.get("/_sandbox/attempts")
     async def attempts() -> dict[str, int]:

@@ -47,7 +47,7 @@ from infra.settings import Settings
 from infra.telemetry import configure_tracing, instrument_fastapi
 from starter import outage_api
 from starter.auth import Principal, Role, TokenStore
-from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
+from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary, PolicyRefused
 from workflows.domain.actions import ACTOR_FIELDS, ACTOR_LINE, CATALOGUE, ActionModel
 from workflows.domain.inputs import TASK_QUEUE
 from workflows.domain.models import Contract, IncidentEvent, IncidentState, OpenIncident, Severity, Status
@@ -209,7 +209,8 @@ _OPEN = {
     },
     503: {
         "model": Problem,
-        "description": "Temporal is unreachable, or opening lost every race it retried: repeat the request",
+        "description": "Temporal is unreachable, or opening lost every race it retried: repeat the request; or "
+        "the workers do not know the policy this API opens incidents under (the detail names it)",
     },
     200: {
         "model": IncidentState,
@@ -386,6 +387,12 @@ def create_app(
     async def rejected(_: Request, error: ActionRejected) -> JSONResponse:
         body = {"detail": error.reason, "action": error.action, "event_seq": error.event_seq}
         return JSONResponse(body, status_code=409)
+
+    @app.exception_handler(PolicyRefused)
+    async def policy_unknown(_: Request, error: PolicyRefused) -> JSONResponse:
+        # The API's policy file and the workers' differ: a deployment fault, not the caller's.
+        log.error("opening refused for its policy: %s", error.reason)
+        return JSONResponse({"detail": f"cannot open incidents now: {error.reason}"}, status_code=503)
 
     @app.exception_handler(NoAnswer)
     async def no_answer(_: Request, error: NoAnswer) -> JSONResponse:

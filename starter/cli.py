@@ -25,11 +25,12 @@ from rich.console import Console
 
 from infra.errors import describe_validation_error
 from workflows.domain.actions import ACTOR_FIELDS, ACTOR_LINE, CATALOGUE, ActionModel
-from workflows.domain.models import Channel, Language, Money, OpenIncident, Severity, Status
+from workflows.domain.models import Channel, Language, Money, OpenIncident, Refund, Severity, Status
 
 EXIT_REFUSED = 1
 EXIT_INVALID = 2
 _AGENT_HELP = "who does it: the token's person (the default); any other name is refused"
+_CHARGE_HELP = "the charge the refund reverses (the provider's reference): a charge is refunded once, across incidents"
 _AS_HELP = (
     "act as this dev agent (ann, boris, vera): their token from what `incidents dev` wrote; elsewhere set "
     "INCIDENTS_TOKEN_FILE"
@@ -96,7 +97,7 @@ async def _service(settings: Any, policy: Any = None) -> Any:
 def _run(work: Callable[[Any], Any], args: argparse.Namespace, policy: Any = None) -> int:
     from temporalio.service import RPCError
 
-    from starter.incidents import ActionRejected, IncidentNotFound
+    from starter.incidents import ActionRejected, IncidentNotFound, PolicyRefused
 
     async def main() -> int:
         try:
@@ -106,6 +107,8 @@ def _run(work: Callable[[Any], Any], args: argparse.Namespace, policy: Any = Non
             raise CliError(str(error)) from None
         except ActionRejected as error:
             raise CliError(f"{error.ticket_id} refused {error.action}: {error.reason}") from None
+        except PolicyRefused as error:
+            raise CliError(f"not opened: {error.reason}") from None
         except RPCError as error:
             raise CliError(f"Temporal refused the call: {error.message}") from None
         except KeyError as error:
@@ -145,8 +148,8 @@ def _open(args: argparse.Namespace) -> int:
         "language": args.language,
         "time_zone": args.time_zone,
     }
-    if args.refund is not None or args.currency is not None:
-        given = {"amount": args.refund, "currency": args.currency}
+    if args.refund is not None or args.currency is not None or args.charge is not None:
+        given = {"amount": args.refund, "currency": args.currency, "charge": args.charge}
         fields["refund"] = {name: value for name, value in given.items() if value is not None}
     if args.region is not None or args.city is not None or args.segment is not None:
         fields["area"] = {"region": args.region, "city": args.city, "segment": args.segment}
@@ -243,9 +246,11 @@ def _action_options(model: type[ActionModel]) -> list[tuple[list[str], dict[str,
             found.append((["--agent"], {"dest": name, "metavar": "NAME", "help": _AGENT_HELP}))
         elif name == model.meta.own_line:
             found.append(([f"--{name}"], {"dest": name, "type": int, "help": "your line: the token's (optional)"}))
-        elif Money in kinds:
+        elif _money_kind(field) is not None:
             found.append((["--amount"], {"required": required, "help": 'e.g. "1500.00"'}))
             found.append((["--currency"], {"required": required, "help": "ISO currency, e.g. RUB"}))
+            if _money_kind(field) is Refund:
+                found.append((["--charge"], {"help": _CHARGE_HELP}))
         else:
             options: dict[str, Any] = {"dest": name, "required": required, "help": field.description or name}
             if name in defaults:
@@ -264,14 +269,21 @@ def _field_kinds(field: FieldInfo) -> tuple[Any, ...]:
     return get_args(field.annotation) or (field.annotation,)
 
 
+def _money_kind(field: FieldInfo) -> type[Money] | None:
+    """Money or a refund (money and the charge it reverses) when the field takes one: --amount, --currency."""
+    return next((kind for kind in _field_kinds(field) if isinstance(kind, type) and issubclass(kind, Money)), None)
+
+
 def _action_payload(model: type[ActionModel], args: argparse.Namespace) -> dict[str, Any]:
     payload: dict[str, Any] = {"type": model.action_name()}
     for name, field in model.model_fields.items():
         if name == "type":
             continue
-        if Money in _field_kinds(field):
+        if _money_kind(field) is not None:
             if args.amount is not None or args.currency is not None:
                 payload[name] = {"amount": args.amount, "currency": args.currency}
+                if getattr(args, "charge", None) is not None:
+                    payload[name]["charge"] = args.charge
         elif getattr(args, name, None) is not None:
             payload[name] = getattr(args, name)
     return payload
@@ -407,14 +419,24 @@ def _codec_server(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from activities.signing import AcceptedSecrets
     from sandboxes import notifications, payments
     from workers.settings import worker_settings
 
     if args.which == "payments":
         app = payments.create_app(ledger_file=args.ledger_file)
     else:
-        secret = worker_settings(args.settings).webhook_secret.get_secret_value()
-        app = notifications.create_app(secret.encode())
+        # The secrets a receiver accepts: the worker's current one (WEBHOOK_SECRET_FILE or WEBHOOK_SECRET) and,
+        # during a rotation, the previous one (WEBHOOK_PREVIOUS_SECRET_FILE or WEBHOOK_PREVIOUS_SECRET).
+        settings = args.settings
+        previous = settings.webhook_previous_secret
+        app = notifications.create_app(
+            AcceptedSecrets(
+                worker_settings(settings).signing_secret(),
+                previous=previous.get_secret_value().encode() if previous is not None else None,
+                previous_file=settings.webhook_previous_secret_file,
+            )
+        )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None)
     return 0
 
@@ -499,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     opening.add_argument("--request-id", help="the caller's id for this request: repeating it opens nothing new")
     opening.add_argument("--refund", metavar="AMOUNT", help='money owed back, e.g. "1500.00"')
     opening.add_argument("--currency", help="ISO currency of the refund, e.g. RUB")
+    opening.add_argument("--charge", help=_CHARGE_HELP)
     opening.add_argument("--new", action="store_true", help="a new incident even if one is open for this problem")
     opening.add_argument(
         "--language", help=f"the customer's: {', '.join(lang.value for lang in Language)} (default: the policy's)"

@@ -4,14 +4,20 @@
    apology and self-help steps at once (they do not help, and the clock never stopped for them),
    escalated when line 1 runs out of time, resolved late, so the customer is compensated, then asked
    whether all is well now.
-2. A card charged while binding it, money never returned (seed 002): the refund fails at the provider
-   and is retried by Temporal until it is paid, exactly once.
+2. A card charged while binding it, money never returned (seed 002): the contact centre's first line
+   adds the refund of that charge herself, within her limit (seed 003: no "I'll transfer you"); it fails
+   at the provider and is retried by Temporal until it is paid, exactly once.
 3. A caller rings three times about the same iPhone (seed 003): one ticket, the later calls joined to it.
 4. The agent needs an answer from the customer (issue 17): asked, silent, reminded, and the answer
    (a call about the same problem) resumes the SLA clock where it stopped.
 5. A whole town loses its connection (seed 002, told right): 30 customers call about one failure; each
    hears at once "we know, it is not only you, expected by ...", no line is paged thirty times, and one
    resolution of the major incident resolves all thirty, each customer told.
+
+The incidents are opened, and the customer's own words relayed, as a service would (under the demo's
+policy, which the stack's worker knows); every agent's action goes through the HTTP API with that dev
+agent's own token (ann on line 1, boris on line 2, as `incidents --as` does), so the history shows who
+acted as the API authenticated them.
 """
 
 from __future__ import annotations
@@ -22,15 +28,27 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import yaml
 from rich.console import Console
 
+from infra.config_files import ConfigFileError
 from infra.settings import Settings
+from starter.auth import dev_credential, dev_credentials_file
+from starter.http_client import ApiError, IncidentsHttpClient
 from starter.incidents import IncidentService
-from workflows.domain.actions import Acknowledge, AskCustomer, Feedback, Resolve, SelfHelpFailed
+from workflows.domain.actions import (
+    Acknowledge,
+    ActionModel,
+    AddRefund,
+    AskCustomer,
+    Feedback,
+    Resolve,
+    SelfHelpFailed,
+)
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, parse_policy
 
@@ -39,9 +57,13 @@ class DemoError(RuntimeError):
     """The stack did not do what the story needs (no worker, a sandbox down): the message says what."""
 
 
+def demo_policy_file() -> Path:
+    """The demo's policy file (the dev stack's worker knows it, so the demo's incidents may name it)."""
+    return Path(str(resources.files("starter").joinpath("demo_policy.yml")))
+
+
 def demo_policy() -> Policy:
-    text = resources.files("starter").joinpath("demo_policy.yml").read_text(encoding="utf-8")
-    return parse_policy(yaml.safe_load(text), "demo_policy.yml")
+    return parse_policy(yaml.safe_load(demo_policy_file().read_text(encoding="utf-8")), "demo_policy.yml")
 
 
 async def _wait(
@@ -65,6 +87,42 @@ async def _wait(
         await asyncio.sleep(0.5)
 
 
+# The dev agents who act in the stories (their tokens are in what `incidents dev` wrote; see starter/auth.py).
+FIRST_LINE, SECOND_LINE = "ann", "boris"
+
+
+class Agent:
+    """A dev agent acting through the HTTP API with their own token: the API names them as the actor."""
+
+    def __init__(self, person: str, api: IncidentsHttpClient) -> None:
+        self.person = person
+        self._api = api
+
+    async def act(self, ticket: str, action: ActionModel) -> IncidentState:
+        try:
+            return await self._api.act(ticket, action)
+        except ApiError as error:
+            raise DemoError(f"{ticket}: the API refused {self.person}'s {action.type}: {error}") from None
+
+
+def _agent_tokens(settings: Settings) -> tuple[str, dict[str, str]]:
+    """The API's address and the dev agents' tokens, or a DemoError saying what is missing."""
+    if not settings.api_url:
+        raise DemoError("no HTTP API to act through: set INCIDENTS_API_URL, or run the demo beside `make run`")
+    path = dev_credentials_file(settings.config.tokens_file)
+    try:
+        return str(settings.api_url), {person: dev_credential(path, person) for person in (FIRST_LINE, SECOND_LINE)}
+    except ConfigFileError as error:
+        raise DemoError(str(error)) from None
+
+
+async def _reachable(http: httpx.AsyncClient, url: str, what: str) -> None:
+    try:
+        (await http.get(url)).raise_for_status()
+    except httpx.HTTPError as error:
+        raise DemoError(f"cannot reach {what} at {url} ({error}); is `make run` running?") from None
+
+
 async def play(
     service: IncidentService, console: Console, speed: float = 1.0, settings: Settings | None = None
 ) -> None:
@@ -72,15 +130,31 @@ async def play(
     settings = settings or Settings.load()
     config = settings.config
     payments_url = settings.payments_url or f"http://{config.sandboxes.host}:{config.sandboxes.payments_port}"
+    api_url, tokens = _agent_tokens(settings)
+    async with httpx.AsyncClient(timeout=5) as http:  # find out before any incident is opened
+        await _reachable(http, f"{payments_url}/healthz", "the payment sandbox")  # story 2 needs it
+        await _reachable(http, f"{api_url}/healthz", "the HTTP API")
+    async with (
+        IncidentsHttpClient(api_url, tokens[FIRST_LINE]) as first,
+        IncidentsHttpClient(api_url, tokens[SECOND_LINE]) as second,
+    ):
+        await _stories(
+            service, console, speed, settings, payments_url, Agent(FIRST_LINE, first), Agent(SECOND_LINE, second)
+        )
+
+
+async def _stories(
+    service: IncidentService,
+    console: Console,
+    speed: float,
+    settings: Settings,
+    payments_url: str,
+    ann: Agent,
+    boris: Agent,
+) -> None:
+    config = settings.config
     ui = f"http://localhost:{config.temporal.ui_port}/namespaces/{config.namespace}/workflows"
     run = uuid.uuid4().hex[:4]
-    try:  # story 2 needs the sandbox: find out before any incident is opened
-        async with httpx.AsyncClient(timeout=5) as http:
-            (await http.get(f"{payments_url}/healthz")).raise_for_status()
-    except httpx.HTTPError as error:
-        raise DemoError(
-            f"cannot reach the payment sandbox at {payments_url} ({error}); is `make run` running?"
-        ) from None
 
     console.rule("[bold]1. The line is cut (seeds 000, 004)")
     outage = await service.open(
@@ -99,8 +173,9 @@ async def play(
         console.print("self-help steps went with it; the customer says they did not help (the SLA never stopped)")
     state = await _wait(service, ticket, lambda s: s.line >= 2, "the line-1 SLA to escalate it", 30, speed)
     console.print(f"line 1 did not make it in time: now on line {state.line}, breaches {state.sla_breaches}")
-    await service.act(ticket, Acknowledge(agent="boris"))
-    await service.act(ticket, Resolve(agent="boris", resolution="spliced the cable at the cabinet"))
+    await boris.act(ticket, Acknowledge(agent=boris.person))
+    await boris.act(ticket, Resolve(agent=boris.person, resolution="spliced the cable at the cabinet"))
+    console.print(f"{boris.person} (line 2, through the API with his own token) took it and resolved it")
     state = await _wait(
         service,
         ticket,
@@ -112,8 +187,8 @@ async def play(
     if state.compensation is not None:
         console.print(f"resolved late, so {state.compensation.amount:.2f} {state.compensation.currency} credited")
     state = await _wait(service, ticket, lambda s: s.awaiting == "feedback", "the satisfaction callback", 30, speed)
-    console.print("the satisfaction callback asks: is everything fine now?")
-    await service.act(ticket, Feedback(score=5, comment="works again, thank you"))
+    console.print(f"the satisfaction callback asks: is everything fine now? ({ann.person} records the answer)")
+    await ann.act(ticket, Feedback(score=5, comment="works again, thank you"))
     console.print(f"score 5: closed.  {ui}/{ticket}")
 
     console.rule("[bold]2. Charged while binding a card, never refunded (seed 002)")
@@ -126,12 +201,19 @@ async def play(
                 OpenIncident(
                     customer_id=f"carshare-{run}",
                     category="payment_not_refunded",
-                    channel="app",
+                    channel="phone",
                     description="Card charged 1490 RUB while binding it; the card was not bound",
-                    refund={"amount": "1490.00", "currency": "RUB"},
                 )
             )
-            console.print(f"ticket [bold]{card.ticket_id}[/]; the provider fails the first 3 attempts")
+            charge = f"ch-{run}-card-binding"
+            added = await ann.act(
+                card.ticket_id,
+                AddRefund(agent=ann.person, refund={"amount": "1490.00", "currency": "RUB", "charge": charge}),
+            )
+            console.print(
+                f"ticket [bold]{card.ticket_id}[/]: {ann.person} (line {added.line}) adds the refund of charge "
+                f"{charge} herself, within her limit; the provider fails the first 3 attempts"
+            )
             state = await _wait(
                 service,
                 card.ticket_id,
@@ -174,8 +256,10 @@ async def play(
         OpenIncident(customer_id=customer, category="tariff_change", channel="app", description="Change my tariff")
     )
     ticket, due = asking.ticket_id, asking.state.sla_deadline
-    await service.act(ticket, AskCustomer(agent="ann", question="Which tariff do you want: day or night?"))
-    console.print(f"ann asks the customer which tariff; {ticket} is waiting on the customer, its SLA clock paused")
+    await ann.act(ticket, AskCustomer(agent=ann.person, question="Which tariff do you want: day or night?"))
+    console.print(
+        f"{ann.person} asks the customer which tariff; {ticket} is waiting on the customer, its SLA clock paused"
+    )
     await _wait(
         service,
         ticket,

@@ -12,6 +12,7 @@ then (infra/processes.py).
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from infra.processes import (
 )
 from infra.settings import Settings
 from starter.auth import TOKENS_FILE_ENV
+from starter.demo import demo_policy_file
 from workers.settings import DEV_STACK_ENV
 
 STOP_GRACE_SECONDS = 10.0
@@ -161,6 +163,11 @@ class DevStack:
                     # The marker that lets it sign with temporal-dev.yml's public webhook secret: this
                     # stack's sink is the only receiver, and it runs on this machine.
                     DEV_STACK_ENV: "1",
+                    # Incidents may also open under the demo's policy (`incidents demo`, and the README's
+                    # walkthrough with INCIDENT_POLICY=starter/demo_policy.yml): the worker must know it.
+                    "INCIDENT_POLICIES": os.pathsep.join(
+                        part for part in (self.settings.more_policy_files, str(demo_policy_file())) if part
+                    ),
                 },
             ),
             Child(

@@ -19,6 +19,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
@@ -30,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.intake import request_key_of
 from workflows import search_attributes as sa
+from workflows.contracts import POLICY_REFUSED
 from workflows.domain.actions import ActionModel, LinkOutage
 from workflows.domain.inputs import (
     TASK_QUEUE,
@@ -43,17 +45,29 @@ from workflows.domain.inputs import (
 from workflows.domain.models import ActionResult, IncidentEvent, IncidentState, OpenIncident, Severity, Status
 from workflows.domain.notice import OutageNotice, best_match
 from workflows.domain.policy import Policy, load_policy
+from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id, request_key, ticket_for_request
 from workflows.incident_start import start_options
 from workflows.intake_workflow import JOIN_REFUSED, TICKET_ATTEMPTS
 
 Outcome = Literal["created", "joined", "existing"]
+# How long (x 20 ms) a read right after a start waits for the incident to answer: its first task, and for one
+# started directly the activity that resolves its policy, on a loaded worker.
+WAIT_FOR_START_ATTEMPTS = 500
 
 
 class IncidentNotFound(LookupError):
     def __init__(self, ticket_id: str) -> None:
         super().__init__(f"no incident {ticket_id}")
         self.ticket_id = ticket_id
+
+
+class PolicyRefused(Exception):
+    """The workers do not know the policy this client opens incidents under (or it gave its own): nothing opened."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ActionRejected(Exception):
@@ -127,7 +141,10 @@ def _quoted(value: str) -> str:
 class IncidentService:
     def __init__(self, client: Client, policy: Policy | None = None, task_queue: str = TASK_QUEUE) -> None:
         self.client = client
+        # Incidents open under this policy by its name and version (the workers resolve it: a client's own copy
+        # governs nothing); the copy computes what the start shows before the incident's first task.
         self.policy = policy if policy is not None else load_policy()
+        self.policy_ref = reference_of(self.policy)
         self.task_queue = task_queue
 
     # --- opening ---
@@ -135,6 +152,14 @@ class IncidentService:
     async def open(self, request: OpenIncident) -> Opened:
         if request.new_incident:
             result = await self._start_directly(request)
+            try:
+                state = await self.state(result.ticket_id, wait_for_start=True)
+            except WorkflowQueryFailedError:
+                refusal = await self._policy_refusal(result.ticket_id)
+                if refusal is None:
+                    raise
+                raise PolicyRefused(refusal) from None
+            return Opened(result.outcome, state)
         else:
             result = await self._open_through_intake(request)
             if result.state is not None:  # created: the intake knows the incident as opened
@@ -142,7 +167,7 @@ class IncidentService:
         return Opened(result.outcome, await self.state(result.ticket_id, wait_for_start=True))
 
     async def _open_through_intake(self, request: OpenIncident) -> IntakeResult:
-        intake = IntakeRequest(request=request, policy=self.policy)
+        intake = IntakeRequest(request=request, policy_ref=self.policy_ref)
         for attempt in range(3):
             operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
                 "IncidentIntake",
@@ -163,6 +188,8 @@ class IncidentService:
                     raise ActionRejected(
                         intake_workflow_id(request.customer_id, request.category), "open", refusal.message
                     ) from None
+                if isinstance(refusal, ApplicationError) and refusal.type == POLICY_REFUSED:
+                    raise PolicyRefused(refusal.message) from None
                 if attempt == 2:
                     raise
             except RPCError:
@@ -182,7 +209,7 @@ class IncidentService:
             else:
                 ticket = new_ticket_id()
             input = IncidentInput(
-                ticket_id=ticket, request=request, policy=self.policy, customer_locale=True, outage=outage
+                ticket_id=ticket, request=request, policy_ref=self.policy_ref, customer_locale=True, outage=outage
             )
             try:
                 await self.client.start_workflow(
@@ -190,7 +217,7 @@ class IncidentService:
                     input,
                     task_queue=self.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    **start_options(input),
+                    **start_options(input, policy=self.policy),
                 )
             except WorkflowAlreadyStartedError:
                 # Taken: by this very request before, or by another request whose number collided (never ours).
@@ -214,6 +241,18 @@ class IncidentService:
             return None  # the board out of reach never keeps a customer from a ticket
         return best_match(notices, request.area, request.category, datetime.now(UTC))
 
+    async def _policy_refusal(self, ticket_id: str) -> str | None:
+        """Why an incident started directly failed to open for its policy; None if it did not fail so."""
+        if (await self._describe(ticket_id)).status != WorkflowExecutionStatus.FAILED:
+            return None
+        try:
+            await self.client.get_workflow_handle(ticket_id).result()
+        except WorkflowFailureError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type == POLICY_REFUSED:
+                return cause.message
+        return None
+
     # --- reading ---
 
     def handle(self, ticket_id: str) -> WorkflowHandle[Any, Any]:
@@ -223,7 +262,8 @@ class IncidentService:
         handle = self.handle(ticket_id)
         # Fast path, one round trip: ask the open incident itself. A closed one is not replayed for a
         # query (the server refuses at once); its final state is the workflow's result.
-        for attempt in range(50 if wait_for_start else 1):
+        attempts = WAIT_FOR_START_ATTEMPTS if wait_for_start else 1
+        for attempt in range(attempts):
             try:
                 state: IncidentState = await handle.query(
                     "state", result_type=IncidentState, reject_condition=QueryRejectCondition.NOT_OPEN
@@ -238,7 +278,7 @@ class IncidentService:
             except WorkflowQueryFailedError:
                 # Right after the start the first workflow task may not have run yet; or this id is
                 # not an incident at all (the slow path below tells).
-                if not wait_for_start or attempt == 49:
+                if attempt == attempts - 1:
                     break
                 await asyncio.sleep(0.02)
         return await self._final_state(ticket_id)

@@ -101,6 +101,7 @@ def show(console: Console, state: IncidentState) -> None:
             (
                 "refund",
                 f"{refund.amount:.2f} {refund.currency} {refund.status.value}"
+                + (f" for charge {refund.charge}" if refund.charge else "")
                 + (f" ({refund.failure})" if refund.failure else ""),
             )
         )

@@ -24,6 +24,7 @@ from infra.connection import data_converter
 from sandboxes import notifications as notification_sink
 from sandboxes import payments as payment_provider
 from sandboxes.faults import Faults
+from tests.policies import KNOWN
 from tests.sandbox_servers import serve
 from workers.settings import WorkerSettings
 from workers.worker import build_worker
@@ -50,8 +51,11 @@ class Sandboxes:
     notify_url: str
     http: httpx.AsyncClient
 
-    async def ledger(self, reference: str | None = None) -> list[dict[str, Any]]:
-        params = {"reference": reference} if reference else None
+    async def ledger(
+        self, reference: str | None = None, charge: str | None = None, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
+        wanted = {"reference": reference, "charge": charge, "idempotency_key": idempotency_key}
+        params = {name: value for name, value in wanted.items() if value}
         response = await self.http.get(f"{self.payments_url}/refunds", params=params)
         return list(response.json())
 
@@ -105,6 +109,7 @@ async def running_worker(
 ) -> AsyncIterator[RunningWorker]:
     task_queue = task_queue or f"incidents-test-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(timeout=10) as http:
+        options.setdefault("policies", KNOWN)  # the policies the tests make (tests/policies.py)
         worker = build_worker(client, http, worker_settings(boxes), task_queue=task_queue, **options)
         running = RunningWorker(client, task_queue, worker)
         async with worker:

@@ -8,17 +8,19 @@ from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
-from temporalio.client import WorkflowHandle, WorkflowHistory
+from temporalio.client import WorkflowHandle, WorkflowHistory, WorkflowQueryFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from infra.connection import data_converter
 from tests.harness import RunningWorker
+from tests.policies import known
 from workers.worker import workflow_runner
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, default_policy
+from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options
 from workflows.incident_workflow import IncidentWorkflow
@@ -44,28 +46,38 @@ async def start_incident(
     customer_locale: bool = False,
     **overrides: Any,
 ) -> WorkflowHandle[IncidentWorkflow, IncidentState]:
-    """Start an incident straight on the workflow. `customer_locale` as the service and the intake start one
-    (the customer's language and time zone); without it, as incidents started before languages (English, UTC)."""
+    """Start an incident straight on the workflow, as any Temporal client may: naming its policy, which the
+    tests' workers know (`known`). `customer_locale` as the service and the intake start one (the customer's
+    language and time zone); without it, as incidents started before languages (English, UTC)."""
     ticket = new_ticket_id()
+    policy = known(policy or default_policy())
     input = IncidentInput(
         ticket_id=ticket,
         request=open_request(**overrides),
-        policy=policy or default_policy(),
+        policy_ref=reference_of(policy),
         opened_at=opened_at,
         customer_locale=customer_locale,
     )
     if history_limit is not None:
         input.history_limit = history_limit
     handle = await running.client.start_workflow(
-        IncidentWorkflow.run, input, task_queue=running.task_queue, **start_options(input)
+        IncidentWorkflow.run, input, task_queue=running.task_queue, **start_options(input, policy=policy)
     )
     running.started.append(handle)
     return handle
 
 
-async def state_of(handle: WorkflowHandle[Any, Any]) -> IncidentState:
-    state: IncidentState = await handle.query("state", result_type=IncidentState)
-    return state
+async def state_of(handle: WorkflowHandle[Any, Any], within: float = 10.0) -> IncidentState:
+    """The incident's state; one started by a client answers once its first task resolved its policy."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            state: IncidentState = await handle.query("state", result_type=IncidentState)
+            return state
+        except WorkflowQueryFailedError as error:
+            if "opening" not in str(error) or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.02)
 
 
 async def send(handle: WorkflowHandle[Any, Any], action: str, **payload: Any) -> None:
@@ -123,8 +135,9 @@ async def until(
     while True:
         try:
             state = await handle.query("state", result_type=IncidentState, rpc_timeout=timedelta(seconds=3))
-        except RPCError:
-            # The time-skipping server can leave a query unanswered while a run continues as new.
+        except (RPCError, WorkflowQueryFailedError):
+            # The time-skipping server can leave a query unanswered while a run continues as new; an
+            # incident started by a client answers once its first task resolved its policy.
             state = None
         if state is not None and predicate(state):
             return state

@@ -4,26 +4,37 @@ Each starts its incident as the service does (`customer_locale`: the customer's 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from tests.harness import RunningWorker
-from tests.helpers import send, settled, start_incident, until
+from tests.harness import RunningWorker, Sandboxes
+from tests.helpers import open_request, send, settled, start_incident, until
 from tests.office_hours import next_friday_evening, sleep_until
+from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import IncidentState
 from workflows.domain.policy import default_policy
+from workflows.domain.tickets import new_ticket_id
+from workflows.incident_start import start_options
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
-Lifecycle = Callable[[WorkflowEnvironment, RunningWorker], Awaitable[WorkflowHandle[Any, IncidentState]]]
+Lifecycle = Callable[[WorkflowEnvironment, RunningWorker, Sandboxes], Awaitable[WorkflowHandle[Any, IncidentState]]]
 
 
-async def full_critical(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
+def _refund_status(status: str) -> Callable[[IncidentState], bool]:
+    return lambda s: s.refund is not None and s.refund.status == status
+
+
+async def full_critical(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
     """Escalation by timeout, a refund, a late resolution with compensation, the callback and feedback."""
     handle = await start_incident(
         running, category="payment_not_refunded", refund={"amount": "1500.00", "currency": "RUB"}, customer_locale=True
@@ -40,7 +51,9 @@ async def full_critical(env: WorkflowEnvironment, running: RunningWorker) -> Wor
     return handle
 
 
-async def routine_quick_fix(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
+async def routine_quick_fix(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
     handle = await start_incident(running, category="tariff_change", customer_locale=True)
     await send(handle, "acknowledge", agent="ann")
     await send(handle, "add_note", agent="ann", text="customer wants the night tariff")
@@ -50,7 +63,7 @@ async def routine_quick_fix(env: WorkflowEnvironment, running: RunningWorker) ->
 
 
 async def rejected_actions_and_reopen(
-    env: WorkflowEnvironment, running: RunningWorker
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
 ) -> WorkflowHandle[Any, IncidentState]:
     handle = await start_incident(running, category="speed_drop", customer_locale=True)
     await send(handle, "feedback", score=3)
@@ -72,7 +85,9 @@ async def rejected_actions_and_reopen(
     return handle
 
 
-async def customer_messaged(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
+async def customer_messaged(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
     """Seed 003 in the customer's language: the agent sends instructions, the customer reads them with the ticket."""
     handle = await start_incident(
         running, category="connection_lost", language="ru", time_zone="Asia/Yekaterinburg", customer_locale=True
@@ -104,7 +119,9 @@ def _notice(outage_id: str, opened: IncidentState, fix_in: timedelta, status: st
     }
 
 
-async def linked_to_an_outage(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
+async def linked_to_an_outage(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
     """Issue 18: linked to a major incident, no paging past its own SLAs, news, resolved together with a credit,
     the callback and feedback; an unknown outage's news refused on the way."""
     area = {"region": "moscow", "city": "khimki", "segment": "north-7"}
@@ -136,7 +153,7 @@ async def linked_to_an_outage(env: WorkflowEnvironment, running: RunningWorker) 
 
 
 async def routine_over_a_weekend(
-    env: WorkflowEnvironment, running: RunningWorker
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
 ) -> WorkflowHandle[Any, IncidentState]:
     """Opened Friday 17:30 in Moscow, escalated Monday 16:30 (8 h of working time), the calendars checked as
     it wakes then; fixed on line 2."""
@@ -154,7 +171,7 @@ async def routine_over_a_weekend(
 
 
 async def waiting_on_the_customer(
-    env: WorkflowEnvironment, running: RunningWorker
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
 ) -> WorkflowHandle[Any, IncidentState]:
     """Issue 17: asked, reminded, answered; asked again, silent until closed; a late answer reopens it."""
     handle = await start_incident(running, category="tariff_change")
@@ -174,7 +191,9 @@ async def waiting_on_the_customer(
     return handle
 
 
-async def self_help_first(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, IncidentState]:
+async def self_help_first(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
     """Seed 004, level 1: the steps go out with the ticket; "it did not", then "that fixed it"."""
     handle = await start_incident(running, category="connection_lost")
     await settled(handle)
@@ -183,6 +202,92 @@ async def self_help_first(env: WorkflowEnvironment, running: RunningWorker) -> W
     await settled(handle)
     await send(handle, "self_help_worked", channel="app", comment="a second restart did it")
     await handle.result()
+    return handle
+
+
+# --- money under issue 15: the acting agent's authority, four eyes, one refund per charge, new keys ---
+# Actions carry `actor_line` as the HTTP API sends them (the line of the agent's token).
+
+
+async def line_one_refund_within_limit(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
+    """A line-1 agent adds a refund within her limit and it is paid at once, without escalating."""
+    handle = await start_incident(running, category="deferred_payment", customer_locale=True)
+    await send(handle, "acknowledge", agent="ann")
+    await send(handle, "add_refund", agent="ann", actor_line=1, refund={"amount": "4000.00", "currency": "RUB"})
+    await until(handle, _refund_status("paid"))
+    await send(handle, "resolve", agent="ann", resolution="refunded the double charge")
+    await handle.result()
+    return handle
+
+
+async def four_eyes_refund(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
+    """A refund above the four-eyes threshold: line 1 may not approve it, nor one agent twice; two may."""
+    handle = await start_incident(
+        running, category="deferred_payment", refund={"amount": "60000.00", "currency": "RUB"}, customer_locale=True
+    )
+    await send(handle, "approve_refund", agent="ann", line=1, actor_line=1)
+    await send(handle, "approve_refund", agent="boris", line=2, actor_line=2)
+    await send(handle, "approve_refund", agent="boris", line=2, actor_line=2)
+    await send(handle, "approve_refund", agent="vera", line=3, actor_line=3)
+    await until(handle, _refund_status("paid"))
+    await send(handle, "resolve", agent="vera", resolution="refunded after two approvals")
+    await handle.result()
+    return handle
+
+
+async def charge_retried_under_a_new_key(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
+    """A refund of a charge, claimed, refused by the provider; retried under a new key after the ledger lookup."""
+    await boxes.set_payment_faults(reject=True)
+    try:
+        handle = await start_incident(
+            running,
+            category="deferred_payment",
+            refund={"amount": "900.00", "currency": "RUB", "charge": "ch_history_retry"},
+            customer_locale=True,
+        )
+        await until(handle, _refund_status("failed"))
+    finally:
+        await boxes.set_payment_faults(reject=False)
+    await send(handle, "retry_refund", agent="boris")
+    await until(handle, _refund_status("paid"))
+    await send(handle, "resolve", agent="boris", resolution="refunded to the new card")
+    await handle.result()
+    return handle
+
+
+async def charge_refunded_elsewhere(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
+    """A second incident asks to refund a charge another incident refunds: refused, naming it; nothing paid."""
+    refund = {"amount": "500.00", "currency": "RUB", "charge": "ch_history_twice"}
+    first = await start_incident(running, category="deferred_payment", refund=refund, customer_locale=True)
+    await until(first, _refund_status("paid"))
+    handle = await start_incident(
+        running, category="deferred_payment", customer_id="43", refund=refund, customer_locale=True
+    )
+    await until(handle, _refund_status("refused"))
+    await send(handle, "resolve", agent="ann", resolution="refunded under the other ticket")
+    await handle.result()
+    return handle
+
+
+async def refused_for_its_own_policy(
+    env: WorkflowEnvironment, running: RunningWorker, boxes: Sandboxes
+) -> WorkflowHandle[Any, IncidentState]:
+    """A client starts an incident with a policy of its own making: the run fails at once, opening nothing."""
+    policy = default_policy().model_copy(update={"refund_approval_limits": {1: Decimal("99999999.00")}})
+    input = IncidentInput(ticket_id=new_ticket_id(), request=open_request(), policy=policy)
+    handle: WorkflowHandle[Any, IncidentState] = await running.client.start_workflow(
+        WORKFLOW_TYPE, input, task_queue=running.task_queue, result_type=IncidentState, **start_options(input)
+    )
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
     return handle
 
 
@@ -195,4 +300,9 @@ LIFECYCLES: dict[str, Lifecycle] = {
     "waiting_on_the_customer": waiting_on_the_customer,
     "self_help_first": self_help_first,
     "linked_to_an_outage": linked_to_an_outage,
+    "line_one_refund_within_limit": line_one_refund_within_limit,
+    "four_eyes_refund": four_eyes_refund,
+    "charge_retried_under_a_new_key": charge_retried_under_a_new_key,
+    "charge_refunded_elsewhere": charge_refunded_elsewhere,
+    "refused_for_its_own_policy": refused_for_its_own_policy,
 }

@@ -1,7 +1,7 @@
 """Record the histories replayed by tests/unit/test_replay.py: `python -m tests.record_histories`.
 
-Run it only when a lifecycle is added, or with `--tag NAME` after a change guarded by
-`workflow.patched` (the old histories stay: they stand for incidents started before it).
+Run it only when a lifecycle is added (`--only NAME` records just that one), or with `--tag NAME` after a
+change guarded by `workflow.patched` (the old histories stay: they stand for incidents started before it).
 Never re-record to paper over a replay failure (see docs/operating.md, "Changing workflow logic safely").
 """
 
@@ -40,16 +40,21 @@ from workflows.domain.outage import DeclareOutage, PostUpdate, ResolveOutage, ou
 HERE = Path(__file__).parent / "histories"
 
 
-async def main(tag: str | None) -> None:
+async def main(tag: str | None, only: list[str] | None = None) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(), test_server_existing_path=temporal_test_server()
     )
     await register_search_attributes(env)
     async with served_sandboxes() as boxes:
         for name, lifecycle in LIFECYCLES.items():
+            if only and name not in only:
+                continue
             async with running_worker(env.client, boxes) as running:
-                handle = await lifecycle(env, running)
+                handle = await lifecycle(env, running, boxes)
                 store(await handle.fetch_history(), HERE, name, tag)
+        if only:
+            await env.shutdown()
+            return
         async with running_worker(env.client, boxes) as running:
             intake = await intake_open_join_close(running)
             store(await intake.fetch_history(), HERE / "intake", "open_join_close", tag)
@@ -147,5 +152,7 @@ async def intake_opens_linked(
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tag", help="suffix for histories recorded after a patched change, e.g. announce-ack")
-    asyncio.run(main(parser.parse_args().tag))
+    parser.add_argument("--only", nargs="+", choices=sorted(LIFECYCLES), help="record only these lifecycles")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.tag, arguments.only))
     exit_process(0)

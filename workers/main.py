@@ -14,7 +14,8 @@ from infra.settings import Settings
 from infra.telemetry import configure_tracing, metrics_runtime
 from workers.settings import WorkerSettings, worker_settings
 from workers.worker import build_worker, http_client
-from workflows.domain.policy import PolicyError, policy_from
+from workflows.domain.policy import PolicyError
+from workflows.domain.policy_catalogue import PolicyCatalogue
 from workflows.metrics import HISTOGRAM_BUCKETS
 
 
@@ -26,7 +27,10 @@ def _cache_bytecode(settings: Settings) -> None:
 
 
 async def run_worker(
-    settings: Settings, worker: WorkerSettings | None = None, stop: asyncio.Event | None = None
+    settings: Settings,
+    worker: WorkerSettings | None = None,
+    stop: asyncio.Event | None = None,
+    policies: PolicyCatalogue | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM (or `stop`), configured by the process's settings."""
     worker = worker or worker_settings(settings)
@@ -42,7 +46,7 @@ async def run_worker(
             loop.add_signal_handler(signum, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             break
-    async with http_client(worker) as http, build_worker(client, http, worker):
+    async with http_client(worker) as http, build_worker(client, http, worker, policies=policies):
         await stop.wait()
 
 
@@ -58,12 +62,12 @@ def main(settings: Settings | None = None) -> None:
     if problem is not None:  # before connecting: a worker with a forgeable secret must never take a task
         print(f"incidents worker: {problem}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_BAD_SECRET)
-    try:  # the calendars open incidents are checked against (activities/calendars.py)
-        policy_from(worker.policy_file)
+    try:  # before connecting too: the policies incidents may name, and the calendars they are checked against
+        policies = worker.policy_catalogue()
     except PolicyError as error:
         print(f"incidents worker: {error}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_BAD_SECRET) from None
-    asyncio.run(run_worker(settings, worker))
+    asyncio.run(run_worker(settings, worker, policies=policies))
 
 
 if __name__ == "__main__":

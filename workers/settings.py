@@ -3,6 +3,7 @@ the task queue are from the process's settings (infra/settings.py: environment o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from activities.signing import SigningSecret, read_secret_file
 from infra.settings import Settings
 from workflows.domain.inputs import TASK_QUEUE
+from workflows.domain.policy import default_policy, load_policy_file
+from workflows.domain.policy_catalogue import PolicyCatalogue
 
 # Public (it is in temporal-dev.yml and this file): a worker refuses it unless `incidents dev` started it.
 DEV_WEBHOOK_SECRET = "dev-only-webhook-secret"
@@ -30,8 +33,11 @@ class WorkerSettings(BaseSettings):
     webhook_secret_file: Path | None = Field(default=None, alias="WEBHOOK_SECRET_FILE")
     started_by_dev_stack: bool = Field(default=False, alias=DEV_STACK_ENV)
     task_queue: str = Field(default=TASK_QUEUE, alias="INCIDENTS_TASK_QUEUE")
-    # Where open incidents' calendars are checked against (a new holiday); None: the shipped policy.
+    # The policies incidents may name: the shipped default, INCIDENT_POLICY's, and INCIDENT_POLICIES' (several,
+    # os.pathsep-separated: the demo's, a version clients still name while they move to a new one).
+    # INCIDENT_POLICY's is also where open incidents' calendars are checked against (a new holiday).
     policy_file: Path | None = Field(default=None, alias="INCIDENT_POLICY")
+    more_policy_files: str | None = Field(default=None, alias="INCIDENT_POLICIES")
     metrics_port: int | None = Field(default=None, alias="INCIDENTS_METRICS_PORT")
     # Loopback only unless told: the metrics name task queues and counts, and a Prometheus on another
     # host should be given an address deliberately (e.g. 0.0.0.0 or the host's own).
@@ -47,6 +53,12 @@ class WorkerSettings(BaseSettings):
     workflow_task_pollers: int = Field(default=20, ge=2, alias="INCIDENTS_WORKFLOW_TASK_POLLERS")
     # Open incidents wait for days; keeping them cached saves a replay on every signal and timer.
     max_cached_workflows: int = Field(default=10_000, ge=0, alias="INCIDENTS_MAX_CACHED_WORKFLOWS")
+
+    def policy_catalogue(self) -> PolicyCatalogue:
+        """The policies this worker knows; raises PolicyError (naming the file and field) for one it cannot read."""
+        files = [self.policy_file] if self.policy_file else []
+        files += [Path(part) for part in (self.more_policy_files or "").split(os.pathsep) if part.strip()]
+        return PolicyCatalogue([default_policy(), *(load_policy_file(path) for path in files)])
 
     def signing_secret(self) -> SigningSecret:
         """What the worker signs webhooks with: the file's secret, re-read as it changes, else the value."""
@@ -89,5 +101,6 @@ def worker_settings(settings: Settings) -> WorkerSettings:
         "WEBHOOK_SECRET_FILE": settings.webhook_secret_file,
         "INCIDENTS_TASK_QUEUE": settings.task_queue,
         "INCIDENT_POLICY": settings.policy_file,
+        "INCIDENT_POLICIES": settings.more_policy_files,
     }
     return WorkerSettings(**{name: value for name, value in given.items() if value is not None})

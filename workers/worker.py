@@ -13,15 +13,19 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.audit import AuditActivities
 from activities.calendars import CalendarActivities
+from activities.charges import ChargeActivities
 from activities.intake import IntakeActivities
 from activities.notifications import NotificationActivities
 from activities.outages import OutageActivities
 from activities.payments import PaymentActivities
+from activities.policies import PolicyActivities
 from infra.codec import EncryptionCodec
 from infra.telemetry import instrument_http_client, worker_interceptors
 from workers.sandbox_runner import sandboxed_runner
 from workers.settings import WorkerSettings
 from workflows.audit_workflow import IncidentAuditWorkflow
+from workflows.charge_workflow import ChargeRefundWorkflow
+from workflows.domain.policy_catalogue import PolicyCatalogue
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
 from workflows.outage_board_workflow import OutageBoardWorkflow
@@ -45,14 +49,18 @@ def build_worker(
     *,
     task_queue: str | None = None,
     interceptors: Sequence[Interceptor] = (),
+    policies: PolicyCatalogue | None = None,
     **options: Any,
 ) -> Worker:
+    """`policies`: the policies incidents may name (default: those the settings name, and the shipped one)."""
     settings = settings or WorkerSettings()
     client = with_tolerant_codec(client)
     notifications = NotificationActivities(http, settings.notify_url, settings.signing_secret())
     payments = PaymentActivities(http, settings.payments_url)
     audit = AuditActivities(client, notifications)
     intake = IntakeActivities(client)
+    charges = ChargeActivities(client)
+    known = PolicyActivities(policies if policies is not None else settings.policy_catalogue())
     calendars = CalendarActivities(settings.policy_file)
     outages = OutageActivities(client, notifications)
     return Worker(
@@ -63,12 +71,16 @@ def build_worker(
             IncidentWorkflow,
             IncidentIntakeWorkflow,
             IncidentAuditWorkflow,
+            ChargeRefundWorkflow,
             MajorIncidentWorkflow,
             OutageBoardWorkflow,
         ],
         activities=[
             notifications.send_notifications,
             payments.make_payment,
+            payments.find_payment,
+            charges.claim_charge,
+            known.resolve_policy,
             audit.audit_incidents,
             intake.deliver_contact,
             intake.request_key_of,

@@ -16,6 +16,13 @@ from workflows.domain.models import Money
 
 SEND_NOTIFICATIONS = "send_notifications"
 MAKE_PAYMENT = "make_payment"
+# Asks the provider's ledger what was paid under an idempotency key.
+FIND_PAYMENT = "find_payment"
+# Claims a charge for the incident refunding it (one refund per charge, see workflows/charge_workflow.py).
+CLAIM_CHARGE = "claim_charge"
+CHARGE_REFUND_WORKFLOW_TYPE = "ChargeRefund"
+# Resolves a policy reference against the policies the worker knows.
+RESOLVE_POLICY = "resolve_policy"
 AUDIT_INCIDENTS = "audit_incidents"
 # The intake's calls on incidents it does not own as children (a workflow cannot send an update itself).
 DELIVER_CONTACT = "deliver_contact"
@@ -29,6 +36,8 @@ INCIDENT_GONE = "gone"
 # Error types an activity raises for outcomes that retrying cannot change.
 PAYMENT_REJECTED = "PaymentRejected"
 NOTIFICATION_REJECTED = "NotificationRejected"
+# An incident (or an open through the intake) refused for its policy: not one the worker knows, or not named.
+POLICY_REFUSED = "PolicyRefused"
 
 Recipient = Literal["customer", "line_1", "line_2", "line_3", "sre"]
 
@@ -56,12 +65,32 @@ class PaymentRequest(BaseModel):
     customer_id: str
     idempotency_key: str
     money: Money
+    charge: str | None = None
 
 
 class PaymentReceipt(BaseModel):
     payment_id: str
     status: str
     replayed: bool = False
+
+
+class PaymentLookup(BaseModel):
+    """What the provider's ledger holds under one idempotency key."""
+
+    idempotency_key: str
+    payment: PaymentReceipt | None = None
+
+
+class ChargeClaim(BaseModel):
+    """A charge and the incident that refunds it: the input of the charge's own workflow, `refund-<charge>`."""
+
+    charge: str
+    ticket_id: str
+    money: Money
+
+
+def charge_workflow_id(charge: str) -> str:
+    return f"refund-{charge}"
 
 
 class AuditReport(BaseModel):

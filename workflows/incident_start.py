@@ -11,19 +11,29 @@ from workflows import search_attributes
 from workflows.domain.incident import Incident
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState
+from workflows.domain.policy import Policy
 from workflows.domain.tickets import REQUEST_KEY_MEMO, request_key
 from workflows.domain.triage import triage
 from workflows.presentation import static_details, static_summary
 
 
-def opening_state(input: IncidentInput) -> IncidentState | None:
+def _policy_of(input: IncidentInput, policy: Policy | None) -> Policy:
+    """The policy the incident opens under: the intake's (in the input), or the one a client names by reference
+    (its own copy: what it shows before the start; the incident corrects it on its first task if they differ)."""
+    found = policy or input.policy
+    if found is None:
+        raise ValueError("the incident's policy is needed to compute its opening: pass the one policy_ref names")
+    return found
+
+
+def opening_state(input: IncidentInput, policy: Policy | None = None) -> IncidentState | None:
     """The incident exactly as it will open, when its opening time is known before the start."""
     if input.opened_at is None or input.carried is not None:
         return None
     incident, _ = Incident.open(
         input.ticket_id,
         input.request,
-        input.policy,
+        _policy_of(input, policy),
         input.opened_at,
         input.opening_features(),
         previous_ticket=input.previous_ticket,
@@ -32,10 +42,12 @@ def opening_state(input: IncidentInput) -> IncidentState | None:
     return incident.state
 
 
-def start_options(input: IncidentInput, opening: IncidentState | None = None) -> dict[str, Any]:
+def start_options(
+    input: IncidentInput, opening: IncidentState | None = None, policy: Policy | None = None
+) -> dict[str, Any]:
     request = input.request
-    severity = triage(request.category, input.policy).severity.value
-    opening = opening or opening_state(input)
+    severity = triage(request.category, _policy_of(input, policy)).severity.value
+    opening = opening or opening_state(input, policy)
     memo = {REQUEST_KEY_MEMO: request_key(request.customer_id, request.request_id)} if request.request_id else None
     return {
         "id": input.ticket_id,

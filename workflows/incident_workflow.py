@@ -26,16 +26,22 @@ with workflow.unsafe.imports_passed_through():
     from infra.payloads import undecodable_reason
     from workflows import search_attributes
     from workflows.contracts import (
+        CLAIM_CHARGE,
         CURRENT_CALENDARS,
+        FIND_PAYMENT,
         MAKE_PAYMENT,
         NOTIFICATION_REJECTED,
         PAYMENT_REJECTED,
+        POLICY_REFUSED,
+        RESOLVE_POLICY,
         SEND_NOTIFICATIONS,
         CalendarCheck,
         CalendarUpdate,
+        ChargeClaim,
         DeliveryReport,
         Notification,
         NotificationBatch,
+        PaymentLookup,
         PaymentReceipt,
         PaymentRequest,
     )
@@ -57,8 +63,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
     from workflows.domain.linking import OUTAGE_ACTIONS, OUTAGE_LINKS
     from workflows.domain.models import MAX_NAME, ActionResult, IncidentState, Money
-    from workflows.domain.money import AGENT_AUTHORITY
-    from workflows.domain.policy import shared
+    from workflows.domain.money import AGENT_AUTHORITY, NEW_KEY_AFTER_LOOKUP
+    from workflows.domain.policy import Policy, shared
+    from workflows.domain.policy_catalogue import shared_reference
     from workflows.domain.sla import Deadline
     from workflows.metrics import IncidentMetrics
     from workflows.presentation import current_details, notification_summary
@@ -70,6 +77,9 @@ NOTIFY_GIVE_UP_AFTER = timedelta(days=7)
 NOTIFY_LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
 NOTIFY_ATTEMPT_TIMEOUT = timedelta(seconds=5)
 PAYMENT_ATTEMPT_TIMEOUT = timedelta(seconds=10)
+# Claiming a charge and looking up the ledger: retried (on durable timers past the first seconds) until the
+# refund's give-up time, like the payment itself.
+MONEY_CALL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 # Domain events worth a log line (customer contact data is never in an event's data).
 LOGGED_EVENTS = frozenset(
     {
@@ -101,9 +111,14 @@ FEATURES_BY_ACTION = {
     "add_refund": AGENT_AUTHORITY,
     "approve_refund": AGENT_AUTHORITY,
     "settle_refund": AGENT_AUTHORITY,
+    # After a final no from the provider, a new idempotency key, once the ledger shows nothing paid (money.py).
+    "retry_refund": NEW_KEY_AFTER_LOOKUP,
 }
 # message_customer arrived with the customer's locale; an incident opened before that refused it as unknown.
 MESSAGE_CUSTOMER = "message-customer"
+# A refund that names the charge it reverses claims the charge before anything is paid (one refund per charge,
+# workflows/charge_workflow.py); no refund named a charge before, so no history replays differently.
+CLAIM_CHARGES = "claim-charges"
 # Actions that did not exist before their feature: an incident that refused one as unknown replays that way.
 ACTIONS_SINCE = {
     "ask_customer": CUSTOMER_TIME,
@@ -140,6 +155,12 @@ UNDELIVERED_BUDGET = 128 * 1024
 CARRY_UNDELIVERED_NOTIFICATIONS = "carry-undelivered-notifications"
 # Continue as new by the history's size too; runs recorded before this replay by its length only.
 CONTINUE_BY_HISTORY_SIZE = "continue-by-history-size"
+# A client names the policy and the worker resolves it; a client's own policy in the input is refused. Asked
+# only of an input that carries a client's policy, so incidents started so before replay as they ran.
+POLICY_BY_REFERENCE = "policy-by-reference"
+POLICY_LOOKUP_TIMEOUT = timedelta(seconds=10)
+# Until a worker answers (an unknown policy is refused at once, not retried).
+POLICY_LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), non_retryable_error_types=[POLICY_REFUSED])
 # An incident counting working time asks the worker for its calendars' current data (a new holiday) when
 # it wakes and last asked this long ago; the answer, recorded in its history, counts from the next clock
 # start on. Runs recorded before calendars existed never ask (their policies have none).
@@ -152,31 +173,19 @@ CALENDAR_CHECK_TIMEOUT = timedelta(seconds=10)
 class IncidentWorkflow:
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
-        input.policy = shared(input.policy)
         self._input = input
-        effects: list[Effect] = []
-        if input.carried is not None:
-            incident = Incident(input.carried, input.policy)
-            effects = incident.resume_effects()
-            self._observed_seq = input.carried.event_seq
-            input.carried = None  # the SDK keeps the input for the whole run; the state lives on below
-        else:
-            # Never later than the start: an opening time from the future would push every deadline out.
-            opened_at = min(input.opened_at, workflow.now()) if input.opened_at else workflow.now()
-            incident, effects = Incident.open(
-                input.ticket_id,
-                input.request,
-                input.policy,
-                opened_at,
-                input.opening_features(),
-                previous_ticket=input.previous_ticket,
-                outage=input.outage,
-            )
-            self._observed_seq = 0
-        self._live: Incident | None = incident
+        self._started_at = workflow.now()
+        self._live: Incident | None = None
         self._frozen = b""
         self._frozen_features: frozenset[str] = frozenset()
-        self._pending: list[Effect] = effects
+        self._pending: list[Effect] = []
+        self._observed_seq = 0
+        # Why the incident cannot open (its policy): the run fails with it, cleanly, before anything happens.
+        self._refusal: str | None = None
+        policy = self._policy_given(input)
+        if policy is not None:
+            self._open(policy)
+        # else `run` resolves `input.policy_ref` first; handlers wait for the incident to be open.
         self._changed = True
         self._background: set[asyncio.Task[None]] = set()
         self._notifying: set[asyncio.Task[None]] = set()
@@ -190,12 +199,104 @@ class IncidentWorkflow:
         # The input's calendars are as new as the opening (or the continue-as-new that carried them).
         self._calendars_checked_at = workflow.now()
 
+    # --- opening: under a policy the worker knows ---
+
+    def _policy_given(self, input: IncidentInput) -> Policy | None:
+        """The policy in the input when it may be taken as it is; None when `run` must resolve the reference.
+
+        A policy travels in the input from the intake (a parent workflow, which resolved it) and from the run
+        this one continues; from a client it is refused, or ignored beside a reference. Incidents started with
+        a client's policy before incidents named theirs replay as they ran (`POLICY_BY_REFERENCE`).
+        """
+        if input.policy is None:
+            if input.policy_ref is None:
+                self._refusal = "the input names no policy: give policy_ref (the name and version of a policy)"
+            return None
+        info = workflow.info()
+        if info.parent is not None or info.continued_run_id is not None:
+            return input.policy
+        if input.policy_ref is not None:
+            return None
+        if workflow.patched(POLICY_BY_REFERENCE):
+            self._refusal = (
+                "a client cannot open an incident under a policy of its own: name one the workers know "
+                "(policy_ref: its name and version)"
+            )
+            return None
+        return input.policy
+
+    async def _open_by_reference(self) -> None:
+        """Resolve the named policy (an activity: its answer is recorded) and open under it, or fail the run.
+
+        A regular activity, not a local one: its result always arrives in a workflow task of its own, on the
+        first run as on a replay, so the `patched` markers the opening asks for right after it (follow-through,
+        the published attributes, a waiting action's feature) are met at the same point of the history. A
+        local activity's result may come in the task that recorded it or in the next, and the replay of the
+        latter failed on the dev server.
+        """
+        reference = self._input.policy_ref
+        if self._refusal is None and reference is not None:
+            try:
+                policy: Policy = await workflow.execute_activity(
+                    RESOLVE_POLICY,
+                    reference,
+                    result_type=Policy,
+                    start_to_close_timeout=POLICY_LOOKUP_TIMEOUT,
+                    retry_policy=POLICY_LOOKUP_RETRY,
+                    summary=f"policy {reference}",
+                )
+            except ActivityError as error:
+                self._refusal = str(_root_cause(error) or error)
+            else:
+                self._open(policy)
+        if self._refusal is not None:
+            raise ApplicationError(
+                f"{self._input.ticket_id} not opened: {self._refusal}", type=POLICY_REFUSED, non_retryable=True
+            )
+
+    def _open(self, policy: Policy) -> None:
+        input = self._input
+        input.policy = shared(policy)
+        if input.policy_ref is not None:
+            input.policy_ref = shared_reference(input.policy_ref)
+        if input.carried is not None:
+            incident = Incident(input.carried, input.policy)
+            self._pending = incident.resume_effects()
+            self._observed_seq = input.carried.event_seq
+            input.carried = None  # the SDK keeps the input for the whole run; the state lives on below
+        else:
+            # Never later than the start: an opening time from the future would push every deadline out.
+            opened_at = min(input.opened_at, self._started_at) if input.opened_at else self._started_at
+            incident, self._pending = Incident.open(
+                input.ticket_id,
+                input.request,
+                input.policy,
+                opened_at,
+                input.opening_features(),
+                previous_ticket=input.previous_ticket,
+                outage=input.outage,
+            )
+        self._live = incident
+
+    @property
+    def _policy(self) -> Policy:
+        assert self._input.policy is not None, "the incident is open: its policy is known"
+        return self._input.policy
+
+    @property
+    def _opened(self) -> bool:
+        return self._live is not None or bool(self._frozen)
+
+    async def _until_opened(self) -> None:
+        if not self._opened:  # an action that came with the start waits for the policy to be resolved
+            await workflow.wait_condition(lambda: self._opened)
+
     # --- the incident: live while it is being worked on, frozen to JSON while it waits ---
 
     @property
     def _incident(self) -> Incident:
         if self._live is None:
-            self._live = Incident(self._thawed_state(), self._input.policy, self._frozen_features)
+            self._live = Incident(self._thawed_state(), self._policy, self._frozen_features)
         return self._live
 
     def _thawed_state(self) -> IncidentState:
@@ -215,6 +316,8 @@ class IncidentWorkflow:
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
+        if not self._opened:
+            await self._open_by_reference()
         while True:
             self._changed = False
             if self._calendars_need_checking():
@@ -241,13 +344,14 @@ class IncidentWorkflow:
     # --- what agents, customers and services send ---
 
     @workflow.signal(dynamic=True)
-    def receive_signal(self, name: str, args: Sequence[RawValue]) -> None:
+    async def receive_signal(self, name: str, args: Sequence[RawValue]) -> None:
         """Every action arrives here by its signal name (acknowledge, escalate, ...).
 
         One dynamic handler instead of one per action: a handler with a fixed parameter list fails the
         workflow task, forever, when any client sends no payload or two; here that is recorded as a
         rejected action and the incident goes on.
         """
+        await self._until_opened()
         if len(args) != 1:
             self._changed = True
             self._incident.reject(
@@ -260,8 +364,9 @@ class IncidentWorkflow:
         self._receive(name, args[0])
 
     @workflow.update(name="act")
-    def act(self, action_type: str, payload: RawValue) -> ActionResult:
+    async def act(self, action_type: str, payload: RawValue) -> ActionResult:
         """The same actions as the signals, for callers who want the verdict back at once."""
+        await self._until_opened()
         outcome = self._receive(action_type, payload)
         return ActionResult(
             accepted=outcome.accepted,
@@ -273,6 +378,8 @@ class IncidentWorkflow:
 
     @workflow.query(name="state")
     def state(self) -> IncidentState:
+        if not self._opened:
+            raise ApplicationError(self._refusal or "the incident is opening: its policy is being resolved")
         # A query must not leave a thawed copy behind: nothing would freeze it again until the next change.
         return self._live.state if self._live is not None else self._thawed_state()
 
@@ -347,7 +454,7 @@ class IncidentWorkflow:
 
     def _calendars_need_checking(self) -> bool:
         """Only while the incident counts working time, and not more often than CALENDAR_CHECK_EVERY."""
-        policy, incident = self._input.policy, self._incident
+        policy, incident = self._policy, self._incident
         return (
             not incident.finished
             and policy.for_severity(incident.state.severity).calendar != AROUND_THE_CLOCK
@@ -363,7 +470,7 @@ class IncidentWorkflow:
         self._calendars_checked_at = workflow.now()
         if not workflow.patched(CHECK_CALENDARS):
             return
-        policy = self._input.policy
+        policy = self._policy
         check = CalendarCheck(digests={name: calendar.digest() for name, calendar in policy.calendars.items()})
         try:
             update: CalendarUpdate = await workflow.execute_local_activity(
@@ -425,6 +532,7 @@ class IncidentWorkflow:
             ticket_id=self._input.ticket_id,
             request=self._input.request,
             policy=self._input.policy,
+            policy_ref=self._input.policy_ref,
             history_limit=self._input.history_limit,
             history_size_limit=self._input.history_size_limit,
         )
@@ -567,7 +675,9 @@ class IncidentWorkflow:
         for effect in effects:
             self._undelivered.pop(effect.event_seq, None)
 
-    async def _pay(self, kind: Literal["refund", "credit"], key: str, money: Money, summary: str) -> PaymentReceipt:
+    async def _pay(
+        self, kind: Literal["refund", "credit"], key: str, money: Money, summary: str, charge: str | None = None
+    ) -> PaymentReceipt:
         """Pay through the provider: the first attempt inline, the retries durable on the server.
 
         Most payments succeed at once, and a local activity records that as one marker event; a
@@ -582,6 +692,7 @@ class IncidentWorkflow:
             customer_id=self._input.request.customer_id,
             idempotency_key=key,
             money=money,
+            charge=charge,
         )
         try:
             first: PaymentReceipt = await workflow.execute_local_activity(
@@ -602,7 +713,7 @@ class IncidentWorkflow:
             request,
             result_type=PaymentReceipt,
             start_to_close_timeout=PAYMENT_ATTEMPT_TIMEOUT,
-            schedule_to_close_timeout=self._input.policy.refund_give_up_after,
+            schedule_to_close_timeout=self._policy.refund_give_up_after,
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=1),
                 backoff_coefficient=2.0,
@@ -616,13 +727,57 @@ class IncidentWorkflow:
     async def _pay_refund(self, effect: PayRefund) -> None:
         money = effect.money
         try:
+            if effect.charge is not None and workflow.patched(CLAIM_CHARGES):
+                holder = await self._claim_charge(effect.charge, money)
+                if holder != self._input.ticket_id:
+                    self._pending.extend(self._incident.refund_refused(holder, workflow.now()))
+                    return
+            if effect.look_up_key is not None:
+                # The provider said a final no to the old key: pay under the new one only if nothing was paid.
+                found = await self._find_payment(effect.look_up_key)
+                if found.payment is not None:
+                    self._pending.extend(
+                        self._incident.refund_paid(found.payment.payment_id, workflow.now(), effect.look_up_key)
+                    )
+                    return
             receipt = await self._pay(
-                "refund", effect.idempotency_key, money, f"refund {money.amount:.2f} {money.currency}"
+                "refund",
+                effect.idempotency_key,
+                money,
+                f"refund {money.amount:.2f} {money.currency}",
+                charge=effect.charge,
             )
-        except (ActivityError, ApplicationError) as error:
-            self._pending.extend(self._incident.refund_failed(_failure_reason(error), workflow.now()))
+        except (ActivityError, ApplicationError, TimeoutError) as error:
+            self._pending.extend(
+                self._incident.refund_failed(_failure_reason(error), workflow.now(), answered_no=_is_rejection(error))
+            )
         else:
             self._pending.extend(self._incident.refund_paid(receipt.payment_id, workflow.now()))
+
+    async def _claim_charge(self, charge: str, money: Money) -> str:
+        """The ticket that holds the charge: this incident, or the one that claimed it first."""
+        holder: str = await workflow.execute_local_activity(
+            CLAIM_CHARGE,
+            ChargeClaim(charge=charge, ticket_id=self._input.ticket_id, money=money),
+            result_type=str,
+            start_to_close_timeout=PAYMENT_ATTEMPT_TIMEOUT,
+            schedule_to_close_timeout=self._policy.refund_give_up_after,
+            retry_policy=MONEY_CALL_RETRY,
+            summary=f"claim charge {charge}"[:200],
+        )
+        return holder
+
+    async def _find_payment(self, key: str) -> PaymentLookup:
+        found: PaymentLookup = await workflow.execute_local_activity(
+            FIND_PAYMENT,
+            key,
+            result_type=PaymentLookup,
+            start_to_close_timeout=PAYMENT_ATTEMPT_TIMEOUT,
+            schedule_to_close_timeout=self._policy.refund_give_up_after,
+            retry_policy=MONEY_CALL_RETRY,
+            summary=f"ledger lookup: {key}"[:200],
+        )
+        return found
 
     async def _grant_compensation(self, effect: GrantCompensation) -> None:
         money = effect.money

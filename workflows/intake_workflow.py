@@ -32,7 +32,15 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contracts import DELIVER_CONTACT, INCIDENT_GONE, IS_RUNNING, REQUEST_KEY_OF, ContactDelivery
+    from workflows.contracts import (
+        DELIVER_CONTACT,
+        INCIDENT_GONE,
+        IS_RUNNING,
+        POLICY_REFUSED,
+        REQUEST_KEY_OF,
+        RESOLVE_POLICY,
+        ContactDelivery,
+    )
     from workflows.domain.actions import CustomerContact
     from workflows.domain.incident import CLOSED, REOPEN_WINDOW_PASSED
     from workflows.domain.inputs import (
@@ -46,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.domain.models import ActionResult, OpenIncident
     from workflows.domain.notice import OutageNotice, best_match
+    from workflows.domain.policy import Policy, shared
+    from workflows.domain.policy_catalogue import PolicyRef
     from workflows.domain.tickets import new_ticket_id, request_key, ticket_for_request
     from workflows.incident_start import opening_state, start_options
     from workflows.outage_contracts import FIND_OUTAGES, OutageLookup
@@ -59,6 +69,10 @@ EXACT_REQUEST_IDS = "intake-exact-request-ids"
 CONTINUES_AS_NEW = "intake-continues-as-new"
 # A request that says where the customer is asks the outage board whether a major incident covers it.
 OUTAGE_LOOKUP = "intake-outage-lookup"
+# A client names the policy (policy_ref) and the intake resolves it; a client's own policy is refused. Asked only
+# of a request that carries one, so intakes that opened incidents so before replay as they ran.
+POLICY_BY_REFERENCE = "intake-policy-by-reference"
+POLICY_LOOKUP_TIMEOUT = timedelta(seconds=10)
 # Refusals after which the request deserves an incident of its own, naming the one it follows.
 FOLLOW_UP_CODES = frozenset({CLOSED, REOPEN_WINDOW_PASSED, INCIDENT_GONE})
 CALL_TIMEOUT = timedelta(seconds=10)
@@ -82,6 +96,8 @@ class IncidentIntakeWorkflow:
         # Update handlers interleave at every await; the lock makes "look, then start or join" atomic.
         self._lock = asyncio.Lock()
         self._watchers: set[asyncio.Task[None]] = set()
+        # Policies resolved in this run, by reference: asked of the worker once per run, not once per open.
+        self._policies: dict[PolicyRef, Policy] = {}
 
     @workflow.run
     async def run(self, key: IntakeKey) -> None:
@@ -179,8 +195,36 @@ class IncidentIntakeWorkflow:
             non_retryable=True,
         )
 
+    async def _policy_of(self, intake: IntakeRequest) -> Policy:
+        """The policy the request names, as this worker knows it; a request's own policy only in old histories."""
+        reference = intake.policy_ref
+        if reference is None:
+            if intake.policy is not None and not workflow.patched(POLICY_BY_REFERENCE):
+                return intake.policy
+            raise ApplicationError(
+                "a client cannot open an incident under a policy of its own: name one the workers know "
+                "(policy_ref: its name and version)",
+                type=POLICY_REFUSED,
+                non_retryable=True,
+            )
+        if reference not in self._policies:
+            try:
+                policy: Policy = await workflow.execute_local_activity(
+                    RESOLVE_POLICY,
+                    reference,
+                    result_type=Policy,
+                    start_to_close_timeout=POLICY_LOOKUP_TIMEOUT,
+                    summary=f"policy {reference}",
+                )
+            except ActivityError as error:
+                cause = error.cause if error.cause is not None else error
+                raise ApplicationError(str(cause), type=POLICY_REFUSED, non_retryable=True) from None
+            self._policies[reference] = shared(policy)
+        return self._policies[reference]
+
     async def _start_incident(self, intake: IntakeRequest, previous: str | None) -> IntakeResult:
         request = intake.request
+        policy = await self._policy_of(intake)
         outage = await self._outage_for(request)
         for attempt in range(TICKET_ATTEMPTS):
             if request.request_id:
@@ -192,7 +236,8 @@ class IncidentIntakeWorkflow:
             input = IncidentInput(
                 ticket_id=ticket,
                 request=request,
-                policy=intake.policy,
+                policy=policy,
+                policy_ref=intake.policy_ref,
                 opened_at=opened_at,
                 previous_ticket=previous,
                 customer_locale=True,

@@ -42,6 +42,7 @@ from workflows.contracts import SEND_NOTIFICATIONS
 from workflows.domain.incident import Incident
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.policy import default_policy
+from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
 from workflows.incident_workflow import PUBLISH_NOTIFICATIONS_FAILED, IncidentWorkflow
 
@@ -117,7 +118,7 @@ async def test_the_audit_schedule_alerts_through_the_notification_webhook(
         nobody = f"nobody-polls-{uuid.uuid4().hex[:8]}"
         lost = await dev_env.client.start_workflow(
             WORKFLOW_TYPE,
-            IncidentInput(ticket_id=ticket, request=open_request(), policy=fast_policy()),
+            IncidentInput(ticket_id=ticket, request=open_request(), policy_ref=reference_of(fast_policy())),
             id=ticket,
             task_queue=nobody,
         )
@@ -163,7 +164,7 @@ async def test_audit_command_exit_codes(dev_env: WorkflowEnvironment):
     ticket = new_ticket_id()
     lost = await dev_env.client.start_workflow(
         "IncidentWorkflow",
-        IncidentInput(ticket_id=ticket, request=open_request(), policy=fast_policy()),
+        IncidentInput(ticket_id=ticket, request=open_request(), policy_ref=reference_of(fast_policy())),
         id=ticket,
         task_queue="nobody-listens-here",
     )
@@ -231,7 +232,7 @@ class BuggyIncidentWorkflow:
 async def test_audit_finds_a_workflow_task_that_keeps_failing(dev_env: WorkflowEnvironment):
     task_queue = f"buggy-{uuid.uuid4().hex[:8]}"
     ticket = new_ticket_id()
-    input = IncidentInput(ticket_id=ticket, request=open_request(), policy=fast_policy())
+    input = IncidentInput(ticket_id=ticket, request=open_request(), policy_ref=reference_of(fast_policy()))
     # Unsandboxed: the sandbox would re-import this whole test module just to run the fake.
     async with Worker(
         dev_env.client,
@@ -261,7 +262,7 @@ async def test_audit_finds_direct_starts_that_no_worker_picked_up(dev_env: Workf
     ticket = new_ticket_id()
     lost = await dev_env.client.start_workflow(
         WORKFLOW_TYPE,
-        IncidentInput(ticket_id=ticket, request=open_request(), policy=fast_policy()),
+        IncidentInput(ticket_id=ticket, request=open_request(), policy_ref=reference_of(fast_policy())),
         id=ticket,
         task_queue=nobody,
     )

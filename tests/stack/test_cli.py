@@ -265,6 +265,17 @@ def test_demo_plays_the_stories(stack: RunningStack):
     # Story 4 (issue 18): thirty calls about one failure, each told at once, no line paged, resolved together.
     assert '30 tickets linked at once, 30 told "it is not only you", 0 line pages' in out
     assert "all 30 resolved together" in out and "OutageId = 'OUT-" in out
+    # The agents acted through the API as the dev agents it authenticated: boris took and fixed the outage;
+    # ann added the refund on line 1, which only an action carrying her token's line may (a raw signal is
+    # refused there: "escalate the incident first").
+    outage, card = (json.loads(cli(stack, "show", t, "--json").stdout) for t in re.findall(r"ticket (INC-\w+)", out))
+    by = {e["type"]: e["by"] for e in outage["events"] if e["type"] in ("acknowledged", "resolved")}
+    assert by == {"acknowledged": "boris", "resolved": "boris"}
+    [added] = [e for e in card["events"] if e["type"] == "refund_requested" and e["by"] is not None]
+    assert added["by"] == "ann" and added["data"]["charge"].endswith("-card-binding")
+    escalated = [e["seq"] for e in card["events"] if e["type"] == "escalated"]
+    assert all(seq > added["seq"] for seq in escalated), "ann added it on line 1, before any escalation"
+    assert card["refund"]["approved_by"] == "ann" and card["refund"]["status"] == "paid"
 
 
 def test_demo_without_a_stack_says_so(tmp_path: Path):

@@ -18,11 +18,12 @@ from infra.connection import data_converter
 from infra.processes import Child, Supervisor, free_port
 from tests.harness import WEBHOOK_SECRET, Sandboxes
 from tests.helpers import event_types, events_of, open_request, send, until
-from tests.policies import fast_policy
+from tests.policies import fast_policy, policy_files
 from tests.processes import dev_server, worker
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState
 from workflows.domain.policy import Policy
+from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options
 from workflows.incident_workflow import IncidentWorkflow
@@ -41,7 +42,14 @@ class Stack:
     workers: list[Child]
 
     async def worker(self) -> Child:
-        env = {"PAYMENTS_URL": self.boxes.payments_url, "NOTIFY_URL": self.boxes.notify_url}
+        env = {
+            "PAYMENTS_URL": self.boxes.payments_url,
+            "NOTIFY_URL": self.boxes.notify_url,
+            # The policies these incidents name, for the worker processes to know them.
+            "INCIDENT_POLICIES": policy_files(
+                self.folder / "policies", [fast_policy(), steady_line_two(), slow_lines()]
+            ),
+        }
         name = f"worker-{len(self.workers)}"
         child = worker(
             name, self.client, self.task_queue, {**env, "WEBHOOK_SECRET": WEBHOOK_SECRET}, self.folder / f"{name}.log"
@@ -56,9 +64,10 @@ class Stack:
 
     async def open(self, policy: Policy | None = None, **overrides: Any) -> WorkflowHandle[Any, IncidentState]:
         ticket = new_ticket_id()
-        input = IncidentInput(ticket_id=ticket, request=open_request(**overrides), policy=policy or fast_policy())
+        policy = policy or fast_policy()
+        input = IncidentInput(ticket_id=ticket, request=open_request(**overrides), policy_ref=reference_of(policy))
         return await self.client.start_workflow(
-            IncidentWorkflow.run, input, task_queue=self.task_queue, **start_options(input)
+            IncidentWorkflow.run, input, task_queue=self.task_queue, **start_options(input, policy=policy)
         )
 
 

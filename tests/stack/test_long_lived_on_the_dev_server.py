@@ -16,6 +16,7 @@ from tests.helpers import LONG_NOTE, carried_inputs, events_of, open_request, se
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState
 from workflows.domain.policy import default_policy
+from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options
 from workflows.incident_workflow import CARRIED_INPUT_BUDGET, IncidentWorkflow
@@ -81,11 +82,14 @@ async def test_a_history_filled_by_long_notes_continues_as_new_by_its_size(
 ):
     # On the dev server, which reports the history's size; it suggests continuing only from 4 MiB.
     input = IncidentInput(
-        ticket_id=new_ticket_id(), request=open_request(), policy=default_policy(), history_size_limit=256 * 1024
+        ticket_id=new_ticket_id(),
+        request=open_request(),
+        policy_ref=reference_of(default_policy()),
+        history_size_limit=256 * 1024,
     )
     async with running_worker(dev_env.client, sandboxes) as running:
         handle = await running.client.start_workflow(
-            IncidentWorkflow.run, input, task_queue=running.task_queue, **start_options(input)
+            IncidentWorkflow.run, input, task_queue=running.task_queue, **start_options(input, policy=default_policy())
         )
         running.started.append(handle)
         first = running.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)

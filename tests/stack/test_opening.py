@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
 from tests.harness import RunningWorker, Sandboxes, running_worker
 from tests.helpers import open_request
-from tests.policies import fast_policy
+from tests.policies import fast_policy, known
 from workflows.domain.actions import Acknowledge, Resolve
 from workflows.domain.inputs import IntakeKey, IntakeRequest, IntakeResult, intake_workflow_id
 from workflows.domain.models import OpenIncident
@@ -212,7 +212,7 @@ async def test_a_customer_back_after_resolution_reopens_it_with_the_line_that_re
 async def test_a_customer_back_long_after_resolution_gets_a_new_incident_that_names_the_old(live: RunningWorker):
     data = fast_policy(line_timeouts={"1": "1h", "2": "1h"}, callback_after="1h").model_dump(mode="json")
     data["recontact_reopens_within"] = "1s"
-    service = IncidentService(live.client, policy=parse_policy(data, "test"), task_queue=live.task_queue)
+    service = IncidentService(live.client, policy=known(parse_policy(data, "test")), task_queue=live.task_queue)
     who = customer()
     first = await service.open(open_request(customer_id=who))
     await service.act(first.ticket_id, Resolve(agent="ann", resolution="rebooted the port"))
@@ -274,7 +274,7 @@ async def test_a_long_lived_intake_continues_as_new_and_keeps_what_it_knows(serv
         )
         result: IntakeResult = await service.client.execute_update_with_start_workflow(
             "open",
-            IntakeRequest(request=request, policy=service.policy),
+            IntakeRequest(request=request, policy_ref=service.policy_ref),
             start_workflow_operation=operation,
             result_type=IntakeResult,
         )

@@ -26,7 +26,7 @@ from starter.api import create_app
 from starter.auth import Role, load_tokens, write_dev_tokens
 from starter.incidents import IncidentService
 from tests.harness import Sandboxes, worker_settings
-from tests.policies import fast_policy
+from tests.policies import KNOWN, fast_policy
 from tests.sandbox_servers import serve
 from workers.worker import build_worker
 
@@ -55,7 +55,7 @@ async def test_one_trace_from_the_http_request_to_the_webhook(
     task_queue = f"traced-{uuid.uuid4().hex[:6]}"
     service = IncidentService(client, policy=fast_policy(), task_queue=task_queue)
     async with instrument_http_client(httpx.AsyncClient(timeout=10), provider) as http:
-        worker = build_worker(client, http, worker_settings(sandboxes), task_queue=task_queue)
+        worker = build_worker(client, http, worker_settings(sandboxes), task_queue=task_queue, policies=KNOWN)
         async with worker, serve(create_app(service, load_tokens(tmp_path / "tokens.yml"), provider)) as api:
             response = await sandboxes.http.post(
                 f"{api.url}/incidents",

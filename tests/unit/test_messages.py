@@ -116,6 +116,8 @@ SAMPLE_FIELDS: dict[str, object] = {
     "summary": "В Химках повреждён кабель.",
     "start": datetime(2026, 12, 3, 1, 0, tzinfo=UTC),
     "end": datetime(2026, 12, 3, 3, 0, tzinfo=UTC),
+    "charge": "ch-7F3K2Q",
+    "other": "INC-2B9X4M",
 }
 
 

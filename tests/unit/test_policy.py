@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import yaml
 
+from workers.settings import WorkerSettings
 from workflows.domain.durations import format_duration, parse_duration
 from workflows.domain.models import Severity
 from workflows.domain.policy import (
@@ -17,6 +18,7 @@ from workflows.domain.policy import (
     load_policy_file,
     parse_policy,
 )
+from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.triage import triage
 
 
@@ -200,3 +202,43 @@ def test_reminder_ladders_default_per_severity_when_a_policy_file_has_none():
     assert [critical.wait("owned", sent) for sent in range(4)] == [timedelta(hours=h) for h in (1, 2, 2, 2)]
     assert shipped.reminders_for(Severity.convenience).refund == [timedelta(days=1)]
     assert shipped.for_severity(Severity.critical).compensate_again_after_reopen is False
+
+
+# --- the policy is the worker's, named by the client (issue 15) ---
+
+
+def test_a_policy_version_is_its_rules_hashed_whatever_the_files_key_order():
+    data = policy_data()
+    reordered = dict(reversed(list(data.items())))
+    assert reference_of(parse_policy(reordered)) == reference_of(default_policy())
+    data["refund_four_eyes_above"] = "1.00"
+    changed = reference_of(parse_policy(data))
+    assert changed.name == "default" and changed.version != reference_of(default_policy()).version
+    assert str(changed) == f"default@{changed.version}"
+
+
+def test_a_worker_knows_the_shipped_policy_and_those_its_settings_name(tmp_path: Path):
+    files = []
+    for name in ("ours", "older"):
+        data = policy_data()
+        data["name"] = name
+        path = tmp_path / f"{name}.yml"
+        path.write_text(yaml.safe_dump(data))
+        files.append(path)
+    settings = WorkerSettings(INCIDENT_POLICY=files[0], INCIDENT_POLICIES=str(files[1]))
+    assert {r.name for r in settings.policy_catalogue().known()} == {"default", "ours", "older"}
+    files[1].write_text("categories: [")
+    with pytest.raises(PolicyError, match=r"older\.yml"):
+        settings.policy_catalogue()
+
+
+def test_a_policy_read_on_another_day_names_the_same_version_but_not_a_policy_with_other_hours():
+    """The calendars' dated days are the worker's current data (written in for the years around the day a
+    process read the file): an API and a worker that started years apart still name the same version."""
+    early, late = default_policy(date(2026, 1, 10)), default_policy(date(2031, 6, 1))
+    assert early.calendars != late.calendars
+    assert reference_of(early) == reference_of(late)
+    data = early.model_dump(mode="json")
+    name = next(iter(data["calendars"]))
+    data["calendars"][name]["working_hours"] = "10:00-19:00"
+    assert reference_of(parse_policy(data)) != reference_of(early)

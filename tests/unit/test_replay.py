@@ -50,6 +50,15 @@ def load(path: Path) -> WorkflowHistory:
 def test_the_typical_lifecycles_are_stored():
     assert {p.stem for p in HISTORIES} >= {"full_critical", "routine_quick_fix", "rejected_actions_and_reopen"}
     assert {p.stem for p in HISTORIES} >= {"waiting_on_the_customer.customer-time", "self_help_first.customer-time"}
+    # Issue 15: the acting agent's authority and four eyes, one refund per charge, a new key after a lookup, and
+    # an incident whose client brought a policy of its own.
+    assert {p.stem for p in HISTORIES} >= {
+        "line_one_refund_within_limit",
+        "four_eyes_refund",
+        "charge_retried_under_a_new_key",
+        "charge_refunded_elsewhere",
+        "refused_for_its_own_policy.issue15",
+    }
     assert {p.stem for p in INTAKE_HISTORIES} >= {"open_join_close"}
     assert OUTAGE_HISTORIES, "a major incident's history (issue 18)"
 
@@ -176,6 +185,9 @@ async def test_a_replayed_incident_writes_to_its_customer_as_it_did_when_it_ran(
     history = load(path)
     heard = await overhear(history)
     to_customer = [n for n in heard.sent if n.recipient == "customer"]
+    if history.events[-1].HasField("workflow_execution_failed_event_attributes"):
+        assert heard.sent == [], "an incident refused before it opened tells nobody anything"
+        return
     assert to_customer, "every lifecycle tells its customer something"
     localized = started_input(history).customer_locale
     assert localized == path.stem.endswith(".customer-locale")
@@ -242,3 +254,38 @@ def test_customer_time_is_switched_on_by_its_own_markers_and_old_closes_publish_
     assert (helped.status, helped.closed_as, helped.acknowledged_at) == ("closed", "self_resolved", None)
     for old in ("full_critical.json", "rejected_actions_and_reopen.issue14.json"):
         assert not {CUSTOMER_TIME, PUBLISH_CLOSED_AS} & set(patch_ids(load(HISTORIES_DIR / old)))
+
+
+def test_the_money_histories_hold_what_they_stand_for():
+    """Each stored money lifecycle went the way its name says, under the patch that names the behaviour."""
+    expected = {
+        "line_one_refund_within_limit": ("agent-authority", "paid"),
+        "four_eyes_refund": ("agent-authority", "paid"),
+        "charge_retried_under_a_new_key": ("new-key-after-lookup", "paid"),
+        "charge_refunded_elsewhere": ("claim-charges", "refused"),
+    }
+    for name, (patch, refund_status) in expected.items():
+        history = load(HISTORIES_DIR / f"{name}.json")
+        state = final_state(history)
+        assert patch in patch_ids(history), name
+        assert state.refund is not None and state.refund.status == refund_status, name
+    four_eyes = final_state(load(HISTORIES_DIR / "four_eyes_refund.json"))
+    approvals = [e.by for e in four_eyes.events if e.type == "refund_approved"]
+    assert approvals == ["boris", "vera"]
+
+
+def test_the_policy_histories_hold_what_they_stand_for():
+    """Issue 15: an incident started by a client names its policy and the worker's answer is in the history;
+    one started with a client's own policy failed at once, under the patch that refuses it."""
+    named = load(HISTORIES_DIR / "full_critical.issue15.json")
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in named.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled[:1] == ["resolve_policy"]
+    refused = load(HISTORIES_DIR / "refused_for_its_own_policy.issue15.json")
+    assert "policy-by-reference" in patch_ids(refused)
+    failed = refused.events[-1].workflow_execution_failed_event_attributes
+    assert failed.failure.application_failure_info.type == "PolicyRefused"
+    assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in refused.events)

@@ -154,6 +154,8 @@ async def test_an_incident_that_refused_the_new_actions_as_unknown_replays_so(
     """A rolling deploy: a worker of before issue 17 refused `ask_customer` as unknown; today's code replays that
     history the same way (no `customer-time` marker, so the action stays unknown to that incident)."""
     monkeypatch.setattr(IncidentWorkflow, "_knows", lambda self, action_type: action_type not in ACTIONS_SINCE)
+    # ... and before issue 15: it took the policy its client sent.
+    monkeypatch.setattr(IncidentWorkflow, "_policy_given", lambda self, input: input.policy)
     settings = worker_settings(sandboxes)
     notifications = NotificationActivities(sandboxes.http, settings.notify_url, settings.signing_secret())
     async with Worker(
@@ -171,7 +173,7 @@ async def test_an_incident_that_refused_the_new_actions_as_unknown_replays_so(
         await send(handle, "resolve", agent="ann", resolution="fixed")
         await send(handle, "feedback", score=5)  # skips the wait for the callback: refused, then it waits
         state = await settled(handle)
-        with contextlib.suppress(RPCError):  # closed by the feedback, it may have ended already
+        with contextlib.suppress(RPCError):  # the feedback may have closed it already (it did, on main too)
             await handle.terminate(reason="test finished")
     refused = events_of(state, "action_rejected")
     assert refused[0].data == {"action": "ask_customer", "reason": "unknown action 'ask_customer'"}

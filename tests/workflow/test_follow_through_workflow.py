@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 from temporalio import workflow
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
@@ -30,6 +30,7 @@ from tests.helpers import (
     MINUTE,
     event_types,
     events_of,
+    open_request,
     patch_ids,
     send,
     settled,
@@ -43,7 +44,9 @@ from workflows.domain.actions import Resolve, SettleCompensation
 from workflows.domain.incident import FOLLOW_THROUGH
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import IncidentState
-from workflows.domain.policy import default_policy
+from workflows.domain.policy import Policy, default_policy
+from workflows.domain.tickets import new_ticket_id
+from workflows.incident_start import start_options
 from workflows.incident_workflow import IncidentWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,6 +214,19 @@ class IncidentBeforeTheChange(IncidentWorkflow):
     def _follow_through_when_first_needed(self) -> None:
         pass
 
+    def _policy_given(self, input: IncidentInput) -> Policy | None:
+        return input.policy  # clients sent the policy itself then
+
+
+async def start_as_before(running: RunningWorker, **overrides: Any) -> WorkflowHandle[Any, IncidentState]:
+    """Started as clients started incidents then: with the policy itself in the input."""
+    input = IncidentInput(ticket_id=new_ticket_id(), request=open_request(**overrides), policy=default_policy())
+    handle = await running.client.start_workflow(
+        WORKFLOW_TYPE, input, task_queue=running.task_queue, result_type=IncidentState, **start_options(input)
+    )
+    running.started.append(handle)
+    return handle
+
 
 async def test_an_incident_running_before_the_change_switches_on_when_first_needed_and_replays(
     time_env: WorkflowEnvironment, sandboxes: Sandboxes
@@ -229,8 +245,8 @@ async def test_an_incident_running_before_the_change_switches_on_when_first_need
         old_queue = RunningWorker(time_env.client, before.task_queue, before)
         async with before:
             # Both open under the old code; one already waits, owned, on the last line.
-            not_yet = await start_incident(old_queue, category="tariff_change")
-            already = await start_incident(old_queue, category="tariff_change")
+            not_yet = await start_as_before(old_queue, category="tariff_change")
+            already = await start_as_before(old_queue, category="tariff_change")
             await send(not_yet, "escalate", agent="ann", reason="billing rights")
             for step in ("billing rights", "needs engineering"):
                 await send(already, "escalate", agent="ann", reason=step)

@@ -207,7 +207,8 @@ async def test_a_rejected_refund_becomes_a_line_two_task(
     assert (await sandboxes.attempts())[state.refund.idempotency_key] == 1, "business rejections are not retried"
     tasks = await sandboxes.notifications(state.ticket_id, "line_2")
     assert [n["kind"] for n in tasks] == ["refund_task"] and "card_closed" in tasks[0]["message"]
-    # The customer's card is replaced; line 2 retries with the same key and it is paid once.
+    # The card is replaced; line 2 retries (under a new key: the provider answers the refused one with its no for
+    # good, see tests/test_payment_outage.py) and it is paid once.
     await sandboxes.set_payment_faults(reject=False)
     await send(handle, "retry_refund", agent="boris")
     state = await until(handle, lambda s: s.refund is not None and s.refund.status == "paid")

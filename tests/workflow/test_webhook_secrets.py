@@ -153,6 +153,55 @@ async def test_a_401_after_the_receiver_dropped_our_secret_is_retried_with_the_r
     assert rejected and all(r == "signature does not match" for r in rejected)
 
 
+async def test_the_notify_sandbox_accepts_the_previous_secret_during_a_rotation_and_not_after(tmp_path: Path):
+    """`incidents sandbox notify` as a process: its secret file and its previous-secret file, both re-read."""
+    current, previous = tmp_path / "webhook-secret", tmp_path / "webhook-previous-secret"
+    current.write_bytes(NEW + b"\n")
+    previous.write_bytes(OLD + b"\n")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "INCIDENTS_DEV"))}
+    env |= {"WEBHOOK_SECRET_FILE": str(current), "WEBHOOK_PREVIOUS_SECRET_FILE": str(previous)}
+    sink = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "starter.cli", "sandbox", "notify", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+
+            async def up() -> bool:
+                try:
+                    return (await http.get(f"{url}/healthz")).status_code == 200
+                except httpx.HTTPError:
+                    assert sink.returncode is None, f"the sink exited ({sink.returncode})"
+                    return False
+
+            await eventually(up)
+
+            async def post(secret: bytes, key: str) -> int:
+                body = notification(key).model_dump_json().encode()
+                return (
+                    await http.post(f"{url}/notifications", content=body, headers=sign(secret, key, body))
+                ).status_code
+
+            assert await post(OLD, "rot:1") == 202, "the previous secret, during the rotation"
+            assert await post(NEW, "rot:2") == 202
+            assert await post(b"another-secret-0123456789", "rot:3") == 401
+            assert (await http.get(f"{url}/_sandbox/signed-with")).json() == {"rot:1": 1, "rot:2": 0}
+            previous.unlink()  # the rotation is over: no restart
+            assert await post(OLD, "rot:4") == 401
+            assert await post(NEW, "rot:5") == 202
+            third = b"third-webhook-secret-0123456789"
+            current.write_bytes(third)  # the next rotation's new secret, read again as the file changes
+            assert await post(third, "rot:6") == 202
+    finally:
+        sink.terminate()
+        await asyncio.wait_for(sink.wait(), timeout=30)
+
+
 # --- the worker refuses the public dev secret outside the dev stack ---
 
 

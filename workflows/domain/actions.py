@@ -25,6 +25,7 @@ from workflows.domain.models import (
     Contract,
     Line,
     Money,
+    Refund,
     Severity,
     ShortText,
     Text,
@@ -152,7 +153,7 @@ class CustomerContact(ActionModel):
     text: Text = Field(description="what the customer said")
     # What a joined open request carries besides its words: a new way to reach the customer, money owed.
     contact: ContactAddress = Field(default=None, description="the customer's new e-mail or phone")
-    refund: Money | None = Field(default=None, description="money the customer asks back")
+    refund: Refund | None = Field(default=None, description="money the customer asks back")
 
 
 class Feedback(ActionModel):
@@ -179,7 +180,7 @@ class AddRefund(ActionModel):
     meta = ActionMeta(path="refund", cli=("refund", "add"))
     type: Literal["add_refund"] = "add_refund"
     agent: AgentName
-    refund: Money
+    refund: Refund
     actor_line: Line | None = Field(default=None, description="the acting agent's line, from their token (API)")
 
 
@@ -194,7 +195,7 @@ class ApproveRefund(ActionModel):
 
 
 class RetryRefund(ActionModel):
-    """Retry a failed refund (same idempotency key)"""
+    """Retry a failed refund (paid at most once: the same idempotency key, or a new one after a ledger lookup)"""
 
     meta = ActionMeta(path="refund/retry", cli=("refund", "retry"))
     type: Literal["retry_refund"] = "retry_refund"

@@ -53,6 +53,10 @@ class Notify:
 class PayRefund:
     idempotency_key: str
     money: Money
+    # The charge the refund reverses: claimed for this incident before anything is paid (one refund per charge).
+    charge: str | None = None
+    # A key the provider answered with a final no: the ledger is asked about it before paying under the new key.
+    look_up_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -375,13 +375,18 @@ class Incident(IncidentCore):
         self._refresh(now)
         return self.take_effects()
 
-    def refund_paid(self, payment_id: str, now: datetime) -> list[Effect]:
-        money.refund_paid(self, payment_id, now)
+    def refund_paid(self, payment_id: str, now: datetime, found_under: str | None = None) -> list[Effect]:
+        money.refund_paid(self, payment_id, now, found_under)
         self._refresh(now)
         return self.take_effects()
 
-    def refund_failed(self, reason: str, now: datetime) -> list[Effect]:
-        money.refund_failed(self, reason, now)
+    def refund_failed(self, reason: str, now: datetime, answered_no: bool = False) -> list[Effect]:
+        money.refund_failed(self, reason, now, answered_no)
+        self._refresh(now)
+        return self.take_effects()
+
+    def refund_refused(self, refunded_by: str, now: datetime) -> list[Effect]:
+        money.refund_refused(self, refunded_by, now)
         self._refresh(now)
         return self.take_effects()
 
@@ -521,10 +526,11 @@ class Incident(IncidentCore):
                     f"resolved more than {format_duration(window)} ago: a new incident follows it", REOPEN_WINDOW_PASSED
                 )
         repeats_refund = False
-        if action.refund is not None and state.refund is not None:
-            if state.refund.money != action.refund:
+        owed = money.owed_refund(state)
+        if action.refund is not None and owed is not None:
+            if not money.same_refund(owed, action.refund):
                 raise Rejected(
-                    f"refund: {fmt_money(state.refund.money)} is already owed on this incident; "
+                    f"refund: {fmt_money(owed.money)} is already owed on this incident; "
                     f"a second refund of {fmt_money(action.refund)} needs an agent"
                 )
             repeats_refund = True

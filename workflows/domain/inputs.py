@@ -1,4 +1,9 @@
-"""The incident workflow's input: the request, the policy it runs under, and what continue-as-new carries."""
+"""The incident workflow's input: the request, the policy it runs under, and what continue-as-new carries.
+
+A client names the policy (`policy_ref`: name and version) and the worker resolves it; the full `policy` in an
+input is taken only from the intake (a parent workflow that resolved it) or the run it continues
+(workflows/domain/policy_catalogue.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from workflows.domain.core import CUSTOMER_LOCALE
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.notice import OutageNotice
 from workflows.domain.policy import Policy
+from workflows.domain.policy_catalogue import PolicyRef
 
 TASK_QUEUE = "incidents"
 WORKFLOW_TYPE = "IncidentWorkflow"
@@ -25,7 +31,12 @@ DEFAULT_HISTORY_SIZE_LIMIT = 4 * 1024 * 1024
 class IncidentInput(BaseModel):
     ticket_id: str
     request: OpenIncident
-    policy: Policy
+    policy: Policy | None = Field(
+        default=None,
+        description="the policy itself: from the intake that resolved it or the run this one continues, never a "
+        "client (histories of incidents started with one replay as they ran)",
+    )
+    policy_ref: PolicyRef | None = Field(default=None, description="the policy, by name and version, the worker knows")
     carried: IncidentState | None = Field(default=None, description="the whole incident, after continue-as-new")
     opened_at: AwareDatetime | None = Field(
         default=None,
@@ -81,7 +92,8 @@ class IntakeKey(BaseModel):
 
 class IntakeRequest(BaseModel):
     request: OpenIncident
-    policy: Policy
+    policy_ref: PolicyRef | None = Field(default=None, description="the policy, by name and version, the worker knows")
+    policy: Policy | None = Field(default=None, description="refused: what clients sent before they named a policy")
 
 
 class IntakeResult(BaseModel):

@@ -45,6 +45,7 @@ class Message(StrEnum):
     REOPENED = "reopened"
     REOPENED_WITH_FIX_TIME = "reopened.with_fix_time"
     REFUND_PAID = "refund_paid"
+    REFUND_ELSEWHERE = "refund_elsewhere"
     COMPENSATION = "compensation"
     TICKET_OPENED_SELF_HELP = "ticket_opened.self_help"
     TICKET_OPENED_CRITICAL_SELF_HELP = "ticket_opened.critical.self_help"
@@ -67,6 +68,7 @@ class Message(StrEnum):
     REFUND_APPROVAL = "refund_approval"
     REFUND_SECOND_APPROVAL = "refund_approval.second"
     REFUND_TASK = "refund_task"
+    REFUND_REFUSED = "refund_refused"
     COMPENSATION_TASK = "compensation_task"
     COMPENSATION_TASK_TO_SETTLE = "compensation_task.to_settle"
     LINE_ACKNOWLEDGE_OVERDUE = "acknowledge_overdue.line"
@@ -114,6 +116,7 @@ CUSTOMER_MESSAGES = frozenset(
         Message.REOPENED,
         Message.REOPENED_WITH_FIX_TIME,
         Message.REFUND_PAID,
+        Message.REFUND_ELSEWHERE,
         Message.COMPENSATION,
         Message.TICKET_OPENED_SELF_HELP,
         Message.TICKET_OPENED_CRITICAL_SELF_HELP,
@@ -148,6 +151,7 @@ LINE_MESSAGES = frozenset(
         Message.REFUND_APPROVAL,
         Message.REFUND_SECOND_APPROVAL,
         Message.REFUND_TASK,
+        Message.REFUND_REFUSED,
         Message.COMPENSATION_TASK,
         Message.COMPENSATION_TASK_TO_SETTLE,
         Message.OWNED_REMINDER,
@@ -192,6 +196,10 @@ _ENGLISH: dict[Message, str] = {
         "We have reopened ${ticket} and are working on it again. We expect to fix it by ${fix_by}."
     ),
     Message.REFUND_PAID: "Your refund of ${money} has been sent (ticket ${ticket}).",
+    Message.REFUND_ELSEWHERE: (
+        "The refund of ${money} for charge ${charge} is already on its way under ticket ${other}: "
+        "it is paid once, there (ticket ${ticket})."
+    ),
     Message.COMPENSATION: (
         "We are sorry it took longer than promised: ${money} has been credited to your account (ticket ${ticket})."
     ),
@@ -253,6 +261,10 @@ _ENGLISH: dict[Message, str] = {
     Message.REFUND_TASK: (
         "Refund of ${money} for ${ticket} (owed since ${owed_since}, payment round ${round}) failed: ${reason}. "
         "Retry it (retry_refund) or record how it was paid (settle_refund)."
+    ),
+    Message.REFUND_REFUSED: (
+        "Refund of ${money} for ${ticket} refused: charge ${charge} is refunded by ${other}, and a charge is "
+        "refunded once. Nothing is paid here."
     ),
     Message.COMPENSATION_TASK: (
         "Compensation of ${money} for ${ticket} could not be credited: ${reason}. Credit it by hand."
@@ -383,6 +395,10 @@ _RUSSIAN: dict[Message, str] = {
         "Мы снова открыли заявку ${ticket} и продолжаем работу над ней. Рассчитываем всё исправить к ${fix_by}."
     ),
     Message.REFUND_PAID: "Мы отправили вам возврат ${money} (заявка ${ticket}).",
+    Message.REFUND_ELSEWHERE: (
+        "Возврат ${money} по платежу ${charge} уже оформлен по заявке ${other}: мы вернём эти деньги один раз, "
+        "по ней (заявка ${ticket})."
+    ),
     Message.COMPENSATION: (
         "Простите, что решение заняло больше времени, чем мы обещали: мы зачислили на ваш счёт ${money} "
         "(заявка ${ticket})."

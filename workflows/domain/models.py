@@ -138,6 +138,16 @@ class Money(Contract):
     currency: ISO4217
 
 
+class Refund(Money):
+    """Money owed back to the customer, and the charge it reverses."""
+
+    charge: Identifier | None = Field(
+        default=None,
+        description="the payment provider's reference of the charge this refund reverses: a charge is refunded "
+        "once, across all incidents (a second refund of it is refused, naming the incident that refunds it)",
+    )
+
+
 class OpenIncident(Contract):
     """What a service (billing, the app, the IVR) sends to open an incident."""
 
@@ -147,7 +157,7 @@ class OpenIncident(Contract):
     channel: Channel
     contact: ContactAddress = None
     request_id: Identifier | None = None
-    refund: Money | None = None
+    refund: Refund | None = None
     new_incident: bool = Field(
         default=False,
         description="open a new incident even if this customer has an open one in the same category",
@@ -187,6 +197,7 @@ class EventType(StrEnum):
     refund_succeeded = "refund_succeeded"
     refund_failed = "refund_failed"
     refund_settled = "refund_settled"
+    refund_refused = "refund_refused"
     compensation_granted = "compensation_granted"
     compensation_failed = "compensation_failed"
     compensation_settled = "compensation_settled"
@@ -222,9 +233,13 @@ class RefundStatus(StrEnum):
     paid = "paid"
     failed = "failed"
     settled = "settled"
+    # Its charge is refunded by another incident: nothing is paid here.
+    refused = "refused"
 
 
 SETTLED_REFUND = frozenset({RefundStatus.paid, RefundStatus.settled})
+# Nothing more to pay or chase: paid, settled by hand, or refused as a second refund of its charge.
+FINISHED_REFUND = SETTLED_REFUND | {RefundStatus.refused}
 
 
 class RefundState(BaseModel):
@@ -240,6 +255,16 @@ class RefundState(BaseModel):
     attempts_started: int = 0
     payment_id: str | None = None
     failure: str | None = None
+    charge: str | None = Field(default=None, description="the charge it reverses: one refund per charge")
+    refunded_by: str | None = Field(default=None, description="refused: the incident that refunds its charge")
+    key_answered_no: bool = Field(
+        default=False,
+        description="the provider answered its idempotency key with a final no, and answers that key so from now "
+        "on: a retry pays under a new key, once the ledger says nothing was paid under this one",
+    )
+    look_up_key: str | None = Field(
+        default=None, description="a key answered no, to look up in the ledger before paying under the new key"
+    )
 
     @property
     def money(self) -> Money:

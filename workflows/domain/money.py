@@ -28,12 +28,13 @@ from workflows.domain.core import (
 )
 from workflows.domain.messages import Message, fmt_amount, fmt_money, fmt_time
 from workflows.domain.models import (
-    SETTLED_REFUND,
+    FINISHED_REFUND,
     CompensationState,
     EventType,
     IncidentEvent,
     IncidentState,
     Money,
+    Refund,
     RefundState,
     RefundStatus,
     ReminderState,
@@ -47,6 +48,11 @@ from workflows.domain.sla import Clock
 # approved (failed after its attempts): never while unapproved, never while a payment may be in flight.
 # A raw signal without `actor_line` keeps the behaviour of before (the incident's line, or the claimed `line`).
 AGENT_AUTHORITY = "agent-authority"
+# After the provider answered a refund's idempotency key with a final no (a business rejection, which the provider
+# answers that key with from then on), a retry pays under a new key, but only once a ledger lookup by the old key
+# says nothing was paid under it; if something was, the refund is recorded as paid. Switched on (through
+# `workflow.patched`) by an incident's first retry_refund; before, a retry sent the same key again.
+NEW_KEY_AFTER_LOOKUP = "new-key-after-lookup"
 
 # Reminder subjects of money on its way to the customer: chased only once the payment's give-up time has passed.
 IN_FLIGHT = ("refund:requested", "refund:approved", "compensation:granting")
@@ -68,7 +74,7 @@ def payments_in_flight(state: IncidentState) -> list[Effect]:
     effects: list[Effect] = []
     refund, compensation = state.refund, state.compensation
     if refund is not None and refund.status is RefundStatus.requested:
-        effects.append(PayRefund(idempotency_key=refund.idempotency_key, money=refund.money))
+        effects.append(_payment(refund))
     if compensation is not None and compensation.status == "granting":
         money = Money(amount=compensation.amount, currency=compensation.currency)
         effects.append(GrantCompensation(idempotency_key=compensation.idempotency_key, money=money))
@@ -77,7 +83,7 @@ def payments_in_flight(state: IncidentState) -> list[Effect]:
 
 def holds_closing(state: IncidentState, features: set[str]) -> bool:
     """Whether money still keeps a resolved incident open: unpaid, on its way, or (FOLLOW_THROUGH) a failed credit."""
-    if state.refund is not None and state.refund.status not in SETTLED_REFUND:
+    if state.refund is not None and state.refund.status not in FINISHED_REFUND:
         return True
     if state.compensation is not None and state.compensation.status == "granting":
         return True
@@ -86,24 +92,57 @@ def holds_closing(state: IncidentState, features: set[str]) -> bool:
 
 
 def refund_data(refund: RefundState) -> dict[str, Any]:
-    return {
+    data = {
         "amount": f"{refund.amount:.2f}",
         "currency": refund.currency,
         "idempotency_key": refund.idempotency_key,
     }
+    if refund.charge is not None:
+        data["charge"] = refund.charge
+    return data
+
+
+def owed_refund(state: IncidentState) -> RefundState | None:
+    """The incident's refund, unless it was refused (its charge is refunded elsewhere): then none is owed here."""
+    refund = state.refund
+    return refund if refund is not None and refund.status is not RefundStatus.refused else None
+
+
+def same_refund(owed: RefundState, asked: Refund) -> bool:
+    """Whether `asked` is the refund already owed (a repeat), not a second one."""
+    return (owed.amount, owed.currency) == (asked.amount, asked.currency) and asked.charge in (None, owed.charge)
+
+
+def _refund_key(incident: IncidentCore, refund: Money, charge: str | None, round: int = 1) -> str:
+    # A charge's refund takes its key from the charge alone: beyond what the charge's claim covers (see
+    # workflows/charge_workflow.py), the provider itself refuses to pay that charge again for another incident.
+    base = f"refund:{charge}" if charge else f"{incident.t}:refund:{refund.amount:.2f}{refund.currency}"
+    return base if round == 1 else f"{base}:round-{round}"
+
+
+def _payment(refund: RefundState) -> PayRefund:
+    return PayRefund(
+        idempotency_key=refund.idempotency_key,
+        money=refund.money,
+        charge=refund.charge,
+        look_up_key=refund.look_up_key,
+    )
 
 
 # --- owing and paying ---
 
 
-def owe_refund(incident: IncidentCore, money: Money, added_by: str, approver_line: int, now: datetime) -> IncidentEvent:
+def owe_refund(
+    incident: IncidentCore, money: Refund, added_by: str, approver_line: int, now: datetime
+) -> IncidentEvent:
     refund = RefundState(
         amount=money.amount,
         currency=money.currency,
         status=RefundStatus.awaiting_approval,
-        idempotency_key=f"{incident.t}:refund:{money.amount:.2f}{money.currency}",
+        idempotency_key=_refund_key(incident, money, money.charge),
         owed_since=now,
         added_by=added_by,
+        charge=money.charge,
     )
     incident.state.refund = refund
     by = None if added_by == "opened" else added_by
@@ -161,10 +200,11 @@ def request_payment(incident: IncidentCore, refund: RefundState, now: datetime, 
     refund.status = RefundStatus.requested
     refund.attempts_started += 1
     refund.failure = None
+    looked_up = {"look_up_key": refund.look_up_key} if refund.look_up_key is not None else {}
     event = incident.record(
-        EventType.refund_requested, now, by=by, round=refund.attempts_started, **refund_data(refund)
+        EventType.refund_requested, now, by=by, round=refund.attempts_started, **refund_data(refund), **looked_up
     )
-    incident.emit(PayRefund(idempotency_key=refund.idempotency_key, money=refund.money))
+    incident.emit(_payment(refund))
     return event
 
 
@@ -226,20 +266,25 @@ def _require_compensation(incident: IncidentCore) -> CompensationState:
     return incident.state.compensation
 
 
-def refund_paid(incident: IncidentCore, payment_id: str, now: datetime) -> None:
+def refund_paid(incident: IncidentCore, payment_id: str, now: datetime, found_under: str | None = None) -> None:
+    """The provider paid it; `found_under`: found paid in the ledger under that earlier key, not paid now."""
     refund = _require_refund(incident)
     refund.status = RefundStatus.paid
     refund.payment_id = payment_id
     refund.failure = None
-    incident.record(EventType.refund_succeeded, now, payment_id=payment_id, **refund_data(refund))
+    refund.look_up_key = None
+    found = {"found_in_ledger_under": found_under} if found_under is not None else {}
+    incident.record(EventType.refund_succeeded, now, payment_id=payment_id, **refund_data(refund), **found)
     incident.notify_customer("refund_paid", Message.REFUND_PAID, now, money=refund.money)
     incident.close_if_pending(now)
 
 
-def refund_failed(incident: IncidentCore, reason: str, now: datetime) -> None:
+def refund_failed(incident: IncidentCore, reason: str, now: datetime, answered_no: bool = False) -> None:
+    """The payment failed; `answered_no`: the provider refused its key for good (a business rejection)."""
     refund = _require_refund(incident)
     refund.status = RefundStatus.failed
     refund.failure = reason
+    refund.key_answered_no = answered_no
     incident.record(
         EventType.refund_failed,
         now,
@@ -256,6 +301,23 @@ def refund_failed(incident: IncidentCore, reason: str, now: datetime) -> None:
         reason=reason,
     )
     incident.notify_line(2, "refund_task", text, now)
+
+
+def refund_refused(incident: IncidentCore, refunded_by: str, now: datetime) -> None:
+    """Another incident holds the refund's charge: it refunds it, so nothing is paid here, ever."""
+    refund = _require_refund(incident)
+    refund.status = RefundStatus.refused
+    refund.refunded_by = refunded_by
+    refund.failure = f"charge {refund.charge} is refunded by {refunded_by}: a charge is refunded once"
+    refund.look_up_key = None
+    incident.record(
+        EventType.refund_refused, now, refunded_by=refunded_by, reason=refund.failure, **refund_data(refund)
+    )
+    about = {"charge": refund.charge, "other": refunded_by}
+    incident.notify_customer("refund_elsewhere", Message.REFUND_ELSEWHERE, now, money=refund.money, **about)
+    text = incident.text(Message.REFUND_REFUSED, money=fmt_money(refund.money), **about)
+    incident.notify_line(incident.state.line, "refund_refused", text, now)
+    incident.close_if_pending(now)
 
 
 def compensation_paid(incident: IncidentCore, payment_id: str, now: datetime) -> None:
@@ -294,8 +356,9 @@ def add_refund(incident: IncidentCore, action: AddRefund, now: datetime) -> Inci
     own_line = action.actor_line if AGENT_AUTHORITY in incident.features else None
     if own_line is None and incident.state.line < 2:
         raise Rejected("only line 2 and above may add a refund; escalate the incident first")
-    if incident.state.refund is not None:
-        raise Rejected(f"a refund of {fmt_money(incident.state.refund.money)} is already owed on this incident")
+    owed = owed_refund(incident.state)
+    if owed is not None:
+        raise Rejected(f"a refund of {fmt_money(owed.money)} is already owed on this incident")
     if own_line == 1 and not incident.policy.may_approve(1, action.refund.amount):
         limit = incident.policy.approval_limit(1)
         raise Rejected(
@@ -344,6 +407,12 @@ def retry_refund(incident: IncidentCore, action: RetryRefund, now: datetime) -> 
     if refund is None or refund.status is not RefundStatus.failed:
         status = refund.status.value if refund else "none owed"
         raise Rejected(f"only a failed refund can be retried (refund: {status})")
+    if NEW_KEY_AFTER_LOOKUP in incident.features and refund.key_answered_no:
+        # The provider answers the old key with its no forever: pay under a new one, once the ledger says
+        # nothing was paid under the old (the workflow asks it first, `PayRefund.look_up_key`).
+        refund.look_up_key = refund.idempotency_key
+        refund.idempotency_key = _refund_key(incident, refund.money, refund.charge, round=refund.attempts_started + 1)
+        refund.key_answered_no = False
     return request_payment(incident, refund, now, by=action.agent)
 
 
@@ -412,7 +481,7 @@ def reminders_wanted(state: IncidentState) -> dict[Clock, str]:
     """The money reminder ladders the incident needs now, each with what it is about."""
     wanted: dict[Clock, str] = {}
     refund = state.refund
-    if refund is not None and refund.status not in SETTLED_REFUND:
+    if refund is not None and refund.status not in FINISHED_REFUND:
         wanted[Clock.refund_reminder] = f"refund:{refund.status.value}:{refund.attempts_started}"
     compensation = state.compensation
     if compensation is not None and compensation.status in ("granting", "failed"):
