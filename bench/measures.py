@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHandle
 
+from bench import outages
 from bench.bare import TASK_QUEUE as BARE_QUEUE
 from bench.desk import measure_desk
 from bench.stack import Processes, bounded, rss_kb, start_dev_server, until
@@ -220,7 +221,9 @@ class Bench:
                 "PAYMENTS_URL": f"http://127.0.0.1:{payments_port}",
                 "NOTIFY_URL": f"http://127.0.0.1:{notify_port}/notifications",
                 "INCIDENTS_TASK_QUEUE": INCIDENT_QUEUE,
-                "INCIDENT_POLICIES": write_policies(self.folder / "policies", [lifecycle_policy(), self.timer_policy]),
+                "INCIDENT_POLICIES": write_policies(
+                    self.folder / "policies", [lifecycle_policy(), self.timer_policy, outages.linked_policy()]
+                ),
             },
         )
         self.bare = start(
@@ -608,8 +611,6 @@ class Bench:
     # --- (7) a major incident: no paging while linked, resolved together ---
 
     async def major_incident(self) -> None:
-        from bench import outages
-
         await outages.measure(self)
 
     async def measure(self) -> None:

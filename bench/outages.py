@@ -13,7 +13,6 @@ which must not grow with N (its fan-outs are the server's batch jobs).
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import OpenIncident
 from workflows.domain.outage import DeclareOutage, OutagePolicy, ResolveOutage, default_outage_policy
 from workflows.domain.policy import Policy, default_policy, parse_policy
+from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options
 
@@ -44,15 +44,17 @@ STARTING_AT_ONCE = 25
 START_MARGIN = 1.3
 EXPECTED_STARTS_PER_S = 40
 AFTER_DEADLINE = 3.0
+# Longer than the openings of the full size take (about a minute), so every incident opens before its deadline.
+LINKED_LINE_ONE = timedelta(minutes=10)
 
 
-def linked_policy(line_one_seconds: int) -> Policy:
-    """Critical incidents whose line 1 has `line_one_seconds`; nothing else falls due during the bench."""
+def linked_policy() -> Policy:
+    """Critical incidents whose line 1 has LINKED_LINE_ONE; nothing else falls due during the bench. One policy
+    the bench's worker knows (incidents name it): each incident opens LINKED_LINE_ONE before the shared deadline."""
+    seconds = f"{int(LINKED_LINE_ONE.total_seconds())}s"
     data = default_policy().model_dump(mode="json")
-    data["name"] = f"bench-linked-{line_one_seconds}s"
-    data["severities"]["critical"].update(
-        {"acknowledge_within": f"{line_one_seconds}s", "line_timeouts": {"1": f"{line_one_seconds}s", "2": "1d"}}
-    )
+    data["name"] = "bench-linked"
+    data["severities"]["critical"].update({"acknowledge_within": seconds, "line_timeouts": {"1": seconds, "2": "1d"}})
     return parse_policy(data, "bench linked policy")
 
 
@@ -85,8 +87,10 @@ async def measure(bench: Bench) -> None:
     # line 1 of `seconds`. One that opens after it has its deadline already passed: it falls due at once.
     due = datetime.now(UTC) + timedelta(seconds=2 + START_MARGIN * count / EXPECTED_STARTS_PER_S)
 
+    policy = linked_policy()
+    reference = reference_of(policy)
+
     async def open_linked(i: int) -> str:
-        seconds = max(1, math.ceil((due - datetime.now(UTC)).total_seconds()))
         request = OpenIncident.model_validate(
             {
                 "customer_id": f"out-{bench.run_id}-{i}",
@@ -101,11 +105,13 @@ async def measure(bench: Bench) -> None:
         input = IncidentInput(
             ticket_id=new_ticket_id(),
             request=request,
-            policy=linked_policy(seconds),
-            opened_at=due - timedelta(seconds=seconds),
+            policy_ref=reference,
+            opened_at=due - LINKED_LINE_ONE,
+            customer_locale=True,
             outage=notice,
         )
-        handle = await bench.client.start_workflow(WORKFLOW_TYPE, input, task_queue=queue, **start_options(input))
+        options = start_options(input, policy=policy)
+        handle = await bench.client.start_workflow(WORKFLOW_TYPE, input, task_queue=queue, **options)
         return handle.id
 
     started = time.monotonic()
