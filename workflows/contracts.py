@@ -6,15 +6,19 @@ import these models through the sandbox without pulling in any I/O library.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel
+from temporalio.common import RetryPolicy
 
 from workflows.domain.actions import CustomerContact
 from workflows.domain.calendars import Calendar
 from workflows.domain.models import Money
 
 SEND_NOTIFICATIONS = "send_notifications"
+# How every workflow retries sending notifications: the receiver drops repeats by notification id.
+NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 MAKE_PAYMENT = "make_payment"
 # Asks the provider's ledger what was paid under an idempotency key.
 FIND_PAYMENT = "find_payment"

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         FIND_PAYMENT,
         MAKE_PAYMENT,
         NOTIFICATION_REJECTED,
+        NOTIFY_RETRY,
         PAYMENT_REJECTED,
         POLICY_REFUSED,
         RESOLVE_POLICY,
@@ -70,7 +71,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.metrics import IncidentMetrics
     from workflows.presentation import current_details, notification_summary
 
-NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 NOTIFY_GIVE_UP_AFTER = timedelta(days=7)
 # Past this, retries wait on a durable timer instead of holding the workflow task open, so a failing
 # notification endpoint cannot delay the incident's own timers and signals by more than a few seconds.

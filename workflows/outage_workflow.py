@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
 
     from infra.errors import describe_validation_error
     from workflows import search_attributes as sa
-    from workflows.contracts import SEND_NOTIFICATIONS, DeliveryReport, Notification, NotificationBatch
+    from workflows.contracts import NOTIFY_RETRY, SEND_NOTIFICATIONS, DeliveryReport, Notification, NotificationBatch
     from workflows.domain.models import MAX_NAME
     from workflows.domain.notice import OutageNotice
     from workflows.domain.outage import (
@@ -55,7 +55,6 @@ with workflow.unsafe.imports_passed_through():
         fan_out_query,
     )
 
-NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 NOTIFY_GIVE_UP_AFTER = timedelta(days=1)
 # A batch job over thousands of incidents takes minutes; its follower heartbeats every half second.
 FAN_OUT_TIMEOUT = timedelta(hours=2)
