@@ -36,6 +36,7 @@ from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, default_policy, parse_policy
 from workflows.domain.policy_catalogue import PolicyRef, reference_of
 from workflows.domain.tickets import new_ticket_id
+from workflows.features import OPENING_FEATURES
 from workflows.incident_start import start_options
 
 INCIDENT_QUEUE = "bench-incidents"
@@ -365,6 +366,7 @@ class Bench:
             policy_ref=self.references[policy.name],
             opened_at=datetime.now(UTC) if opened_at is None else opened_at,
             customer_locale=True,
+            features=list(OPENING_FEATURES),
         )
         return await self.client.start_workflow(
             WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input, policy=policy)

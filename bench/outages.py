@@ -33,6 +33,7 @@ from workflows.domain.outage import DeclareOutage, OutagePolicy, ResolveOutage, 
 from workflows.domain.policy import Policy, default_policy, parse_policy
 from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
+from workflows.features import OPENING_FEATURES
 from workflows.incident_start import start_options
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ async def measure(bench: Bench) -> None:
             policy_ref=reference,
             opened_at=due - LINKED_LINE_ONE,
             customer_locale=True,
+            features=list(OPENING_FEATURES),
             outage=notice,
         )
         options = start_options(input, policy=policy)

@@ -47,6 +47,7 @@ from workflows.domain.notice import OutageNotice, best_match
 from workflows.domain.policy import Policy, load_policy
 from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id, request_key, ticket_for_request
+from workflows.features import OPENING_FEATURES
 from workflows.incident_start import start_options
 from workflows.intake_workflow import JOIN_REFUSED, TICKET_ATTEMPTS
 
@@ -209,7 +210,12 @@ class IncidentService:
             else:
                 ticket = new_ticket_id()
             input = IncidentInput(
-                ticket_id=ticket, request=request, policy_ref=self.policy_ref, customer_locale=True, outage=outage
+                ticket_id=ticket,
+                request=request,
+                policy_ref=self.policy_ref,
+                customer_locale=True,
+                features=list(OPENING_FEATURES),
+                outage=outage,
             )
             try:
                 await self.client.start_workflow(

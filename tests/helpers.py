@@ -22,6 +22,7 @@ from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, default_policy
 from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
+from workflows.features import OPENING_FEATURES
 from workflows.incident_start import start_options
 from workflows.incident_workflow import IncidentWorkflow
 
@@ -57,6 +58,7 @@ async def start_incident(
         policy_ref=reference_of(policy),
         opened_at=opened_at,
         customer_locale=customer_locale,
+        features=list(OPENING_FEATURES) if customer_locale else [],
     )
     if history_limit is not None:
         input.history_limit = history_limit

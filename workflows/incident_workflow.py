@@ -68,6 +68,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.policy import Policy, shared
     from workflows.domain.policy_catalogue import shared_reference
     from workflows.domain.sla import Deadline
+    from workflows.features import (
+        CARRY_UNDELIVERED_NOTIFICATIONS,
+        CHECK_CALENDARS,
+        CLAIM_CHARGES,
+        CONTINUE_BY_HISTORY_SIZE,
+        MESSAGE_CUSTOMER,
+        POLICY_BY_REFERENCE,
+        PUBLISH_CLOSED_AS,
+        PUBLISH_NEXT_DEADLINE,
+        PUBLISH_NOTIFICATIONS_FAILED,
+    )
     from workflows.metrics import IncidentMetrics
     from workflows.presentation import current_details, notification_summary
 
@@ -114,11 +125,6 @@ FEATURES_BY_ACTION = {
     # After a final no from the provider, a new idempotency key, once the ledger shows nothing paid (money.py).
     "retry_refund": NEW_KEY_AFTER_LOOKUP,
 }
-# message_customer arrived with the customer's locale; an incident opened before that refused it as unknown.
-MESSAGE_CUSTOMER = "message-customer"
-# A refund that names the charge it reverses claims the charge before anything is paid (one refund per charge,
-# workflows/charge_workflow.py); no refund named a charge before, so no history replays differently.
-CLAIM_CHARGES = "claim-charges"
 # Actions that did not exist before their feature: an incident that refused one as unknown replays that way.
 ACTIONS_SINCE = {
     "ask_customer": CUSTOMER_TIME,
@@ -130,12 +136,6 @@ ACTIONS_SINCE = {
 }
 # An incident opened with the customer's locale was opened by code that already took message_customer.
 KNOWN_FROM_OPENING = {MESSAGE_CUSTOMER: CUSTOMER_LOCALE}
-# Publishes the NextDeadline search attribute; histories recorded before it replay without its upserts.
-PUBLISH_NEXT_DEADLINE = "publish-next-deadline"
-# Publishes the NotificationsFailed search attribute, likewise.
-PUBLISH_NOTIFICATIONS_FAILED = "publish-notifications-failed"
-# Publishes IncidentClosedAs (how it closed), likewise.
-PUBLISH_CLOSED_AS = "publish-closed-as"
 # Search attributes added after incidents were already running, each published only under its patch.
 PATCHED_ATTRIBUTES = {
     search_attributes.NEXT_DEADLINE.name: PUBLISH_NEXT_DEADLINE,
@@ -150,21 +150,10 @@ KEEP_DOMAIN_EVENTS = 500
 CARRIED_INPUT_BUDGET = 384 * 1024
 # Of that budget, at most this for notifications still undelivered (an endpoint down for days).
 UNDELIVERED_BUDGET = 128 * 1024
-# Continue as new at once, carrying undelivered notifications, instead of waiting (up to days) for them;
-# runs recorded before this waited, and replay that way.
-CARRY_UNDELIVERED_NOTIFICATIONS = "carry-undelivered-notifications"
-# Continue as new by the history's size too; runs recorded before this replay by its length only.
-CONTINUE_BY_HISTORY_SIZE = "continue-by-history-size"
-# A client names the policy and the worker resolves it; a client's own policy in the input is refused. Asked
-# only of an input that carries a client's policy, so incidents started so before replay as they ran.
-POLICY_BY_REFERENCE = "policy-by-reference"
 POLICY_LOOKUP_TIMEOUT = timedelta(seconds=10)
 # Until a worker answers (an unknown policy is refused at once, not retried).
 POLICY_LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), non_retryable_error_types=[POLICY_REFUSED])
-# An incident counting working time asks the worker for its calendars' current data (a new holiday) when
-# it wakes and last asked this long ago; the answer, recorded in its history, counts from the next clock
-# start on. Runs recorded before calendars existed never ask (their policies have none).
-CHECK_CALENDARS = "check-calendars"
+# Calendars' current data (CHECK_CALENDARS): the answer, recorded in the history, counts from the next clock start.
 CALENDAR_CHECK_EVERY = timedelta(hours=1)
 CALENDAR_CHECK_TIMEOUT = timedelta(seconds=10)
 
@@ -174,6 +163,8 @@ class IncidentWorkflow:
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
         self._input = input
+        # What the opening code had from the first moment (the start event holds the list): never asked again.
+        self._opened_with = input.opening_features()
         self._started_at = workflow.now()
         self._live: Incident | None = None
         self._frozen = b""
@@ -260,7 +251,7 @@ class IncidentWorkflow:
         if input.policy_ref is not None:
             input.policy_ref = shared_reference(input.policy_ref)
         if input.carried is not None:
-            incident = Incident(input.carried, input.policy)
+            incident = Incident(input.carried, input.policy, self._opened_with)
             self._pending = incident.resume_effects()
             self._observed_seq = input.carried.event_seq
             input.carried = None  # the SDK keeps the input for the whole run; the state lives on below
@@ -272,7 +263,7 @@ class IncidentWorkflow:
                 input.request,
                 input.policy,
                 opened_at,
-                input.opening_features(),
+                self._opened_with,
                 previous_ticket=input.previous_ticket,
                 outage=input.outage,
             )
@@ -432,6 +423,10 @@ class IncidentWorkflow:
             return True
         return False
 
+    def _switched_on(self, feature: str) -> bool:
+        """Whether this run has `feature`: from its opening, or for an incident opened before it, once asked."""
+        return feature in self._opened_with or workflow.patched(feature)
+
     def _follow_through_when_first_needed(self) -> None:
         """Switch FOLLOW_THROUGH on the first time its rules apply to the incident (they change nothing before).
 
@@ -468,7 +463,7 @@ class IncidentWorkflow:
         marker in the history, so a replay by a worker that knows other holidays by then does the same.
         """
         self._calendars_checked_at = workflow.now()
-        if not workflow.patched(CHECK_CALENDARS):
+        if not self._switched_on(CHECK_CALENDARS):
             return
         policy = self._policy
         check = CalendarCheck(digests={name: calendar.digest() for name, calendar in policy.calendars.items()})
@@ -500,9 +495,8 @@ class IncidentWorkflow:
         if info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._input.history_limit:
             return True
         # Big signals fill the history's 50 MB long before its event limit; not every server suggests by size.
-        return info.get_current_history_size() >= self._input.history_size_limit and workflow.patched(
-            CONTINUE_BY_HISTORY_SIZE
-        )
+        too_big = info.get_current_history_size() >= self._input.history_size_limit
+        return too_big and self._switched_on(CONTINUE_BY_HISTORY_SIZE)
 
     async def _continue_as_new(self) -> NoReturn:
         """Start a fresh run carrying the state, its event log (tail) and its clocks' deadlines.
@@ -513,7 +507,7 @@ class IncidentWorkflow:
         with the same idempotency key (`resume_effects`). What is carried is bounded by size
         (`CARRIED_INPUT_BUDGET`), not only by count.
         """
-        if (self._notifying or self._pending) and not workflow.patched(CARRY_UNDELIVERED_NOTIFICATIONS):
+        if (self._notifying or self._pending) and not self._switched_on(CARRY_UNDELIVERED_NOTIFICATIONS):
             await self._finish_notifications()  # how runs recorded before the patch continued
         else:
             # No local activity may still run when the run ends: Core would record its marker after the
@@ -535,6 +529,7 @@ class IncidentWorkflow:
             policy_ref=self._input.policy_ref,
             history_limit=self._input.history_limit,
             history_size_limit=self._input.history_size_limit,
+            features=self._input.features,  # what the opening had, the successor has (nothing, if opened before)
         )
         room = CARRIED_INPUT_BUDGET - len(successor.__pydantic_serializer__.to_json(successor))
         compacted = incident.compact(KEEP_DOMAIN_EVENTS, max_bytes=room)
@@ -591,7 +586,7 @@ class IncidentWorkflow:
             effects
             and not self._incident.finished
             and self._history_is_long()
-            and workflow.patched(CARRY_UNDELIVERED_NOTIFICATIONS)
+            and self._switched_on(CARRY_UNDELIVERED_NOTIFICATIONS)
         ):
             # The run continues as new in this very step: `_continue_as_new` carries these instead, so
             # that no local activity starts now and ends after the run.
@@ -727,7 +722,7 @@ class IncidentWorkflow:
     async def _pay_refund(self, effect: PayRefund) -> None:
         money = effect.money
         try:
-            if effect.charge is not None and workflow.patched(CLAIM_CHARGES):
+            if effect.charge is not None and self._switched_on(CLAIM_CHARGES):
                 holder = await self._claim_charge(effect.charge, money)
                 if holder != self._input.ticket_id:
                     self._pending.extend(self._incident.refund_refused(holder, workflow.now()))
@@ -807,7 +802,7 @@ class IncidentWorkflow:
                     )
         current = search_attributes.values_of(state)
         for attribute, patch_id in PATCHED_ATTRIBUTES.items():
-            if current[attribute] != self._published.get(attribute) and not workflow.patched(patch_id):
+            if current[attribute] != self._published.get(attribute) and not self._switched_on(patch_id):
                 # Incidents that ran before the attribute existed replay without its upserts.
                 current[attribute] = self._published.get(attribute)
         changes = search_attributes.updates(self._published, current)

@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.policy import Policy, shared
     from workflows.domain.policy_catalogue import PolicyRef
     from workflows.domain.tickets import new_ticket_id, request_key, ticket_for_request
+    from workflows.features import OPENING_FEATURES
     from workflows.incident_start import opening_state, start_options
     from workflows.outage_contracts import FIND_OUTAGES, OutageLookup
 
@@ -241,6 +242,7 @@ class IncidentIntakeWorkflow:
                 opened_at=opened_at,
                 previous_ticket=previous,
                 customer_locale=True,
+                features=list(OPENING_FEATURES),
                 outage=outage,
             )
             opened = opening_state(input)

@@ -44,7 +44,8 @@ from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.policy import default_policy
 from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
-from workflows.incident_workflow import PUBLISH_NOTIFICATIONS_FAILED, IncidentWorkflow
+from workflows.features import PUBLISH_NOTIFICATIONS_FAILED
+from workflows.incident_workflow import IncidentWorkflow
 
 
 async def findings_for(dev_env: WorkflowEnvironment, tickets: set[str], grace: timedelta, expected: int):

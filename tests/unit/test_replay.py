@@ -33,7 +33,8 @@ from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT, CUSTOMER_TIME
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.messages import ENGLISH, TEMPLATES
 from workflows.domain.models import IncidentState
-from workflows.incident_workflow import CHECK_CALENDARS, PUBLISH_CLOSED_AS, IncidentWorkflow
+from workflows.features import CHECK_CALENDARS, PUBLISH_CLOSED_AS
+from workflows.incident_workflow import IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
 from workflows.outage_workflow import MajorIncidentWorkflow
 
@@ -190,7 +191,10 @@ async def test_a_replayed_incident_writes_to_its_customer_as_it_did_when_it_ran(
         return
     assert to_customer, "every lifecycle tells its customer something"
     localized = started_input(history).customer_locale
-    assert localized == path.stem.endswith(".customer-locale")
+    if path.stem.endswith(".customer-locale"):
+        assert localized, "recorded to show the customer's locale"
+    if "." not in path.stem:
+        assert not localized, "recorded before languages"
     customer_language = "ru" if localized else ENGLISH
     for notification in to_customer:
         assert any(p.fullmatch(notification.message) for p in patterns(customer_language)), notification.message

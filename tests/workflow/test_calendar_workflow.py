@@ -24,7 +24,8 @@ from tests.helpers import HOUR, MINUTE, events_of, patch_ids, settled, start_inc
 from tests.office_hours import MOSCOW, next_friday_evening, sleep_until
 from workers.worker import build_worker, workflow_runner
 from workflows.domain.policy import Policy, default_policy, parse_policy
-from workflows.incident_workflow import CHECK_CALENDARS, IncidentWorkflow
+from workflows.features import CHECK_CALENDARS
+from workflows.incident_workflow import IncidentWorkflow
 
 OFFICE = "moscow-office"
 SECOND = timedelta(seconds=1)

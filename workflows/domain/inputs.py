@@ -57,13 +57,19 @@ class IncidentInput(BaseModel):
         "(English, UTC times)",
     )
 
+    features: list[str] = Field(
+        default_factory=list,
+        description="behaviour the opening code had from the first moment (workflows/features.py OPENING_FEATURES), "
+        "which an incident opened before asks `workflow.patched` for where it first matters; empty: such an "
+        "incident, whose history replays as it ran",
+    )
     outage: OutageNotice | None = Field(
         default=None, description="the major incident in the customer's area the intake found: it opens linked"
     )
 
     def opening_features(self) -> frozenset[str]:
         """What the incident does from its first moment, as this input says (so the same in every replay)."""
-        return frozenset({CUSTOMER_LOCALE}) if self.customer_locale else frozenset()
+        return frozenset(self.features) | ({CUSTOMER_LOCALE} if self.customer_locale else frozenset())
 
 
 INTAKE_WORKFLOW_TYPE = "IncidentIntake"
