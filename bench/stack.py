@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -24,6 +25,13 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) one process has used so far, as the kernel counts it."""
+    # The fields after the command name, which is in brackets and may hold spaces: utime and stime are 14th and 15th.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float, what: str, every: float = 0.1) -> None:
@@ -68,6 +76,10 @@ class Processes:
 
     def stop_one(self, child: Child) -> None:
         self.supervisor.stop_child(child)
+
+    async def stop_together(self, *children: Child) -> None:
+        """Told at once and waited for side by side: a worker's graceful shutdown takes seconds."""
+        await asyncio.gather(*(asyncio.to_thread(self.supervisor.stop_child, child) for child in children))
 
     def stop(self) -> None:
         self.supervisor.stop()
