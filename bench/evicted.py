@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from temporalio.client import WorkflowHandle
 
+from bench import costs
 from bench.stack import bounded, cpu_seconds, until
 from infra.processes import Child, free_port
 from workflows.domain.inputs import WORKFLOW_TYPE
@@ -96,7 +97,7 @@ async def measure(bench: Bench) -> None:
 
     async with httpx.AsyncClient(timeout=10) as http:
         incident_counters = _CacheCounters(http, incident_metrics)
-        await incident_round(bench, "cached", count, open_rate, replay_rate, [], incident_counters)
+        cached = await incident_round(bench, "cached", count, open_rate, replay_rate, [], incident_counters)
         began = time.monotonic()
         await incident_round(bench, "evicted", count, open_rate, replay_rate, fillers, incident_counters)
         progress(f"    {count} evicted incidents: {time.monotonic() - began:.1f}s")
@@ -105,13 +106,15 @@ async def measure(bench: Bench) -> None:
         began = time.monotonic()
         await bare_round(bench, count, cache, bare_counters)
         progress(f"    {count} evicted bare timers: {time.monotonic() - began:.1f}s")
-    cached, evicted = f["evicted_cached_escalation_worker_cpu_ms"], f["evicted_escalation_worker_cpu_ms"]
-    f["evicted_replay_worker_cpu_ms"] = evicted - cached
+    f["evicted_replay_worker_cpu_ms"] = (
+        f["evicted_escalation_worker_cpu_ms"] - f["evicted_cached_escalation_worker_cpu_ms"]
+    )
+    await costs.measure(bench, escalated_ticket=cached[0])
 
 
 async def replace(bench: Bench, *workers: tuple[Child, dict[str, str]]) -> list[Child]:
     """Each idle worker replaced by a new process with these settings added: the new one is polling before
-    the old one goes (their start-ups and shutdowns take seconds each, and overlap)."""
+    the old one is told to go, and the bench goes on while it shuts down (each takes seconds)."""
     started = []
     for old, settings in workers:
         assert old.ready is not None, f"{old.name}: no readiness check to wait on"
@@ -119,7 +122,8 @@ async def replace(bench: Bench, *workers: tuple[Child, dict[str, str]]) -> list[
             bench.processes.start(f"{old.name}-cache", list(old.argv), old.ready, {**old.extra_env, **settings})
         )
     await bench.processes.ready(*started)
-    await bench.processes.stop_together(*(old for old, _ in workers))
+    for old, _ in workers:
+        bench.processes.let_go(old)
     return started
 
 
@@ -174,8 +178,8 @@ async def incident_round(
     replay_rate: float,
     fillers: list[str],
     counters: _CacheCounters,
-) -> None:
-    """`count` incidents due together; `fillers` (other open incidents) asked for their state after they
+) -> list[str]:
+    """`count` incidents due together (their tickets); `fillers` (other open incidents) asked for their state after they
     opened, so that the cache holds those and not these when the deadline comes."""
     from bench.measures import OPENING_AT_ONCE, TIMER_LINE_ONE, percentile, progress
     from workflows import search_attributes as sa
@@ -223,6 +227,7 @@ async def incident_round(
     lags = await bounded(50, (lag(t) for t in tickets))
     for q in (50, 99):
         bench.figures[f"{label.replace('_escalation', '_escalation_lag')}_p{q}_ms"] = percentile(lags, q)
+    return tickets
 
 
 async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCounters) -> None:

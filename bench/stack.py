@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -77,9 +78,9 @@ class Processes:
     def stop_one(self, child: Child) -> None:
         self.supervisor.stop_child(child)
 
-    async def stop_together(self, *children: Child) -> None:
-        """Told at once and waited for side by side: a worker's graceful shutdown takes seconds."""
-        await asyncio.gather(*(asyncio.to_thread(self.supervisor.stop_child, child) for child in children))
+    def let_go(self, child: Child) -> None:
+        """Told to stop, not waited for (a worker's graceful shutdown takes a second or two): `stop` reaps it."""
+        child.signal(signal.SIGTERM)
 
     def stop(self) -> None:
         self.supervisor.stop()
