@@ -3,11 +3,11 @@
 CPU comes from each phase's CPU seconds per process (`phase_cpu_s`, read from /proc around every phase) divided
 by the operations the phase made; the phases' own waiting and polling is in it too, so these are upper bounds
 of a sort, and only comparable within one run. Histories come from workflows this module runs or finds: a
-lifecycle through the intake (opened, acknowledged, resolved, closed), an incident opened straight and escalated
-once ((8)'s cached round), and (6)'s full critical lifecycle. For each, Temporal Cloud's billable actions as its
-documentation counts them from a history (https://docs.temporal.io/cloud/actions): a workflow started, a timer
-started, a search-attribute upsert, a signal, an update, an activity scheduled, and the local activities of one
-workflow task as one. Queries are actions too, and are not in a history.
+lifecycle through the intake (opened, acknowledged, resolved, closed), an incident opened straight and waiting
+on line 1, one escalated once ((8)'s cached round); (6) has the full critical lifecycle's. For each, Temporal
+Cloud's billable actions as its documentation counts them from a history (https://docs.temporal.io/cloud/actions):
+a workflow started, a timer started, a search-attribute upsert, a signal, an update, an activity scheduled, and
+the local activities of one workflow task as one. Queries are actions too, and are not in a history.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def per_operation(phase_cpu: dict[str, float], operations: int, processes: tuple
     return {process: round(1000 * phase_cpu.get(process, 0.0) / operations, 1) for process in processes}
 
 
-async def measure(bench: Bench, escalated_ticket: str) -> None:
+async def measure(bench: Bench, opened_ticket: str, escalated_ticket: str) -> None:
     """The `costs` figure: CPU ms per operation and process, and the histories of each kind of incident."""
     f, sizes = bench.figures, bench.sizes
     cpu = f["phase_cpu_s"]
@@ -104,6 +104,9 @@ async def measure(bench: Bench, escalated_ticket: str) -> None:
     costs["history"] = {
         "lifecycle_incident": history_figures(await incident.fetch_history()),
         "lifecycle_intake": history_figures(await intake.fetch_history()),
+        "opened_straight_waiting": history_figures(
+            await bench.client.get_workflow_handle(opened_ticket).fetch_history()
+        ),
         "opened_and_escalated_once": history_figures(
             await bench.client.get_workflow_handle(escalated_ticket).fetch_history()
         ),

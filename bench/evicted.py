@@ -88,7 +88,7 @@ async def measure(bench: Bench) -> None:
 
     # Rates for the deadlines: incidents opened as (4) opens them, and replays of evicted incidents by query.
     began = time.monotonic()
-    await bounded(10, (bench.open_incident(f"evp-{bench.run_id}-{i}") for i in range(pilot)))
+    opened = await bounded(10, (bench.open_incident(f"evp-{bench.run_id}-{i}") for i in range(pilot)))
     open_rate = pilot / (time.monotonic() - began)
     began = time.monotonic()
     await bounded(QUERYING_AT_ONCE, (bench.service.state(ticket) for ticket in pilots))
@@ -109,7 +109,7 @@ async def measure(bench: Bench) -> None:
     f["evicted_replay_worker_cpu_ms"] = (
         f["evicted_escalation_worker_cpu_ms"] - f["evicted_cached_escalation_worker_cpu_ms"]
     )
-    await costs.measure(bench, escalated_ticket=cached[0])
+    await costs.measure(bench, opened_ticket=opened[0].id, escalated_ticket=cached[0])
 
 
 async def replace(bench: Bench, *workers: tuple[Child, dict[str, str]]) -> list[Child]:
