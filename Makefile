@@ -50,8 +50,8 @@ test: install browser lint typecheck
 	$(BIN)/pytest
 
 # Raw Temporal beside the incident system on this machine (own servers and workers on free ports).
-# `make bench` runs the full one (about 10 minutes: (7) resolves 2,000 incidents and signals 2,000 bare workflows);
-# `make bench ARGS=--quick` a smoke run (under 2 minutes).
+# `make bench` runs the full one (under 10 minutes: (7) resolves 2,000 incidents and signals 2,000 bare workflows,
+# (8) restarts the workers with a small cache); `make bench ARGS=--quick` a smoke run (about a minute).
 bench: install
 	$(BIN)/python -m bench.run $(ARGS)
 

@@ -1,4 +1,6 @@
-"""The raw-Temporal worker of the benchmark: `python -m bench.bare_worker` (TEMPORAL_ADDRESS, BENCH_TASK_QUEUE).
+"""The raw-Temporal worker of the benchmark: `python -m bench.bare_worker` (TEMPORAL_ADDRESS, BENCH_TASK_QUEUE;
+BENCH_MAX_CACHED_WORKFLOWS, default 20,000: the evicted phase restarts it with the incident worker's smaller cache;
+BENCH_METRICS_PORT: the SDK's metrics, its sticky-cache hits and misses among them, on that port).
 
 Its workflows live in `bench.bare`, not here: a module run as `__main__` cannot be passed through
 the sandbox, and would be imported again for every workflow run.
@@ -16,10 +18,15 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from bench.bare import TASK_QUEUE, BareOutageTarget, BareShape, BareTimer, BareWaiter, noop
 from infra.exiting import exit_process
+from infra.telemetry import metrics_runtime
 
 
 async def main() -> None:
-    client = await Client.connect(os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"))
+    metrics_port = os.environ.get("BENCH_METRICS_PORT")
+    client = await Client.connect(
+        os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
+        runtime=metrics_runtime(int(metrics_port)) if metrics_port else None,
+    )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
@@ -28,7 +35,7 @@ async def main() -> None:
         task_queue=os.environ.get("BENCH_TASK_QUEUE", TASK_QUEUE),
         workflows=[BareShape, BareTimer, BareWaiter, BareOutageTarget],
         activities=[noop],
-        max_cached_workflows=20_000,
+        max_cached_workflows=int(os.environ.get("BENCH_MAX_CACHED_WORKFLOWS", "20000")),
         # The incident worker's sandbox set-up: workflow code imported once per process, not once per run.
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")

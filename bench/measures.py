@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import sys
@@ -21,10 +22,10 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHandle
 
-from bench import outages
+from bench import evicted, outages
 from bench.bare import TASK_QUEUE as BARE_QUEUE
 from bench.desk import measure_desk
-from bench.stack import Processes, bounded, rss_kb, start_dev_server, until
+from bench.stack import Processes, bounded, cpu_seconds, rss_kb, start_dev_server, until
 from infra.connection import data_converter
 from infra.processes import free_port, http_ok, worker_polling
 from starter.auth import write_dev_tokens
@@ -57,6 +58,9 @@ class Sizes:
     memory_open: int  # (5): open incidents cached in the worker; the bare figure counts the `timers_many` bare timers
     memory_pause: float  # (5): seconds after each step for the last activations to finish and drop their garbage
     outage_linked: int = 2000  # (7): incidents linked to one major incident, resolved together (bench/outages.py)
+    outage_sweep_after: str = "5s"  # (7): the major incident waits this long after its resolve before it ends
+    evicted_cache: int = 1000  # (8): the workers' cache while thousands are open (bench/evicted.py)
+    evicted_due: int = 500  # (8): deadlines due at once, of incidents (and of bare timers) no longer cached
 
 
 FULL = Sizes(
@@ -71,7 +75,7 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     throughput=20,
-    pragmas=10,
+    pragmas=5,
     open_for_latency=20,
     latency_samples=20,
     timers_many=80,  # also the bare memory figure's population: fewer leave RSS noise on its slope
@@ -79,6 +83,9 @@ QUICK = Sizes(
     memory_open=150,
     memory_pause=0.2,
     outage_linked=40,
+    outage_sweep_after="1s",
+    evicted_cache=40,
+    evicted_due=20,
 )
 MEMORY_STEPS = 4
 # Deadlines are set this much past the time the starts should take at the rate just measured.
@@ -193,7 +200,7 @@ class Bench:
     # --- the stack ---
 
     async def start(self) -> None:
-        (self.address, _), (self.defaults_address, self.defaults_server) = await asyncio.gather(
+        (self.address, self.server), (self.defaults_address, self.defaults_server) = await asyncio.gather(
             start_dev_server(self.processes, "temporal-wal", None),
             start_dev_server(self.processes, "temporal-default-pragmas", {}),
         )
@@ -249,7 +256,7 @@ class Bench:
         self.agent_token = next(token for role, token in tokens.values() if role.value == "agent")
         self.api = f"http://127.0.0.1:{api_port}"
         self.notify_url = f"http://127.0.0.1:{notify_port}/notifications"
-        api = start(
+        api = self.api_process = start(
             "api",
             *("starter.cli", "api", "--port", str(api_port)),
             ready=http_ok(f"{self.api}/healthz"),
@@ -270,7 +277,8 @@ class Bench:
         await handle.result()
 
     async def bare_shape_rate(self, client: Client, count: int, tag: str) -> float:
-        await bounded(10, (self.bare_shape(client, f"warm-{tag}-{self.run_id}-{i}") for i in range(10)))
+        warm = min(10, count)
+        await bounded(warm, (self.bare_shape(client, f"warm-{tag}-{self.run_id}-{i}") for i in range(warm)))
         started = time.monotonic()
         await bounded(count, (self.bare_shape(client, f"shape-{tag}-{self.run_id}-{i}") for i in range(count)))
         return count / (time.monotonic() - started)
@@ -280,8 +288,10 @@ class Bench:
         (wal + normal); then the defaults' server goes. Fewer in flight than (1): the defaults are slow."""
         count = self.sizes.pragmas
         defaults = await self.bare_shape_rate(self.defaults_client, count, "defaults")
+        began = time.monotonic()
         self.processes.stop_one(self.defaults_bare)
         self.processes.stop_one(self.defaults_server)
+        progress(f"    the default pragmas' server and worker stopped: {time.monotonic() - began:.1f}s")
         wal = await self.bare_shape_rate(self.client, count, "wal")
         self.figures["sqlite_default_pragmas_per_s"] = defaults
         self.figures["sqlite_wal_normal_per_s"] = wal
@@ -447,7 +457,8 @@ class Bench:
         async def all_there() -> bool:
             return (await self.client.count_workflows(query)).count >= expected
 
-        await until(all_there, 120 + expected / 10, what, every=0.5)
+        # Asked often when few are awaited (a quick run waits on little else); the count itself costs the server.
+        await until(all_there, 120 + expected / 10, what, every=0.25 if expected <= 200 else 0.5)
 
     async def bare_timers(self, count: int, start_rate: float, memory: bool = False) -> tuple[list[float], float]:
         """Lag of each bare timer behind the deadline they share, on the fresh bare worker, and how many
@@ -628,10 +639,29 @@ class Bench:
             # Last: once an agent has opened the desk, the API keeps its read model fed (visibility, reads),
             # which would load the server under the phases before.
             ("desk", lambda: measure_desk(self, self.sizes is QUICK)),
+            # After the desk: it stops the API (and the desk's feed) and restarts the workers with a small cache.
+            ("evicted", lambda: evicted.measure(self)),
         ]
         for name, phase in phases:
             started = time.monotonic()
+            cpu_before = self.cpu_by_process()
             await phase()
             seconds = round(time.monotonic() - started, 1)
+            cpu_after = self.cpu_by_process()
             self.figures.setdefault("phase_seconds", {})[name] = seconds
+            # What each process spent on the phase: the sizing guide's per-operation costs (docs/sizing.md).
+            self.figures.setdefault("phase_cpu_s", {})[name] = {
+                process: round(cpu - cpu_before[process][1], 2)
+                for process, (pid, cpu) in cpu_after.items()
+                if process in cpu_before and cpu_before[process][0] == pid  # not one restarted in the phase
+            }
             progress(f"  {name}: {seconds}s")
+
+    def cpu_by_process(self) -> dict[str, tuple[int, float]]:
+        """(pid, CPU seconds so far) of each running child by name, and of the bench's own client ("bench")."""
+        cpu = {"bench": (os.getpid(), sum(os.times()[:2]))}
+        for child in self.processes.supervisor.children:
+            if child.alive():
+                with contextlib.suppress(OSError):  # ended as we looked
+                    cpu[child.name] = (child.pid, cpu_seconds(child.pid))
+        return cpu

@@ -59,16 +59,16 @@ def linked_policy() -> Policy:
     return parse_policy(data, "bench linked policy")
 
 
-def bench_outage_policy() -> OutagePolicy:
+def bench_outage_policy(sweep_after: str = "5s") -> OutagePolicy:
     data = default_outage_policy().model_dump(mode="json")
-    data.update({"name": "bench", "sweep_after": "5s", "check_grace": "1d"})
+    data.update({"name": "bench", "sweep_after": sweep_after, "check_grace": "1d"})
     return OutagePolicy.model_validate(data)
 
 
 async def measure(bench: Bench) -> None:
     count = bench.sizes.outage_linked
     queue = bench.service.task_queue
-    outages = OutageService(bench.client, policy=bench_outage_policy(), task_queue=queue)
+    outages = OutageService(bench.client, policy=bench_outage_policy(bench.sizes.outage_sweep_after), task_queue=queue)
     area = {"region": "bench", "city": f"c{bench.run_id}"}
     declared = await outages.declare(
         DeclareOutage.model_validate(

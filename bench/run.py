@@ -10,7 +10,9 @@ GET shows it, against a raw signal-then-query; (4) escalation lag behind
 line-1 deadlines due in the same second, against bare timers; (5) worker
 memory per cached open incident, against a bare waiting workflow; (6) the
 history of a full critical lifecycle; (7) the agent desk's queue page with 1,000 open incidents and
-how soon an action shows on another agent's open desk; and the SQLite pragmas' effect. Prints a
+how soon an action shows on another agent's open desk; (8) escalation lag of incidents no longer in the
+worker's cache (thousands open, a cache of 1,000), against bare timers evicted alike; and the SQLite
+pragmas' effect. Prints a
 table and one JSON document. `--quick` shrinks every count for a smoke run.
 """
 
@@ -118,6 +120,7 @@ def verdicts(f: dict[str, Any]) -> list[Verdict]:
             f["desk_action_seen_p95_ms"] / 2000,
             f["desk_action_seen_p95_ms"] <= 2000,
         ),
+        *evicted_verdicts(f),
         Verdict(
             "SQLite wal+normal vs defaults",
             f"{f['sqlite_wal_normal_per_s']:.1f} vs {f['sqlite_default_pragmas_per_s']:.1f}/s",
@@ -164,6 +167,38 @@ def outage_verdicts(f: dict[str, Any]) -> list[Verdict]:
     ]
 
 
+# An evicted incident wakes by replaying its history: at most this many times the bare timer's lag under the same cache.
+EVICTED_LAG_FACTOR = 2.0
+
+
+def evicted_verdicts(f: dict[str, Any]) -> list[Verdict]:
+    """(8) bench/evicted.py: deadlines of incidents no longer in the worker's cache, against bare timers alike."""
+    if "evicted_escalation_lag_p99_ms" not in f:
+        return []
+    allowance = EVICTED_LAG_FACTOR * f["evicted_bare_timer_lag_p99_ms"]
+    sizes = f"{f['evicted_due_count']} of {f['evicted_open_incidents']} open, cache {f['evicted_cache']}"
+    return [
+        Verdict(
+            f"(8) evicted escalation lag, {sizes}",
+            f"p50 {f['evicted_escalation_lag_p50_ms']:.0f} p99 {f['evicted_escalation_lag_p99_ms']:.0f} ms "
+            f"(cached p99 {f['evicted_cached_escalation_lag_p99_ms']:.0f})",
+            f"p99 <= {EVICTED_LAG_FACTOR:g} x evicted bare p99 {f['evicted_bare_timer_lag_p99_ms']:.0f} ms",
+            f["evicted_escalation_lag_p99_ms"] / allowance,
+            f["evicted_escalation_lag_p99_ms"] <= allowance,
+        ),
+        Verdict(
+            "(8) worker CPU per woken incident",
+            f"evicted {f['evicted_escalation_worker_cpu_ms']:.1f} ms, "
+            f"cached {f['evicted_cached_escalation_worker_cpu_ms']:.1f} "
+            f"(replay {f['evicted_replay_worker_cpu_ms']:.1f}; "
+            f"bare evicted {f['evicted_bare_timer_worker_cpu_ms']:.1f})",
+            "reference",
+            None,
+            None,
+        ),
+    ]
+
+
 def warnings(f: dict[str, Any]) -> list[str]:
     """Where a comparison was not like for like: the starts of (4) ran past the shared deadline."""
     out = []
@@ -180,6 +215,15 @@ def warnings(f: dict[str, Any]) -> list[str]:
             f"note: (7) the last linked incidents opened {f['outage_linked_started_late_s']:.1f}s after their shared "
             "deadline: theirs had passed when they opened (it still fell due, and paged nobody)"
         )
+    for label, what in (("evicted_escalation", "incidents"), ("evicted_bare_timer", "bare timers")):
+        if f.get(f"{label}_late_s", 0.0) > 0:
+            out.append(
+                f"note: (8) the evicted {what} were still opening or being pushed out of the cache "
+                f"{f[f'{label}_late_s']:.1f}s after their deadline; that row is not like for like"
+            )
+        misses, due = f.get(f"{label}_miss"), f.get("evicted_due_count")
+        if misses is not None and due is not None and misses < due:
+            out.append(f"note: (8) only {misses} of the {due} {what} missed the cache as they woke")
     return out
 
 

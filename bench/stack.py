@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -24,6 +26,13 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) one process has used so far, as the kernel counts it."""
+    # The fields after the command name, which is in brackets and may hold spaces: utime and stime are 14th and 15th.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float, what: str, every: float = 0.1) -> None:
@@ -68,6 +77,10 @@ class Processes:
 
     def stop_one(self, child: Child) -> None:
         self.supervisor.stop_child(child)
+
+    def let_go(self, child: Child) -> None:
+        """Told to stop, not waited for (a worker's graceful shutdown takes a second or two): `stop` reaps it."""
+        child.signal(signal.SIGTERM)
 
     def stop(self) -> None:
         self.supervisor.stop()

@@ -40,6 +40,14 @@ FIGURES = [
     "outage_mass_resolve_s",
     "outage_raw_batch_signal_s",
     "outage_history_events",
+    # (8) bench/evicted.py, issue 20
+    "evicted_escalation_lag_p99_ms",
+    "evicted_cached_escalation_lag_p99_ms",
+    "evicted_bare_timer_lag_p99_ms",
+    "evicted_escalation_worker_cpu_ms",
+    "evicted_cached_escalation_worker_cpu_ms",
+    "evicted_bare_timer_worker_cpu_ms",
+    "evicted_replay_worker_cpu_ms",
 ]
 
 
@@ -82,7 +90,7 @@ def test_quick_bench_produces_every_figure_and_leaves_nothing_running(tmp_path: 
     # A lag may round to 0 ms; a memory slope over the few dozen workflows of a quick run may dip
     # below zero when the worker hands freed arenas back (the full run's thousands outweigh that).
     for name in FIGURES:
-        if not name.startswith(("escalation_lag", "bare_timer_lag", "memory_kb_per")):
+        if not name.startswith(("escalation_lag", "bare_timer_lag", "memory_kb_per", "evicted_")):
             assert figures[name] > 0, f"{name} = {figures[name]!r}"
     for name in ("memory_incident_worker_rss_mb", "memory_bare_workflow_worker_rss_mb"):
         assert figures[name] > 0, f"{name} = {figures[name]!r}"
@@ -92,12 +100,22 @@ def test_quick_bench_produces_every_figure_and_leaves_nothing_running(tmp_path: 
         and figures["outage_linked_count"] == document["sizes"]["outage_linked"]
     )
     assert figures["memory_open_incidents"] >= document["sizes"]["memory_open"]
+    # (8) The due incidents and bare timers of the evicted rounds woke evicted (every one missed the workers'
+    # full cache), and those of the cached round from the cache, as the SDK's own counters tell.
+    due, cache = document["sizes"]["evicted_due"], document["sizes"]["evicted_cache"]
+    assert figures["evicted_open_incidents"] > cache
+    for label in ("evicted_escalation", "evicted_bare_timer"):
+        assert figures[f"{label}_cache_size_at_wake"] == cache, label
+        assert figures[f"{label}_miss"] >= due, label
+    assert figures["evicted_cached_escalation_hit"] >= due and figures["evicted_cached_escalation_miss"] == 0
+    assert set(figures["phase_cpu_s"]) == set(figures["phase_seconds"])
     machine = document["machine"]
     assert machine["nproc"] >= 1 and machine["temporalio"] and "temporal version" in machine["temporal_cli"]
 
     # The table names every target, and the JSON it prints is the document written to the file.
     targets = document["targets"]
-    assert [t["passed"] for t in targets].count(None) == 3  # the reference rows: (1), SQLite, the desk's rebuild
+    # The reference rows: (1), SQLite, the desk's rebuild, (8)'s CPU per wake-up.
+    assert [t["passed"] for t in targets].count(None) == 4
     for target in targets:
         assert target["figure"] in stdout
         assert target["passed"] in (True, False, None)
