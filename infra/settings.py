@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     token_file: Path | None = _env("INCIDENTS_TOKEN_FILE")
     # The agent desk's secret (signs its sessions and the customers' ticket links); see starter/desk/secrets.py.
     desk_secret_file: Path | None = _env("INCIDENTS_DESK_SECRET_FILE")
+    # Where customers reach the API (its ticket pages), for the link in their "ticket opened" message.
+    public_url: str | None = _env("INCIDENTS_PUBLIC_URL")
 
     # Not from the environment: what load() found.
     dev: DevConfig | None = Field(default=None, exclude=True)  # the temporal-dev.yml in effect
