@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from rich.console import Console
 
 from starter.api import body_model
 from starter.desk.forms import Group, Input, body_of, errors_by_field, form_of
@@ -18,6 +19,7 @@ from starter.desk.readmodel import DeskFeed, Listed, ReadModel
 from starter.desk.secrets import CustomerLinks, DeskSecretError, load_secret
 from starter.desk.sessions import Session, SessionCookies
 from starter.desk.words import customer_messages, event_words, local, relative, zone
+from starter.render import timeline
 from tests.helpers import open_request
 from workflows.domain.actions import ACTION_ADAPTER, ACTOR_FIELDS, ACTOR_LINE, CATALOGUE
 from workflows.domain.areas import Area
@@ -257,6 +259,20 @@ def test_every_event_of_a_lifecycle_reads_in_words_and_the_customer_never_sees_a
     assert "angry" not in said and "ann" not in said and "boris" not in said
     assert "still down" in said and "We fixed it: spliced the cable" in said
     assert {e.type for e in state.events} >= {EventType.note_added, EventType.escalated, EventType.resolved}
+
+
+def test_the_cli_timeline_and_the_desk_tell_each_event_in_the_same_words():
+    subject = incident()
+    at = T0 + timedelta(minutes=1)
+    act(subject, at, type="acknowledge", agent="ann")
+    act(subject, at, type="escalate", agent="ann", reason="needs an engineer")
+    state = act(subject, at, type="add_note", agent="boris", text="[bold]not markup[/]")
+    console = Console(record=True, width=400)
+    timeline(console, state.events)
+    printed = console.export_text()
+    for event in state.events:
+        assert event_words(event) in printed, event.type
+    assert "boris noted: [bold]not markup[/]" in printed, "user text is printed, never read as markup"
 
 
 def test_times_read_in_the_readers_zone():
