@@ -166,7 +166,10 @@ def event_words(event: IncidentEvent) -> str:
     if t == "note_added":
         return f"{who} noted: {d.get('text')}"
     if t == "escalated":
-        why = "its time on the line ran out" if d.get("reason") == "timeout" else f"{who}: {d.get('reason')}"
+        if d.get("reason") == "timeout":
+            why = "its time on the line ran out"
+        else:  # an agent's: their words are the comment ("manual" says only that an agent did it)
+            why = f"by {who}" + (f": {d['comment']}" if d.get("comment") else "")
         return f"Escalated from line {d.get('from_line')} to line {d.get('to_line')} ({why})"
     if t == "sla_breached":
         return f"Deadline missed: {d.get('label') or d.get('clock')}"

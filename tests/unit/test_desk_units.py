@@ -273,6 +273,7 @@ def test_the_cli_timeline_and_the_desk_tell_each_event_in_the_same_words():
     for event in state.events:
         assert event_words(event) in printed, event.type
     assert "boris noted: [bold]not markup[/]" in printed, "user text is printed, never read as markup"
+    assert "Escalated from line 1 to line 2 (by ann: needs an engineer)" in printed, "the agent's own words"
 
 
 def test_times_read_in_the_readers_zone():
