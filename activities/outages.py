@@ -14,9 +14,13 @@ from datetime import UTC, timedelta
 
 from temporalio import activity
 from temporalio.api.batch.v1 import BatchOperationSignal
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payloads, WorkflowExecution
 from temporalio.api.enums.v1 import BatchOperationState
-from temporalio.api.workflowservice.v1 import DescribeBatchOperationRequest, StartBatchOperationRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeBatchOperationRequest,
+    DescribeWorkflowExecutionRequest,
+    StartBatchOperationRequest,
+)
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -124,7 +128,37 @@ class OutageActivities:
             f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.AREA.name} = '{_quoted(notice.area.path)}'"
             f" AND StartTime > '{since}'"
         )
-        latest: dict[str, str] = {}  # customer -> their latest incident there (the listing is newest first)
+        latest = await self.area_incidents(query)
+        told = unreachable = 0
+        for customer, ticket in latest.items():
+            try:
+                state = await self._state_of(ticket)
+            except (RPCError, WorkflowQueryFailedError) as error:
+                # One incident nobody serves (its worker gone, its task failing) must not silence the rest.
+                activity.logger.warning("planned works: no contact from %s: %s", ticket, error)
+                unreachable += 1
+                continue
+            if state is None or state.contact is None:
+                continue
+            # The contact goes straight to the notifier: it never enters the major incident's history.
+            await self._notifier.deliver(
+                Notification(
+                    id=f"{notice.notice_id}:{customer}",
+                    ticket_id=notice.outage_id,
+                    recipient="customer",
+                    kind=notice.kind,
+                    # In the language and on the clock of the customer's latest incident in the area.
+                    message=notice.text_for(state.language, state.time_zone),
+                    contact=state.contact,
+                )
+            )
+            told += 1
+            activity.heartbeat(told)
+        return AreaReport(notice_id=notice.notice_id, customers=told, unreachable=unreachable)
+
+    async def area_incidents(self, query: str) -> dict[str, str]:
+        """Each customer's latest incident the visibility `query` selects: customer -> ticket."""
+        latest: dict[str, str] = {}  # the listing is newest first
         try:
             async for execution in self._client.list_workflows(query):
                 customer = execution.typed_search_attributes.get(sa.CUSTOMER)
@@ -138,41 +172,24 @@ class OutageActivities:
                     non_retryable=True,
                 ) from None
             raise
-        told = unreachable = 0
-        for customer, ticket in latest.items():
-            try:
-                contact = await self._contact_of(ticket)
-            except (RPCError, WorkflowQueryFailedError) as error:
-                # One incident nobody serves (its worker gone, its task failing) must not silence the rest.
-                activity.logger.warning("planned works: no contact from %s: %s", ticket, error)
-                unreachable += 1
-                continue
-            if contact is None:
-                continue
-            # The contact goes straight to the notifier: it never enters the major incident's history.
-            await self._notifier.deliver(
-                Notification(
-                    id=f"{notice.notice_id}:{customer}",
-                    ticket_id=notice.outage_id,
-                    recipient="customer",
-                    kind=notice.kind,
-                    message=notice.message,
-                    contact=contact,
-                )
-            )
-            told += 1
-            activity.heartbeat(told)
-        return AreaReport(notice_id=notice.notice_id, customers=told, unreachable=unreachable)
+        return latest
 
-    async def _contact_of(self, ticket: str) -> str | None:
+    async def _state_of(self, ticket: str) -> IncidentState | None:
         handle = self._client.get_workflow_handle(ticket)
         try:
-            description = await handle.describe()
-            if description.status == WorkflowExecutionStatus.RUNNING:
+            # The raw description: its status is all that is needed, and the SDK's decoding of the search
+            # attributes fails on the time-skipping server (its datetime lists come back as numbers).
+            description = await self._client.workflow_service.describe_workflow_execution(
+                DescribeWorkflowExecutionRequest(
+                    namespace=self._client.namespace, execution=WorkflowExecution(workflow_id=ticket)
+                )
+            )
+            status = WorkflowExecutionStatus(description.workflow_execution_info.status)
+            if status == WorkflowExecutionStatus.RUNNING:
                 state: IncidentState = await handle.query(
                     "state", result_type=IncidentState, rpc_timeout=CONTACT_QUERY_TIMEOUT
                 )
-            elif description.status == WorkflowExecutionStatus.COMPLETED:
+            elif status == WorkflowExecutionStatus.COMPLETED:
                 state = await self._client.get_workflow_handle(ticket, result_type=IncidentState).result()
             else:
                 return None
@@ -180,7 +197,7 @@ class OutageActivities:
             if error.status == RPCStatusCode.NOT_FOUND:
                 return None
             raise
-        return state.contact
+        return state
 
 
 async def board_notices(client: Client, task_queue: str) -> list[OutageNotice]:

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     codec_keys_file: Path | None = _env("INCIDENTS_CODEC_KEYS_FILE")
     task_queue: str | None = _env("INCIDENTS_TASK_QUEUE")
     api_answer_timeout: str | None = _env("INCIDENTS_API_ANSWER_TIMEOUT")  # the API checks it, naming it
+    # How often the desk lists every running incident to catch changes made around the API (docs/operating.md).
+    desk_reconcile_seconds: str | None = _env("INCIDENTS_DESK_RECONCILE_SECONDS")  # the API checks it, naming it
     log_format: LogFormat | None = _env("INCIDENTS_LOG_FORMAT")
     log_level: str | None = _env("INCIDENTS_LOG_LEVEL")
     otlp_endpoint: str | None = _env("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -66,6 +68,8 @@ class Settings(BaseSettings):
     token_file: Path | None = _env("INCIDENTS_TOKEN_FILE")
     # The agent desk's secret (signs its sessions and the customers' ticket links); see starter/desk/secrets.py.
     desk_secret_file: Path | None = _env("INCIDENTS_DESK_SECRET_FILE")
+    # Where customers reach the API (its ticket pages), for the link in their "ticket opened" message.
+    public_url: str | None = _env("INCIDENTS_PUBLIC_URL")
 
     # Not from the environment: what load() found.
     dev: DevConfig | None = Field(default=None, exclude=True)  # the temporal-dev.yml in effect

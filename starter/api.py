@@ -61,6 +61,8 @@ T = TypeVar("T")
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_ANSWER_SECONDS = 15.0
 ANSWER_TIMEOUT_ENV = "INCIDENTS_API_ANSWER_TIMEOUT"
+DESK_RECONCILE_ENV = "INCIDENTS_DESK_RECONCILE_SECONDS"
+DEFAULT_DESK_RECONCILE_SECONDS = 15.0
 OUTCOME_HEADER = "Incident-Outcome"
 # The customer's ticket page (an unguessable link to send with the ticket number), when the desk is mounted.
 CUSTOMER_PAGE_HEADER = "Customer-Page"
@@ -545,6 +547,7 @@ async def build_from_settings(settings: Settings) -> FastAPI:
     tokens = load_tokens_file(settings.api_tokens_file)
     policy = policy_from(settings.policy_file)
     answer_within = _seconds(ANSWER_TIMEOUT_ENV, settings.api_answer_timeout, DEFAULT_ANSWER_SECONDS)
+    reconcile_every = _seconds(DESK_RECONCILE_ENV, settings.desk_reconcile_seconds, DEFAULT_DESK_RECONCILE_SECONDS)
     task_queue = settings.task_queue or TASK_QUEUE
     desk_secret = _desk_secret(settings)
     configure_tracing("incidents-api", settings)
@@ -560,7 +563,7 @@ async def build_from_settings(settings: Settings) -> FastAPI:
 
     service = ObservedIncidentService(client, policy, task_queue=task_queue)
     app = create_app(service, tokens, answer_within=answer_within)
-    mount_desk(app, service, tokens, desk_secret, answer_within=answer_within)
+    mount_desk(app, service, tokens, desk_secret, answer_within=answer_within, reconcile_every=reconcile_every)
     return app
 
 

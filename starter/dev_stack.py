@@ -34,6 +34,7 @@ from infra.processes import (
 from infra.settings import Settings
 from starter.auth import TOKENS_FILE_ENV
 from starter.demo import demo_policy_file
+from starter.desk.secrets import DEV_SECRET_NAME
 from workers.settings import DEV_STACK_ENV
 
 STOP_GRACE_SECONDS = 10.0
@@ -168,6 +169,10 @@ class DevStack:
                     "INCIDENT_POLICIES": os.pathsep.join(
                         part for part in (self.settings.more_policy_files, str(demo_policy_file())) if part
                     ),
+                    # The link to the customer's ticket page in their "ticket opened" message: this stack's
+                    # API, and the desk secret it makes (unless one is named: then the worker reads that one).
+                    "INCIDENTS_PUBLIC_URL": self.settings.public_url or f"http://{c.api.host}:{c.api.port}",
+                    "INCIDENTS_DESK_SECRET_FILE": str(self.settings.desk_secret_file or c.data_path / DEV_SECRET_NAME),
                 },
             ),
             Child(

@@ -134,23 +134,65 @@ def show(console: Console, state: IncidentState) -> None:
     console.print(table)
 
 
-def _describe(event: IncidentEvent) -> str:
-    data = dict(event.data)
-    if event.type == "escalated":
-        text = f"line {data.pop('from_line')} -> {data.pop('to_line')} ({data.pop('reason')})"
-    elif event.type in ("customer_notified", "line_notified"):
-        whom = "customer" if event.type == "customer_notified" else f"line {data.pop('line', '?')}"
-        text = f"{whom}: {str(data.pop('kind', '')).replace('_', ' ')}"
-    elif event.type == "action_rejected":
-        text = f"{data.pop('action')} refused: {data.pop('reason')}"
-    elif event.type == "sla_breached" and "label" in data:
-        text = str(data.pop("label"))
-        data.pop("clock", None)
-    else:
-        text = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("idempotency_key",))
-        data = {}
-    rest = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("idempotency_key", "deadline", "label"))
-    return text + (f"  [dim]{rest}[/]" if rest else "")
+def kind_words(value: Any) -> str:
+    """`ticket_opened` -> `ticket opened`."""
+    return str(value or "").replace("_", " ")
+
+
+def _rest(data: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+    hidden = {"idempotency_key", "deadline", "label", *skip}
+    return ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in data.items() if key not in hidden)
+
+
+def event_words(event: IncidentEvent) -> str:
+    """One domain event as a sentence an agent reads: the one describer, for the CLI's timeline and the desk
+    (never the customer's contact: events do not carry it)."""
+    d = dict(event.data)
+    who = event.by or "the incident"
+    t = event.type.value
+    if t == "opened":
+        return f"Opened via {d.get('channel', event.by)}: {d.get('severity')} · {d.get('category')}" + (
+            f" (follows {d['previous_ticket']})" if d.get("previous_ticket") else ""
+        )
+    if t == "customer_notified":
+        return f"Customer told: {kind_words(d.get('kind'))}"
+    if t == "line_notified":
+        reminder = f" (reminder {d['reminder']})" if d.get("reminder") else ""
+        return f"Line {d.get('line')} told: {kind_words(d.get('kind'))}{reminder}"
+    if t == "acknowledged":
+        return f"{who} took it"
+    if t == "assigned":
+        return f"{who} handed it to {d.get('assignee')}"
+    if t == "note_added":
+        return f"{who} noted: {d.get('text')}"
+    if t == "escalated":
+        if d.get("reason") == "timeout":
+            why = "its time on the line ran out"
+        else:  # an agent's: their words are the comment ("manual" says only that an agent did it)
+            why = f"by {who}" + (f": {d['comment']}" if d.get("comment") else "")
+        return f"Escalated from line {d.get('from_line')} to line {d.get('to_line')} ({why})"
+    if t == "sla_breached":
+        return f"Deadline missed: {d.get('label') or d.get('clock')}"
+    if t == "customer_recontacted":
+        return f"Customer wrote via {d.get('channel')}: {d.get('text')}"
+    if t == "severity_changed":
+        return f"{who} changed the severity from {d.get('from')} to {d.get('to')}: {d.get('reason')}"
+    if t == "resolved":
+        return f"{who} resolved it on line {d.get('line')}: {d.get('resolution')}"
+    if t == "reopened":
+        return f"Reopened on line {d.get('line')} by {who}: {d.get('reason')}"
+    if t == "feedback_received":
+        comment = f" \u201c{d['comment']}\u201d" if d.get("comment") else ""
+        return f"Customer scored {d.get('score')}/5{comment}"
+    if t == "closed":
+        return f"Closed: {d.get('reason')}"
+    if t == "action_rejected":
+        return f"Refused {kind_words(d.get('action'))} from {who}: {d.get('reason')}"
+    if t.startswith("refund_") or t.startswith("compensation_"):
+        money = f"{d.get('amount')} {d.get('currency')}" if d.get("amount") else ""
+        return f"{kind_words(t).capitalize()} {money}".strip() + (f" ({_rest(d, ('amount', 'currency'))})" if d else "")
+    rest = _rest(d)
+    return f"{kind_words(t).capitalize()}" + (f" by {event.by}" if event.by else "") + (f": {rest}" if rest else "")
 
 
 def timeline(console: Console, events: Sequence[IncidentEvent], compacted: int = 0) -> None:
@@ -168,7 +210,7 @@ def timeline(console: Console, events: Sequence[IncidentEvent], compacted: int =
             _when(event.at),
             f"[{style}]{event.type.value}[/]",
             f"[dim]{event.by}[/]" if event.by else "",
-            _describe(event),
+            event_words(event),
         )
     console.print(grid)
 

@@ -105,12 +105,17 @@ class RunningWorker:
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, boxes: Sandboxes, task_queue: str | None = None, **options: Any
+    client: Client,
+    boxes: Sandboxes,
+    task_queue: str | None = None,
+    settings: WorkerSettings | None = None,
+    **options: Any,
 ) -> AsyncIterator[RunningWorker]:
+    """`settings`: the worker's own (default: the sandboxes' addresses and the tests' webhook secret)."""
     task_queue = task_queue or f"incidents-test-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(timeout=10) as http:
         options.setdefault("policies", KNOWN)  # the policies the tests make (tests/policies.py)
-        worker = build_worker(client, http, worker_settings(boxes), task_queue=task_queue, **options)
+        worker = build_worker(client, http, settings or worker_settings(boxes), task_queue=task_queue, **options)
         running = RunningWorker(client, task_queue, worker)
         async with worker:
             try:

@@ -66,6 +66,9 @@ async def main(tag: str | None, only: list[str] | None = None) -> None:
             intake, outage = await intake_opens_linked(env, running)
             store(await intake.fetch_history(), HERE / "intake", "opens_linked", tag)
             store(await outage.fetch_history(), HERE / "outage", "declared_updated_resolved", tag)
+        async with running_worker(env.client, boxes) as running:
+            works = await planned_works_told(env, running)
+            store(await works.fetch_history(), HERE / "outage", "planned_works_told", tag)
     await env.shutdown()
 
 
@@ -147,6 +150,32 @@ async def intake_opens_linked(
     await intake.result()
     await board.terminate(reason="recorded")
     return intake, outage
+
+
+async def planned_works_told(env: WorkflowEnvironment, running: RunningWorker) -> WorkflowHandle[Any, Any]:
+    """Planned works declared two days ahead: their notices a day and an hour before, at the start and at the end.
+
+    This server cannot list the area's incidents, so each notice fails at once (recorded): what replays is the
+    works' own timers and the notices they scheduled."""
+    outages = OutageService(running.client, task_queue=running.task_queue)
+    start = await env.get_current_time() + timedelta(days=2)
+    declared = await outages.declare(
+        DeclareOutage(
+            kind="planned_works",
+            area=Area(region="moscow", city="khimki"),
+            categories=(),
+            summary="Night works on the Khimki exchange.",
+            owner="boris",
+            declared_by="boris",
+            started_at=start,
+            expected_fix_by=start + timedelta(hours=2),
+        )
+    )
+    works = running.client.get_workflow_handle(declared.outage_id)
+    await env.sleep(timedelta(days=2, hours=2, minutes=3))
+    await works.result()
+    await running.client.get_workflow_handle(outage_board_id(running.task_queue)).terminate(reason="recorded")
+    return works
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activities.signing import SigningSecret, read_secret_file
+from infra.customer_links import CustomerPages
 from infra.settings import Settings
 from workflows.domain.inputs import TASK_QUEUE
 from workflows.domain.policy import default_policy, load_policy_file
@@ -31,6 +32,10 @@ class WorkerSettings(BaseSettings):
     # A file holding the secret (wins over WEBHOOK_SECRET): re-read when it changes and when the receiver
     # answers 401/403, so a rotation needs no restart (docs/operating.md, "Rotating the webhook secret").
     webhook_secret_file: Path | None = Field(default=None, alias="WEBHOOK_SECRET_FILE")
+    # The customer's ticket link in their "ticket opened" message: the API's public address and the desk's
+    # secret file (the API's own, INCIDENTS_DESK_SECRET_FILE). Without both, the message has no link.
+    public_url: str | None = Field(default=None, alias="INCIDENTS_PUBLIC_URL")
+    desk_secret_file: Path | None = Field(default=None, alias="INCIDENTS_DESK_SECRET_FILE")
     started_by_dev_stack: bool = Field(default=False, alias=DEV_STACK_ENV)
     task_queue: str = Field(default=TASK_QUEUE, alias="INCIDENTS_TASK_QUEUE")
     # The policies incidents may name: the shipped default, INCIDENT_POLICY's, and INCIDENT_POLICIES' (several,
@@ -59,6 +64,11 @@ class WorkerSettings(BaseSettings):
         files = [self.policy_file] if self.policy_file else []
         files += [Path(part) for part in (self.more_policy_files or "").split(os.pathsep) if part.strip()]
         return PolicyCatalogue([default_policy(), *(load_policy_file(path) for path in files)])
+
+    def customer_pages(self) -> CustomerPages | None:
+        if self.public_url is None or self.desk_secret_file is None:
+            return None
+        return CustomerPages(self.public_url, self.desk_secret_file)
 
     def signing_secret(self) -> SigningSecret:
         """What the worker signs webhooks with: the file's secret, re-read as it changes, else the value."""
@@ -102,5 +112,7 @@ def worker_settings(settings: Settings) -> WorkerSettings:
         "INCIDENTS_TASK_QUEUE": settings.task_queue,
         "INCIDENT_POLICY": settings.policy_file,
         "INCIDENT_POLICIES": settings.more_policy_files,
+        "INCIDENTS_PUBLIC_URL": settings.public_url,
+        "INCIDENTS_DESK_SECRET_FILE": settings.desk_secret_file,
     }
     return WorkerSettings(**{name: value for name, value in given.items() if value is not None})

@@ -55,7 +55,9 @@ def build_worker(
     """`policies`: the policies incidents may name (default: those the settings name, and the shipped one)."""
     settings = settings or WorkerSettings()
     client = with_tolerant_codec(client)
-    notifications = NotificationActivities(http, settings.notify_url, settings.signing_secret())
+    notifications = NotificationActivities(
+        http, settings.notify_url, settings.signing_secret(), customer_pages=settings.customer_pages()
+    )
     payments = PaymentActivities(http, settings.payments_url)
     audit = AuditActivities(client, notifications)
     intake = IntakeActivities(client)

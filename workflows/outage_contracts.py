@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from workflows import search_attributes as sa
 from workflows.domain.areas import Area
 from workflows.domain.inputs import WORKFLOW_TYPE
+from workflows.domain.messages import Message, render_for_customer
 from workflows.domain.notice import OutageNotice
 from workflows.domain.outage import DeclareOutage, OutagePolicy, OutageState
 
@@ -73,8 +74,18 @@ class AreaNotice(BaseModel):
     outage_id: str
     area: Area
     kind: str
-    message: str
+    message: str = Field(description="in English with UTC times: for a customer whose language is unknown")
     recent_since: datetime
+    # Each customer's own text: `template` in their language, `times` on their clock. None: a notice scheduled
+    # before notices were written per customer, sent as `message`.
+    template: Message | None = None
+    texts: dict[str, str] = Field(default_factory=dict)
+    times: dict[str, AwareDatetime] = Field(default_factory=dict)
+
+    def text_for(self, language: str | None, time_zone: str | None) -> str:
+        if self.template is None:
+            return self.message
+        return render_for_customer(self.template, {**self.texts, **self.times}, language, time_zone)
 
 
 class AreaReport(BaseModel):

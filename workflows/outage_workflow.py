@@ -297,6 +297,9 @@ class MajorIncidentWorkflow:
             kind=effect.kind,
             message=effect.message,
             recent_since=effect.recent_since,
+            template=effect.template,
+            texts={name: value for name, value in effect.fields.items() if isinstance(value, str)},
+            times={name: value for name, value in effect.fields.items() if not isinstance(value, str)},
         )
         try:
             report: AreaReport = await workflow.execute_activity(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import html
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -33,7 +34,7 @@ from starter.auth import Principal, Role, TokenStore, digest
 from starter.desk import words
 from starter.desk.forms import ActionForm, Group, Input, Submitted, body_of, errors_by_field, form_of, form_values
 from starter.desk.observed import ObservedIncidentService
-from starter.desk.readmodel import DeskFeed, Listed, ReadModel
+from starter.desk.readmodel import ANY_OUTAGE, DeskFeed, Listed, ReadModel
 from starter.desk.secrets import CustomerLinks
 from starter.desk.sessions import COOKIE, Session, SessionCookies
 from starter.incidents import ActionRejected, IncidentNotFound, IncidentService, IncidentSummary
@@ -41,6 +42,7 @@ from workflows import search_attributes as sa
 from workflows.domain.actions import CATALOGUE, ActionModel
 from workflows.domain.inputs import WORKFLOW_TYPE
 from workflows.domain.models import IncidentState, Severity, Status
+from workflows.domain.notice import is_outage_id
 from workflows.domain.tickets import is_ticket_id
 
 STATIC = Path(__file__).parent / "static"
@@ -213,8 +215,8 @@ def mount_desk(
 
 
 def page(desk: Desk, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = desk.env.get_template(template).render(now=words.now_utc(), **context)
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    rendered = desk.env.get_template(template).render(now=words.now_utc(), **context)
+    return HTMLResponse(rendered, status_code=status, headers=SECURITY_HEADERS)
 
 
 def _with_session(response: Response, desk: Desk, session: Session) -> Response:
@@ -316,10 +318,18 @@ def _desk_routes(desk: Desk) -> APIRouter:
         categories = desk.model.categories()
         category = q.get("category") if q.get("category") in categories else None
         mine = q.get("mine") == "on"
+        linked = _linked_filter(q.get("linked"))
         rows, total = desk.model.queue(
-            line, statuses, severity, category, agent.person if mine else None, limit=QUEUE_ROWS
+            line, statuses, severity, category, agent.person if mine else None, limit=QUEUE_ROWS, outage=linked
         )
-        filters = {"line": line, "severity": severity, "status": status, "category": category, "mine": mine}
+        filters = {
+            "line": line,
+            "severity": severity,
+            "status": status,
+            "category": category,
+            "mine": mine,
+            "linked": linked,
+        }
         query = "&".join(f"{k}={v if not isinstance(v, bool) else 'on'}" for k, v in filters.items() if v)
         return {
             "rows": rows,
@@ -327,6 +337,7 @@ def _desk_routes(desk: Desk) -> APIRouter:
             "filters": filters,
             "query": query,
             "categories": categories,
+            "outages": sorted({*desk.model.outages(), *([linked] if linked and linked != ANY_OUTAGE else [])}),
             "severities": [s.value for s in Severity],
             "version": desk.model.version,
         }
@@ -337,7 +348,17 @@ def _desk_routes(desk: Desk) -> APIRouter:
         session, agent = who
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(desk.feed.rebuilt.wait(), 5)  # the first look after a start
-        context = {**_agent_context(desk, session, agent), **queue_context(request, agent)}
+        try:
+            context = {**_agent_context(desk, session, agent), **queue_context(request, agent)}
+        except BadFilter as refused:
+            return page(
+                desk,
+                "message.html",
+                400,
+                title="Filter not applied",
+                text=str(refused),
+                **_agent_context(desk, session, agent),
+            )
         response = page(desk, "queue.html", **context)
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response
@@ -346,7 +367,10 @@ def _desk_routes(desk: Desk) -> APIRouter:
     async def queue_fragment(request: Request, who: Agent) -> Response:
         started = time.perf_counter()
         session, agent = who
-        context = {**_agent_context(desk, session, agent), **queue_context(request, agent)}
+        try:
+            context = {**_agent_context(desk, session, agent), **queue_context(request, agent)}
+        except BadFilter as refused:
+            return HTMLResponse(f"<p>{html.escape(str(refused))}</p>", status_code=400, headers=SECURITY_HEADERS)
         response = page(desk, "_queue.html", **context)
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response
@@ -593,6 +617,25 @@ def _text(form: Any, name: str) -> str:
 
 def _posted(form: Any) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+class BadFilter(ValueError):
+    """A queue filter the desk cannot apply: said by field, never ignored (the agent would trust a wrong list)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+
+
+def _linked_filter(text: str | None) -> str | None:
+    """`linked`: empty for any incident, `any` for those linked to a major incident, or one `OUT-...`."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    if value.lower() == ANY_OUTAGE:
+        return ANY_OUTAGE
+    if is_outage_id(value.upper()):
+        return value.upper()
+    raise BadFilter("linked", f"{value[:40]!r} is neither 'any' nor a major incident's id (OUT- and six characters)")
 
 
 def _int_in(text: str | None, allowed: tuple[int, ...] | None, default: int) -> int:

@@ -32,7 +32,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from workflows.domain.linking import outage_id_of
 from workflows.domain.models import IncidentState, Status
+
+ANY_OUTAGE = "any"  # the queue's filter: linked to some major incident, whichever
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ _COLUMNS = (
     "customer_wrote_at",
     "refund",
     "awaiting",
+    "outage",
     "event_seq",
 )
 # What the queue shows: a change in any of these is a change every open desk hears of.
@@ -95,6 +99,7 @@ class QueueRow:
     customer_wrote_at: datetime | None
     refund: str | None
     awaiting: str | None
+    outage: str | None  # the major incident it is linked to (or was, resolved together)
     event_seq: int
     version: int
 
@@ -137,6 +142,7 @@ def row_values(state: IncidentState) -> tuple[object, ...]:
         _customer_wrote_at(state),
         refund,
         state.awaiting,
+        outage_id_of(state),
         state.event_seq,
     )
 
@@ -227,9 +233,17 @@ class ReadModel:
         category: str | None = None,
         assignee: str | None = None,
         limit: int = 200,
+        outage: str | None = None,
     ) -> tuple[list[QueueRow], int]:
-        """The rows that match, the next deadline first (none last), and how many match in all."""
+        """The rows that match, the next deadline first (none last), and how many match in all.
+
+        `outage`: only those linked to this major incident (`ANY_OUTAGE`: to any)."""
         clauses, params = self._where(line, statuses, severity, category, assignee)
+        if outage == ANY_OUTAGE:
+            clauses.append("outage IS NOT NULL")
+        elif outage is not None:
+            clauses.append("outage = ?")
+            params.append(outage)
         where = " AND ".join(clauses) or "1"
         total = int(self.db.execute(f"SELECT count(*) FROM incidents WHERE {where}", params).fetchone()[0])
         rows = self.db.execute(
@@ -262,6 +276,13 @@ class ReadModel:
             wanted,
         ).fetchall()
         return {int(line): int(count) for line, count in rows}
+
+    def outages(self) -> list[str]:
+        """The major incidents the queue's incidents are linked to, for the filter's choices."""
+        return [
+            str(row[0])
+            for row in self.db.execute("SELECT DISTINCT outage FROM incidents WHERE outage IS NOT NULL ORDER BY 1")
+        ]
 
     def categories(self) -> list[str]:
         return [str(row[0]) for row in self.db.execute("SELECT DISTINCT category FROM incidents ORDER BY 1")]
@@ -303,6 +324,7 @@ class ReadModel:
             customer_wrote_at=_dt(v["customer_wrote_at"]),  # type: ignore[arg-type]
             refund=v["refund"],  # type: ignore[arg-type]
             awaiting=v["awaiting"],  # type: ignore[arg-type]
+            outage=v["outage"],  # type: ignore[arg-type]
             event_seq=int(v["event_seq"]),  # type: ignore[call-overload]
             version=int(v["version"]),  # type: ignore[call-overload]
         )

@@ -10,14 +10,14 @@ links then end with the process.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 import secrets
 from pathlib import Path
 
+from infra.customer_links import CustomerLinks, derived
 from infra.private_files import write_private
+
+__all__ = ["CustomerLinks", "DeskSecretError", "derived", "load_secret"]
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +49,3 @@ def load_secret(path: Path | None, create: bool = False) -> bytes:
             f"{SECRET_FILE_ENV}: {path} holds fewer than {MIN_SECRET_BYTES} bytes; use a long random one"
         )
     return text.encode()
-
-
-def derived(secret: bytes, purpose: str) -> bytes:
-    """A key for one purpose only: a session key never doubles as a link key."""
-    return hmac.new(secret, f"incidents-desk:{purpose}".encode(), hashlib.sha256).digest()
-
-
-class CustomerLinks:
-    """`/t/{ticket}?k=...`: the key is 128 bits of an HMAC of the ticket number; nothing else opens the page."""
-
-    def __init__(self, secret: bytes) -> None:
-        self._key = derived(secret, "customer-link")
-
-    def key(self, ticket: str) -> str:
-        digest = hmac.new(self._key, ticket.encode(), hashlib.sha256).digest()[:16]
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-    def valid(self, ticket: str, key: str | None) -> bool:
-        return bool(key) and hmac.compare_digest(self.key(ticket), str(key))
-
-    def path(self, ticket: str) -> str:
-        return f"/t/{ticket}?k={self.key(ticket)}"

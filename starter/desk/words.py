@@ -8,12 +8,13 @@ until they get words of their own here.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from starter.render import visible
-from workflows.domain.models import IncidentEvent, IncidentState, Status
+from starter.render import event_words, kind_words, visible
+from workflows.domain.models import IncidentState, Status
 from workflows.domain.sla import Clock
+
+__all__ = ["event_words"]  # the one describer of events, shared with the CLI (starter/render.py)
 
 # A deadline this close is "breaching soon": the queue marks it.
 SOON = timedelta(minutes=15)
@@ -72,62 +73,6 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def _kind(value: Any) -> str:
-    return str(value or "").replace("_", " ")
-
-
-def _rest(data: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
-    hidden = {"idempotency_key", "deadline", "label", *skip}
-    return ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in data.items() if key not in hidden)
-
-
-def event_words(event: IncidentEvent) -> str:
-    """One domain event as a sentence an agent reads (never the customer's contact: events do not carry it)."""
-    d = dict(event.data)
-    who = event.by or "the incident"
-    t = event.type.value
-    if t == "opened":
-        return f"Opened via {d.get('channel', event.by)}: {d.get('severity')} · {d.get('category')}" + (
-            f" (follows {d['previous_ticket']})" if d.get("previous_ticket") else ""
-        )
-    if t == "customer_notified":
-        return f"Customer told: {_kind(d.get('kind'))}"
-    if t == "line_notified":
-        reminder = f" (reminder {d['reminder']})" if d.get("reminder") else ""
-        return f"Line {d.get('line')} told: {_kind(d.get('kind'))}{reminder}"
-    if t == "acknowledged":
-        return f"{who} took it"
-    if t == "assigned":
-        return f"{who} handed it to {d.get('assignee')}"
-    if t == "note_added":
-        return f"{who} noted: {d.get('text')}"
-    if t == "escalated":
-        why = "its time on the line ran out" if d.get("reason") == "timeout" else f"{who}: {d.get('reason')}"
-        return f"Escalated from line {d.get('from_line')} to line {d.get('to_line')} ({why})"
-    if t == "sla_breached":
-        return f"Deadline missed: {d.get('label') or d.get('clock')}"
-    if t == "customer_recontacted":
-        return f"Customer wrote via {d.get('channel')}: {d.get('text')}"
-    if t == "severity_changed":
-        return f"{who} changed the severity from {d.get('from')} to {d.get('to')}: {d.get('reason')}"
-    if t == "resolved":
-        return f"{who} resolved it on line {d.get('line')}: {d.get('resolution')}"
-    if t == "reopened":
-        return f"Reopened on line {d.get('line')} by {who}: {d.get('reason')}"
-    if t == "feedback_received":
-        comment = f" \u201c{d['comment']}\u201d" if d.get("comment") else ""
-        return f"Customer scored {d.get('score')}/5{comment}"
-    if t == "closed":
-        return f"Closed: {d.get('reason')}"
-    if t == "action_rejected":
-        return f"Refused {_kind(d.get('action'))} from {who}: {d.get('reason')}"
-    if t.startswith("refund_") or t.startswith("compensation_"):
-        money = f"{d.get('amount')} {d.get('currency')}" if d.get("amount") else ""
-        return f"{_kind(t).capitalize()} {money}".strip() + (f" ({_rest(d, ('amount', 'currency'))})" if d else "")
-    rest = _rest(d)
-    return f"{_kind(t).capitalize()}" + (f" by {event.by}" if event.by else "") + (f": {rest}" if rest else "")
-
-
 # --- the customer's ticket page: plain words, only what the customer may see ---
 
 _CUSTOMER_KINDS = {
@@ -152,7 +97,7 @@ def customer_messages(state: IncidentState) -> list[tuple[datetime, str, str]]:
         t, d = event.type.value, event.data
         if t == "customer_notified":
             kind = str(d.get("kind", ""))
-            text = _CUSTOMER_KINDS.get(kind, _kind(kind).capitalize() + ".")
+            text = _CUSTOMER_KINDS.get(kind, kind_words(kind).capitalize() + ".")
             if kind == "resolved" and state.resolution:
                 text = f"We fixed it: {state.resolution}"
             shown.append((event.at, "us", text))

@@ -489,6 +489,10 @@ def test_the_api_process_refuses_bad_settings_with_one_line_naming_them(tmp_path
             {TOKENS_FILE_ENV: str(good_tokens), "INCIDENTS_API_ANSWER_TIMEOUT": "soon"},
             "INCIDENTS_API_ANSWER_TIMEOUT: expected a number of seconds",
         ),
+        (
+            {TOKENS_FILE_ENV: str(good_tokens), "INCIDENTS_DESK_RECONCILE_SECONDS": "0"},
+            "INCIDENTS_DESK_RECONCILE_SECONDS: expected a number of seconds",
+        ),
     ]:
         finished = subprocess.run(
             [sys.executable, "-m", "starter.cli", "api", "--port", str(free_port())],

@@ -68,7 +68,14 @@ def test_open_show_act_and_history(stack: RunningStack):
         assert result.returncode == 0 and "recorded" in result.stdout, result.stderr
     history = cli(stack, "history", ticket)
     assert history.returncode == 0
-    for words in ("opened", "assigned", "acknowledged", "note_added", "line 1 -> 2 (manual)", "resolved"):
+    for words in (
+        "opened",
+        "assigned",
+        "acknowledged",
+        "note_added",
+        "Escalated from line 1 to line 2 (by ann: needs the fibre team)",
+        "resolved",
+    ):
         assert words in history.stdout
     events = json.loads(cli(stack, "history", ticket, "--json").stdout)
     assert [e["type"] for e in events][:1] == ["opened"]

@@ -5,18 +5,24 @@ model and its change stream, and the customer's ticket page behind its unguessab
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import re
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.desk_helpers import DeskStack, csrf_of, desk_stack, signed_in
-from tests.harness import Sandboxes, running_worker
+from activities.outages import board_notices
+from starter.outages import OutageService
+from tests.desk_helpers import SECRET, DeskStack, csrf_of, desk_stack, signed_in
+from tests.harness import Sandboxes, running_worker, worker_settings
 from tests.policies import fast_policy
+from workflows.domain.outage import DeclareOutage, outage_board_id
 
 
 @pytest.fixture
@@ -157,3 +163,94 @@ async def test_the_customers_page_opens_only_with_its_key_and_shows_no_internal_
         assert forged.status_code == 404
         agent_only = await http.post(f"{stack.url}/t/{ticket}/actions/resolve", data={"k": key, "resolution": "x"})
         assert agent_only.status_code == 404
+
+
+async def test_the_queue_filters_by_major_incident_and_says_which_one_a_row_is_linked_to(
+    dev_env: WorkflowEnvironment, sandboxes: Sandboxes, tmp_path: Path
+):
+    khimki = {"region": "moscow", "city": "khimki"}
+    async with running_worker(dev_env.client, sandboxes) as running:
+        outages = OutageService(running.client, task_queue=running.task_queue)
+        declared = await outages.declare(
+            DeclareOutage.model_validate(
+                {
+                    "area": khimki,
+                    "categories": ["connection_lost"],
+                    "summary": "A cable was cut in Khimki.",
+                    "owner": "boris",
+                    "declared_by": "boris",
+                    "expected_fix_by": datetime.now(UTC) + timedelta(hours=6),
+                }
+            )
+        )
+        outage_id = declared.outage_id
+        board = running.client.get_workflow_handle(outage_board_id(running.task_queue))
+        running.started += [running.client.get_workflow_handle(outage_id), board]
+        for _ in range(100):  # the declaration posts its notice to the board, which the intake reads
+            if await board_notices(running.client, running.task_queue):
+                break
+            await asyncio.sleep(0.1)
+        async with desk_stack(running, fast_policy(), tmp_path) as stack, httpx.AsyncClient(timeout=30) as http:
+            linked = (await stack.open(http, area={**khimki, "segment": "north-7"}))["ticket_id"]
+            alone = (await stack.open(http, area={"region": "moscow", "city": "klin"}))["ticket_id"]
+            assert (await stack.service.state(linked)).outage is not None, "the intake links it at the opening"
+            await signed_in(http, stack)
+            everything = await http.get(f"{stack.url}/desk")
+            assert linked in everything.text and alone in everything.text
+            assert f"linked to {outage_id}</span>" in everything.text  # the row says so
+            assert f">linked to {outage_id}</option>" in everything.text  # a choice of the filter
+            for chosen in ("any", outage_id, outage_id.lower()):
+                page = await http.get(f"{stack.url}/desk", params={"linked": chosen})
+                assert page.status_code == 200 and linked in page.text and alone not in page.text, chosen
+            fragment = await http.get(f"{stack.url}/desk/queue", params={"linked": outage_id})
+            assert linked in fragment.text and alone not in fragment.text
+            other = await http.get(f"{stack.url}/desk", params={"linked": "OUT-ZZZZZZ"})
+            assert other.status_code == 200 and linked not in other.text and "Nothing here" in other.text
+            for bad in ("yes", "OUT-1"):
+                refused = await http.get(f"{stack.url}/desk", params={"linked": bad})
+                assert refused.status_code == 400 and "linked:" in refused.text and "OUT-" in refused.text, bad
+            live = await http.get(f"{stack.url}/desk/queue", params={"linked": "yes"})
+            assert live.status_code == 400 and "linked:" in live.text
+
+
+async def test_the_ticket_opened_message_brings_the_customers_page_link_and_no_history_holds_it(
+    dev_env: WorkflowEnvironment, sandboxes: Sandboxes, tmp_path: Path
+):
+    secret_file = tmp_path / "desk-secret"
+    secret_file.write_bytes(SECRET)  # the API's desk secret (desk_helpers), shared with the worker as a file
+    public = "https://help.example.test"
+    settings = worker_settings(sandboxes).model_copy(update={"public_url": public, "desk_secret_file": secret_file})
+    async with (
+        running_worker(dev_env.client, sandboxes, settings=settings) as running,
+        desk_stack(running, fast_policy(), tmp_path) as stack,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        english = await stack.open(http, language="en", time_zone="Europe/London")
+        russian = await stack.open(http, language="ru", time_zone="Europe/Moscow")
+        for opened, words in (
+            (english, "write to us on its page: "),
+            (russian, "написать нам можно на её странице: "),
+        ):
+            ticket, path = opened["ticket_id"], opened["customer_page"]
+
+            async def told(ticket: str = ticket) -> list[dict[str, object]]:
+                return [
+                    n
+                    for n in await sandboxes.notifications(ticket_id=ticket, recipient="customer")
+                    if n["kind"] == "ticket_opened"
+                ]
+
+            for _ in range(100):
+                if await told():
+                    break
+                await asyncio.sleep(0.1)
+            [message] = [str(n["message"]) for n in await told()]
+            assert message.startswith(("We are sorry", "Приносим извинения")) and ticket in message
+            assert message.endswith(words + public + path), message
+            # The link in the message opens this customer's page, and only theirs.
+            page = await http.get(stack.url + path)
+            assert page.status_code == 200 and f"{ticket}" in page.text
+            # Made at delivery from the desk's secret: the incident's history never holds its key.
+            history = await running.client.get_workflow_handle(ticket).fetch_history()
+            decoded = b"".join(base64.b64decode(data) for data in re.findall(r'"data": ?"([^"]+)"', history.to_json()))
+            assert ticket.encode() in decoded and path.split("k=")[1].encode() not in decoded

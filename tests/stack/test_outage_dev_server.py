@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -205,6 +206,8 @@ async def test_planned_works_tell_the_areas_recent_customers_before_at_the_start
                 area=area("north", DOLGOPRUDNY),
                 category="tariff_change",
                 contact="a@example.com",
+                language="en",
+                time_zone="Europe/London",
             )
         )
         await incidents.act(nearby.ticket_id, Resolve(agent="ann", resolution="done"))  # closed: still recent
@@ -215,6 +218,8 @@ async def test_planned_works_tell_the_areas_recent_customers_before_at_the_start
                     area=area("south", DOLGOPRUDNY),
                     category=category,
                     contact="+7 900 111-22-33",
+                    language="ru",
+                    time_zone="Asia/Vladivostok",
                 )
             )
         await incidents.open(  # elsewhere: never told
@@ -241,7 +246,13 @@ async def test_planned_works_tell_the_areas_recent_customers_before_at_the_start
             for contact in ("a@example.com", "+7 900 111-22-33")
             for kind in ("planned_works_ahead", "planned_works_started", "planned_works_finished")
         }
-        assert all("Khimki exchange" in n["message"] or "finished" in n["message"] for n in told)
+        english = [n["message"] for n in told if n["contact"] == "a@example.com"]
+        russian = [n["message"] for n in told if n["contact"] == "+7 900 111-22-33"]
+        assert all("Khimki exchange" in m or "finished" in m for m in english), english
+        # The Russian customer reads Russian, the window on Vladivostok's clock (+10), never UTC.
+        local_start = start.astimezone(ZoneInfo("Asia/Vladivostok")).strftime("%H:%M")
+        assert all(m.startswith("Плановые работы") and "UTC" not in m for m in russian), russian
+        assert any(local_start in m for m in russian), (local_start, russian)
         assert not [n for n in told if n["contact"] is None]
         final = await eventually(lambda: _finished(outages, works.outage_id), within=30, what="the works over")
         assert final.compensation == {} and [e.data["customers"] for e in final.events if e.type == "area_told"] == [

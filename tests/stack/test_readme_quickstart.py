@@ -94,7 +94,12 @@ def test_make_run_and_the_walkthrough_work_as_written(tmp_path: Path):
         outputs = [run_as_written(stack, command, **{"INC-XXXXXX": ticket}) for command in act_block]
         assert ticket in outputs[0], "incidents list shows the escalated incident"
         history = outputs[-1]
-        for words in ("sla_breached", "line 1 -> 2 (timeout)", "acknowledged", "resolved"):
+        for words in (
+            "sla_breached",
+            "Escalated from line 1 to line 2 (its time on the line ran out)",
+            "acknowledged",
+            "resolved",
+        ):
             assert words in history, history
         # `--as ann` acted as ann, through the API with her token: the incident records her as the actor.
         state = json.loads(run_as_written(stack, f"incidents show {ticket} --json"))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from rich.console import Console
 
 from starter.api import body_model
 from starter.desk.forms import Group, Input, body_of, errors_by_field, form_of
@@ -18,10 +19,13 @@ from starter.desk.readmodel import DeskFeed, Listed, ReadModel
 from starter.desk.secrets import CustomerLinks, DeskSecretError, load_secret
 from starter.desk.sessions import Session, SessionCookies
 from starter.desk.words import customer_messages, event_words, local, relative, zone
+from starter.render import timeline
 from tests.helpers import open_request
 from workflows.domain.actions import ACTION_ADAPTER, ACTOR_FIELDS, ACTOR_LINE, CATALOGUE
+from workflows.domain.areas import Area
 from workflows.domain.incident import Incident
 from workflows.domain.models import EventType, IncidentState
+from workflows.domain.notice import OutageNotice
 from workflows.domain.policy import default_policy
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -104,6 +108,35 @@ def test_the_queue_puts_the_next_deadline_first_and_filters():
     assert [row.ticket for row in model.queue(line=1, severity="routine")[0]] == ["INC-DESK01"]
     assert model.queue(line=2)[1] == 0 and model.counts() == {1: 3}
     assert model.queue(line=1, statuses=("closed",))[1] == 0
+
+
+def test_the_queue_filters_by_major_incident_and_its_rows_say_which():
+    model = ReadModel()
+    now = time.time()
+    notice = OutageNotice(
+        outage_id="OUT-AAAAAA",
+        area=Area(region="moscow", city="khimki"),
+        summary="A cable was cut in Khimki.",
+        started_at=T0,
+        expected_fix_by=T0 + timedelta(hours=6),
+        check_by=T0 + timedelta(hours=7),
+    )
+    linked = incident("INC-DESK01")
+    act(linked, T0 + timedelta(minutes=1), type="link_outage", agent="boris", outage_id="OUT-AAAAAA", notice=notice)
+    other = incident("INC-DESK02", customer_id="7")
+    for state in (linked.state, other.state):
+        model.upsert(state, now)
+    assert [row.ticket for row in model.queue(line=1, outage="any")[0]] == ["INC-DESK01"]
+    assert [row.ticket for row in model.queue(line=1, outage="OUT-AAAAAA")[0]] == ["INC-DESK01"]
+    assert model.queue(line=1, outage="OUT-BBBBBB")[1] == 0
+    assert model.queue(line=1)[1] == 2 and model.outages() == ["OUT-AAAAAA"]
+    assert {row.ticket: row.outage for row in model.queue(line=1)[0]} == {
+        "INC-DESK01": "OUT-AAAAAA",
+        "INC-DESK02": None,
+    }
+    # Unlinked (a mistaken match): it leaves the filter at the next read.
+    act(linked, T0 + timedelta(minutes=2), type="unlink_outage", agent="boris", reason="a broken router")
+    assert model.upsert(linked.state, now) and model.queue(line=1, outage="any")[1] == 0
 
 
 async def test_an_older_answer_never_overwrites_a_newer_one_and_only_changes_wake_the_desks():
@@ -226,6 +259,21 @@ def test_every_event_of_a_lifecycle_reads_in_words_and_the_customer_never_sees_a
     assert "angry" not in said and "ann" not in said and "boris" not in said
     assert "still down" in said and "We fixed it: spliced the cable" in said
     assert {e.type for e in state.events} >= {EventType.note_added, EventType.escalated, EventType.resolved}
+
+
+def test_the_cli_timeline_and_the_desk_tell_each_event_in_the_same_words():
+    subject = incident()
+    at = T0 + timedelta(minutes=1)
+    act(subject, at, type="acknowledge", agent="ann")
+    act(subject, at, type="escalate", agent="ann", reason="needs an engineer")
+    state = act(subject, at, type="add_note", agent="boris", text="[bold]not markup[/]")
+    console = Console(record=True, width=400)
+    timeline(console, state.events)
+    printed = console.export_text()
+    for event in state.events:
+        assert event_words(event) in printed, event.type
+    assert "boris noted: [bold]not markup[/]" in printed, "user text is printed, never read as markup"
+    assert "Escalated from line 1 to line 2 (by ann: needs an engineer)" in printed, "the agent's own words"
 
 
 def test_times_read_in_the_readers_zone():

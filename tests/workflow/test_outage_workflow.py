@@ -10,13 +10,18 @@ linked incidents and the area's customers is in tests/test_outage_dev_server.py.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
+import pytest
+from babel.dates import format_date, format_time
 from temporalio.testing import WorkflowEnvironment
 
+import workers.worker as worker_module
+from activities.outages import OutageActivities
 from starter.incidents import IncidentService
 from starter.outages import OutageService
-from tests.harness import RunningWorker, Sandboxes
+from tests.harness import RunningWorker, Sandboxes, running_worker
 from tests.helpers import HOUR, MINUTE, open_request, settled, state_of
 from tests.policies import around_the_clock_policy
 from workflows.domain.actions import LinkOutage, UnlinkOutage
@@ -216,3 +221,68 @@ async def test_planned_works_tell_their_area_an_hour_before_at_the_start_and_at_
 def _area_notices(state: OutageState) -> list[tuple[str, Any]]:
     """When each notice to the area was due: here each fails at once (no visibility listing), and says so."""
     return [(e.data["notice"], e.at) for e in state.events if e.type in ("area_told", "area_tell_failed")]
+
+
+class _AreaListedByTheTest(OutageActivities):
+    """The time-skipping server has no visibility listing: the area's incidents are the ones this test opened,
+    as the dev server would list them (tests/stack/test_outage_dev_server.py lists them for real). The rest
+    of the notice - each incident's state read by query, the text, the delivery over HTTP - is the real one."""
+
+    in_the_area: ClassVar[dict[str, str]] = {}
+
+    async def area_incidents(self, query: str) -> dict[str, str]:
+        assert "moscow/khimki" in query
+        return dict(self.in_the_area)
+
+
+async def test_planned_works_notices_reach_each_customer_in_their_language_and_on_their_clock(
+    time_env: WorkflowEnvironment, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(worker_module, "OutageActivities", _AreaListedByTheTest)
+    async with running_worker(time_env.client, sandboxes) as running:
+        incidents, _ = services(running)
+        customers = {
+            "ivan": {"language": "ru", "time_zone": "Asia/Vladivostok", "contact": "ivan@example.ru"},
+            "jane": {"language": "en", "time_zone": "Europe/London", "contact": "jane@example.com"},
+        }
+        for customer, locale in customers.items():
+            opened = await incidents.open(
+                open_request(customer_id=customer, area=NORTH, category="speed_drop", **locale)
+            )
+            running.started.append(running.client.get_workflow_handle(opened.ticket_id))
+            _AreaListedByTheTest.in_the_area[customer] = opened.ticket_id
+        # 21:00-23:00 UTC on the test server's day after tomorrow: 07:00-09:00 the next morning in Vladivostok.
+        now = await time_env.get_current_time()
+        start = (now + 48 * HOUR).replace(hour=21, minute=0, second=0, microsecond=0)
+        outage = await declare(
+            running,
+            time_env,
+            kind="planned_works",
+            categories=[],
+            summary="Night works on the Khimki exchange.",
+            started_at=start,
+            expected_fix_by=start + 2 * HOUR,
+        )
+        _, outages = services(running)
+        await time_env.sleep(start + 2 * HOUR + MINUTE - now)
+        await until_outage(outages, outage.outage_id, lambda s: s.status is NoticeStatus.resolved)
+        told = await sandboxes.notifications(ticket_id=outage.outage_id, recipient="customer")
+
+    def notices_to(contact: str) -> dict[str, str]:
+        return {n["kind"]: n["message"] for n in told if n["contact"] == contact}
+
+    russian, english = notices_to("ivan@example.ru"), notices_to("jane@example.com")
+    local_start = start.astimezone(ZoneInfo("Asia/Vladivostok"))
+    day_ru = format_date(local_start, "long", locale="ru")
+    assert set(russian) == {"planned_works_ahead", "planned_works_started", "planned_works_finished"}
+    assert russian["planned_works_ahead"].startswith("Плановые работы в вашем районе")
+    assert f"{day_ru}, 07:00" in russian["planned_works_ahead"] and "09:00" in russian["planned_works_ahead"]
+    assert "UTC" not in russian["planned_works_ahead"]
+    assert "начались" in russian["planned_works_started"] and "09:00" in russian["planned_works_started"]
+    assert "завершены" in russian["planned_works_finished"]
+    # Jane reads English on London's clock (21:00 UTC is 9:00 PM there in winter, 10:00 PM in summer).
+    london = format_time(start, "short", tzinfo=ZoneInfo("Europe/London"), locale="en")
+    assert (
+        english["planned_works_ahead"].startswith("Planned works in your area")
+        and london in english["planned_works_ahead"]
+    )

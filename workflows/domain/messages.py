@@ -16,7 +16,7 @@ formats of then (`fmt_time`, `fmt_money`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -54,6 +54,7 @@ class Message(StrEnum):
     REPLY_RECEIVED = "reply_received"
     REPLY_REMINDER = "reply_reminder"
     CLOSED_NO_REPLY = "closed.no_reply"
+    TICKET_PAGE = "ticket_page"  # added to the opening message by the notifier (activities/notifications.py)
     # To a support line
     NEW_INCIDENT = "new_incident"
     ASSIGNED = "assigned"
@@ -125,6 +126,7 @@ CUSTOMER_MESSAGES = frozenset(
         Message.REPLY_RECEIVED,
         Message.REPLY_REMINDER,
         Message.CLOSED_NO_REPLY,
+        Message.TICKET_PAGE,
         Message.NOT_ONLY_YOU,
         Message.OUTAGE_STATUS_UPDATE,
         Message.OUTAGE_NEWS,
@@ -179,6 +181,7 @@ LINE_MESSAGES = frozenset(
 
 _ENGLISH: dict[Message, str] = {
     Message.TICKET_OPENED: "Thank you, we have registered your request. Your ticket number is ${ticket}.",
+    Message.TICKET_PAGE: "Follow ticket ${ticket} and write to us on its page: ${url}",
     Message.TICKET_OPENED_CRITICAL: (
         "We are sorry for the trouble. Your ticket number is ${ticket}. Our specialists are on it and "
         "we expect to fix it by ${fix_by}; we will keep you informed."
@@ -375,6 +378,7 @@ _ENGLISH: dict[Message, str] = {
 
 _RUSSIAN: dict[Message, str] = {
     Message.TICKET_OPENED: "Спасибо, мы зарегистрировали ваше обращение. Номер заявки: ${ticket}.",
+    Message.TICKET_PAGE: "Следить за заявкой ${ticket} и написать нам можно на её странице: ${url}",
     Message.TICKET_OPENED_CRITICAL: (
         "Приносим извинения за неудобства. Номер вашей заявки: ${ticket}. Наши специалисты уже занимаются ею "
         "и рассчитывают всё исправить к ${fix_by}. Мы будем держать вас в курсе."
@@ -472,6 +476,28 @@ def render(message: Message, fields: Mapping[str, object], language: str = ENGLI
     # the tests keep every customer message in every language.
     template = TEMPLATES[language].get(message) or TEMPLATES[ENGLISH][message]
     return template.substitute(fields)
+
+
+def language_of(text: str, messages: Iterable[Message]) -> str | None:
+    """The language in which one of `messages` was rendered as `text` (by its words before the first field);
+    None when none of them was. For a part that sees the text but not the incident (the notifier)."""
+    for language, templates in TEMPLATES.items():
+        for message in messages:
+            template = templates.get(message)
+            if template is None:
+                continue
+            fixed = template.template.split("$", 1)[0]
+            if fixed and text.startswith(fixed):
+                return language
+    return None
+
+
+OPENING_MESSAGES = (
+    Message.TICKET_OPENED,
+    Message.TICKET_OPENED_CRITICAL,
+    Message.TICKET_OPENED_SELF_HELP,
+    Message.TICKET_OPENED_CRITICAL_SELF_HELP,
+)
 
 
 def render_for_customer(

@@ -327,8 +327,12 @@ class TellArea:
 
     notice_id: str
     kind: str
-    message: str
+    message: str  # in English with UTC times: what a customer whose language is unknown reads
     recent_since: datetime
+    # Each customer reads `template` in their own language and time zone (messages.render_for_customer),
+    # filled from `fields`; the activity renders it, since only there is each customer's incident known.
+    template: Message | None = None
+    fields: dict[str, str | datetime] = field(default_factory=dict)
 
 
 OutageEffect = PageLine | PostNotice | FanOut | TellArea
@@ -554,7 +558,7 @@ class Outage:
             self._fan_out("resolve", now)
             state.deadlines[OutageClock.sweep] = now + self.policy.sweep_after
         if state.kind is OutageKind.planned_works and "started" in state.told:
-            self._tell_area("finished", self._text(Message.PLANNED_WORKS_FINISHED), now)
+            self._tell_area("finished", Message.PLANNED_WORKS_FINISHED, now)
         return event.seq
 
     def _credits(self, now: datetime) -> dict[Severity, Money]:
@@ -588,10 +592,13 @@ class Outage:
         state, policy = self.state, self.policy
         if clock is OutageClock.ahead:
             ahead = state.ahead_pending.pop(0)
-            text = self._text(
-                Message.PLANNED_WORKS_AHEAD, start=fmt_time(state.started_at), end=fmt_time(state.expected_fix_by)
+            self._tell_area(
+                f"ahead-{format_duration(ahead)}",
+                Message.PLANNED_WORKS_AHEAD,
+                now,
+                start=state.started_at,
+                end=state.expected_fix_by,
             )
-            self._tell_area(f"ahead-{format_duration(ahead)}", text, now)
             self._next_ahead()
         elif clock is OutageClock.start:
             state.ahead_pending = []
@@ -624,7 +631,7 @@ class Outage:
         state.status = NoticeStatus.active
         self._record(OutageEventType.window_started, now, ends=state.expected_fix_by.isoformat())
         self._post()
-        self._tell_area("started", self._text(Message.PLANNED_WORKS_STARTED, end=fmt_time(state.expected_fix_by)), now)
+        self._tell_area("started", Message.PLANNED_WORKS_STARTED, now, end=state.expected_fix_by)
 
     def _next_ahead(self) -> None:
         """Planned works: the clock for the next notice ahead of the window, while one is pending."""
@@ -695,15 +702,24 @@ class Outage:
 
     # --- planned-works notices ---
 
-    def _tell_area(self, kind: str, message: str, now: datetime) -> None:
+    def _tell_area(self, kind: str, message: Message, now: datetime, **times: datetime) -> None:
         state = self.state
         state.told.append(kind)
+        fields: dict[str, str | datetime] = {
+            "ticket": state.outage_id,
+            "area": state.area.path,
+            "summary": state.summary,
+            "fix_by": state.expected_fix_by,
+            **times,
+        }
         self._effects.append(
             TellArea(
                 notice_id=f"{state.outage_id}:{kind}",
                 kind=f"planned_works_{kind.split('-')[0]}",
-                message=message,
+                message=self._text(message, **{name: fmt_time(at) for name, at in times.items()}),
                 recent_since=now - self.policy.recent_within,
+                template=message,
+                fields=fields,
             )
         )
 
