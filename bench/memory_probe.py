@@ -25,6 +25,7 @@ import ctypes
 import gc
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -407,9 +408,13 @@ async def probe(arguments: argparse.Namespace) -> None:
     try:
         await runner.start()
         await runner.measure()
+    except BaseException:
+        print(f"memory probe failed; the processes' logs stay in {folder}", file=sys.stderr, flush=True)
+        raise
     finally:
         runner.processes.stop()
     runner.report()
+    shutil.rmtree(folder, ignore_errors=True)  # the servers' files and the snapshots: hundreds of MB
 
 
 def main(argv: list[str] | None = None) -> None:
