@@ -48,12 +48,18 @@ class Verdict:
     passed: bool | None
 
 
+# (5): a cached open incident may cost at most this many times a bare waiting workflow, measured in the same run
+# (issue 20: the SDK's own floor per cached run is about 50 KB here, so a fixed figure measured the machine).
+MEMORY_RATIO = 1.25
+
+
 def verdicts(f: dict[str, Any]) -> list[Verdict]:
     baseline, lifecycle = f["baseline_per_s"], f["lifecycle_per_s"]
     action_allowance = f["raw_signal_query_p95_ms"] + 50
     many, few = f["timers_many_count"], f["timers_few_count"]
     many_allowance = 1.5 * f["bare_timer_lag_many_p99_ms"]
     few_allowance = min(1000.0, 1.5 * f["bare_timer_lag_few_p99_ms"])
+    memory_allowance = MEMORY_RATIO * f["memory_kb_per_bare_workflow"]
     rows = [
         Verdict("(1) baseline: bare incident shape", f"{baseline:.1f}/s", "reference", None, None),
         Verdict(
@@ -87,9 +93,9 @@ def verdicts(f: dict[str, Any]) -> list[Verdict]:
         Verdict(
             f"(5) worker memory, {f['memory_open_incidents']} open",
             f"{f['memory_kb_per_incident']:.1f} KB/incident (bare {f['memory_kb_per_bare_workflow']:.1f})",
-            "<= 20 KB per incident",
-            f["memory_kb_per_incident"] / 20,
-            f["memory_kb_per_incident"] <= 20,
+            f"<= {MEMORY_RATIO} x bare {f['memory_kb_per_bare_workflow']:.1f} KB",
+            f["memory_kb_per_incident"] / memory_allowance,
+            f["memory_kb_per_incident"] <= memory_allowance,
         ),
         Verdict(
             "(6) full critical lifecycle",
