@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
 from bench.bare import TASK_QUEUE as BARE_QUEUE
@@ -166,7 +166,10 @@ class Probe(Bench):
         sampler.task.cancel()
         figures["ratio_p99"] = round(figures["incidents"]["p99_ms"] / figures["bare"]["p99_ms"], 2)
         figures["ratio_p50"] = round(figures["incidents"]["p50_ms"] / figures["bare"]["p50_ms"], 2)
-        figures["escalation_history"] = await self.escalation_histories()
+        figures["escalation_history"] = await self.histories_after_timer(
+            f"WorkflowType = '{WORKFLOW_TYPE}' AND IncidentLine = 2"
+        )
+        figures["bare_history"] = await self.histories_after_timer("WorkflowType = 'BareTimer'")
         return figures
 
     async def incident_side(self, count: int, rate: float) -> tuple[list[float], float]:
@@ -176,17 +179,19 @@ class Probe(Bench):
     async def bare_side(self, count: int, rate: float) -> tuple[list[float], float]:
         return await self.bare_timers(count, rate)
 
-    async def escalation_histories(self) -> dict[str, Any]:
-        """What a sample of escalated incidents' histories hold from their line-1 timer firing on."""
+    async def histories_after_timer(self, query: str) -> dict[str, Any]:
+        """What a sample of the woken workflows' histories hold from their (first) timer firing on."""
         after_fired: Counter[str] = Counter()
         tasks_per_escalation: Counter[int] = Counter()
         detail: Counter[str] = Counter()
         sampled = 0
-        async for execution in self.client.list_workflows(
-            f"WorkflowType = '{WORKFLOW_TYPE}' AND IncidentLine = 2", limit=HISTORY_SAMPLE
-        ):
+        async for execution in self.client.list_workflows(query, limit=HISTORY_SAMPLE):
             history = await self.client.get_workflow_handle(execution.id).fetch_history()
-            fired = next(i for i, e in enumerate(history.events) if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED)
+            fired_at = [i for i, e in enumerate(history.events) if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED]
+            if not fired_at:
+                detail[f"no timer fired: {execution.id}"] += 1
+                continue
+            fired = fired_at[0]
             names = [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events[fired:]]
             after_fired.update(names)
             for event in history.events[fired:]:
@@ -195,6 +200,9 @@ class Probe(Bench):
                     patch = attributes.details.get("patch-data")
                     what = patch.payloads[0].data.decode()[:60] if patch else attributes.marker_name
                     detail[f"marker {what}"] += 1
+                elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                    timeout = event.workflow_task_timed_out_event_attributes.timeout_type
+                    detail[f"task timed out {TimeoutType.Name(timeout)}"] += 1
                 elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
                     fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
                     detail[f"upsert {','.join(sorted(fields))}"] += 1

@@ -51,6 +51,10 @@ class WorkerSettings(BaseSettings):
     # escalations (SLA deadlines falling together) a poll round trip at a time while each escalation task
     # holds its slot through its notification POSTs; 20 shortened that tail (figures: docs/performance.md).
     workflow_task_pollers: int = Field(default=20, ge=2, alias="INCIDENTS_WORKFLOW_TASK_POLLERS")
+    # How long a workflow task may wait on this worker's sticky queue before the server moves it to the shared
+    # queue (the SDK's default is 5 s). Moved, it costs the server a timed-out task and a full history, and
+    # the worker a replay of the incident.
+    sticky_queue_timeout_seconds: float = Field(default=5.0, gt=0, alias="INCIDENTS_STICKY_QUEUE_TIMEOUT")
     # Open incidents wait for days; keeping them cached saves a replay on every signal and timer.
     max_cached_workflows: int = Field(default=10_000, ge=0, alias="INCIDENTS_MAX_CACHED_WORKFLOWS")
 
