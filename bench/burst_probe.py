@@ -78,9 +78,12 @@ class CpuSampler:
 class Probe(Bench):
     """The bench's (4) on a smaller stack: no payments, no API, no second dev server."""
 
-    def __init__(self, folder: Path, worker_env: dict[str, str], server_flags: list[str]) -> None:
+    def __init__(
+        self, folder: Path, worker_env: dict[str, str], bare_env: dict[str, str], server_flags: list[str]
+    ) -> None:
         super().__init__(QUICK, folder)
         self.worker_env = worker_env
+        self.bare_env = bare_env
         self.server_flags = server_flags
 
     async def start(self) -> None:
@@ -136,7 +139,7 @@ class Probe(Bench):
             "bare-timer-worker",
             "bench.bare_worker",
             ready=worker_polling(self.client, BARE_MEMORY_QUEUE),
-            env={"TEMPORAL_ADDRESS": self.address, "BENCH_TASK_QUEUE": BARE_MEMORY_QUEUE},
+            env={"TEMPORAL_ADDRESS": self.address, "BENCH_TASK_QUEUE": BARE_MEMORY_QUEUE, **self.bare_env},
         )
         await self.processes.ready(self.notify, self.worker, self.bare, self.memory_bare)
         self.service = IncidentService(self.client, policy=lifecycle_policy(), task_queue=INCIDENT_QUEUE)
@@ -220,20 +223,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--worker-env", action="append", default=[], help="NAME=VALUE for the incident worker")
+    parser.add_argument("--bare-env", action="append", default=[], help="NAME=VALUE for the bare timers' worker")
     parser.add_argument("--server-flag", action="append", default=[], help="one more `start-dev` argument")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     worker_env = dict(item.split("=", 1) for item in args.worker_env)
+    bare_env = dict(item.split("=", 1) for item in args.bare_env)
 
     async def run() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="burst-probe-") as folder:
-            probe = Probe(Path(folder), worker_env, args.server_flag)
+            probe = Probe(Path(folder), worker_env, bare_env, args.server_flag)
             try:
                 await probe.start()
                 figures = await probe.burst(args.count)
             finally:
                 probe.processes.stop()
             figures["worker_env"] = worker_env
+            figures["bare_env"] = bare_env
             figures["server_flags"] = args.server_flag
             figures["at"] = datetime.now(UTC).isoformat(timespec="seconds")
             return figures
