@@ -31,7 +31,9 @@ async def main() -> None:
         activities=[noop],
         max_cached_workflows=20_000,
         # The SDK's 5 s unless a comparison sets it as the incident worker's INCIDENTS_STICKY_QUEUE_TIMEOUT.
-        sticky_queue_schedule_to_start_timeout=timedelta(seconds=float(os.environ.get("BENCH_STICKY_QUEUE_TIMEOUT", "5"))),
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=float(os.environ.get("BENCH_STICKY_QUEUE_TIMEOUT", "5"))
+        ),
         # The incident worker's sandbox set-up: workflow code imported once per process, not once per run.
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
