@@ -213,9 +213,9 @@ class Probe(Bench):
             sampled += 1
         return {
             "sampled": sampled,
-            "events_after_timer_fired_per_incident": {k: round(v / sampled, 2) for k, v in after_fired.items()},
+            "events_after_timer_fired_per_incident": {k: round(v / max(1, sampled), 2) for k, v in after_fired.items()},
             "workflow_tasks_per_escalation": dict(sorted(tasks_per_escalation.items())),
-            "markers_and_upserts": {k: round(v / sampled, 2) for k, v in detail.items()},
+            "markers_and_upserts": {k: round(v / max(1, sampled), 2) for k, v in detail.items()},
         }
 
 

@@ -53,8 +53,8 @@ class WorkerSettings(BaseSettings):
     workflow_task_pollers: int = Field(default=20, ge=2, alias="INCIDENTS_WORKFLOW_TASK_POLLERS")
     # How long a workflow task may wait on this worker's sticky queue before the server moves it to the shared
     # queue. The SDK's 5 s is shorter than a burst of escalations takes to drain (thousands of SLA deadlines
-    # falling together): a moved task costs the server a timed-out task and the full history, and the worker a
-    # replay of the incident, which made the burst longer still (docs/performance.md). A worker that is gone
+    # falling together): a moved task costs the server a timed-out task and the whole history sent again,
+    # which made the burst longer still (docs/performance.md). A worker that is gone
     # stops polling, and the server then sends its tasks to the shared queue without waiting this long.
     sticky_queue_timeout_seconds: float = Field(default=60.0, gt=0, alias="INCIDENTS_STICKY_QUEUE_TIMEOUT")
     # Open incidents wait for days; keeping them cached saves a replay on every signal and timer.
