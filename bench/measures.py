@@ -196,6 +196,7 @@ class Bench:
         self.policy = default_policy()  # parsed once: a YAML parse per start would load this process
         self.timer_policy = timer_policy()
         self.references: dict[str, PolicyRef] = {}  # by policy name: hashed once, not per start
+        self.last_due = datetime.now(UTC)  # the shared deadline (4) last set
 
     # --- the stack ---
 
@@ -421,6 +422,7 @@ class Bench:
         that is the cost of the burst, not of the deadlines falling together.
         """
         due = datetime.now(UTC) + timedelta(seconds=1 + START_MARGIN * count / start_rate)
+        self.last_due = due  # for bench/burst_probe.py's CPU window
 
         async def open_one(i: int) -> str:
             handle = await self.open_incident(
@@ -471,6 +473,7 @@ class Bench:
         # Each memory step waits for its first tasks (well under a second) and then pauses.
         steps_allowance = MEMORY_STEPS * (1 + self.sizes.memory_pause) if memory else 0
         due = since + timedelta(seconds=1 + START_MARGIN * count / start_rate + steps_allowance)
+        self.last_due = due
         steps = [(0, rss_kb(self.memory_bare.pid))]
         handles: list[WorkflowHandle[Any, Any]] = []
         for batch in parts(count, MEMORY_STEPS if memory else 1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -97,6 +98,7 @@ def build_worker(
         **{
             "max_cached_workflows": settings.max_cached_workflows,
             "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(settings.workflow_task_pollers),
+            "sticky_queue_schedule_to_start_timeout": timedelta(seconds=settings.sticky_queue_timeout_seconds),
             **options,
         },
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
@@ -35,3 +37,30 @@ async def test_the_worker_polls_with_the_configured_pollers(
     async with http_client(settings) as http:
         worker = build_worker(dev_env.client, http, settings, task_queue="worker-settings")
         assert worker.config()["workflow_task_poller_behavior"] == PollerBehaviorSimpleMaximum(12)
+
+
+def test_the_sticky_queue_timeout_outlasts_a_burst_and_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("INCIDENTS_STICKY_QUEUE_TIMEOUT", raising=False)
+    assert WorkerSettings().sticky_queue_timeout_seconds == 60
+    monkeypatch.setenv("INCIDENTS_STICKY_QUEUE_TIMEOUT", "7.5")
+    assert WorkerSettings().sticky_queue_timeout_seconds == 7.5
+
+
+def test_a_sticky_queue_timeout_of_zero_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INCIDENTS_STICKY_QUEUE_TIMEOUT", "0")
+    with pytest.raises(ValidationError) as refused:
+        WorkerSettings()
+    assert "INCIDENTS_STICKY_QUEUE_TIMEOUT" in str(refused.value)
+    assert "greater than 0" in str(refused.value)
+
+
+async def test_the_worker_uses_the_configured_sticky_queue_timeout(
+    dev_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INCIDENTS_STICKY_QUEUE_TIMEOUT", "45")
+    settings = WorkerSettings()
+    async with http_client(settings) as http:
+        worker = build_worker(dev_env.client, http, settings, task_queue="worker-settings-sticky")
+        assert worker.config()["sticky_queue_schedule_to_start_timeout"] == timedelta(seconds=45)
