@@ -28,6 +28,7 @@ ALLOWED = {
     "sandboxes/payments.py": "the stand-in's fault switches (SANDBOX_*), read when its app is made",
     "sandboxes/notifications.py": "the stand-in's fault switches (SANDBOX_*), read when its app is made",
     "bench/bare_worker.py": "the benchmark's own process entry point",
+    "bench/memory_probe.py": "the memory probe's own worker processes (it runs itself as their entry point)",
 }
 ENVIRON = re.compile(r"\bos\.(environ|getenv|putenv|unsetenv)\b|\bfrom os import\b.*\benviron\b")
 
