@@ -88,8 +88,10 @@ QUICK = Sizes(
     evicted_due=20,
 )
 MEMORY_STEPS = 4
-# Deadlines are set this much past the time the starts should take at the rate just measured.
-START_MARGIN = 1.15
+# Deadlines are set this much past the time the starts should take at the rate just measured. The pilot opens
+# into a small worker cache; 2,000 more opened 1.4-1.6x slower than its rate (2026-12-02 runs ran 26-33 s
+# past a 1.15 margin), so the deadline passed mid-opening and the row was not like for like.
+START_MARGIN = 1.6
 # Incidents of (4) opened at once: enough to keep the worker busy, few enough that no first task waits long.
 OPENING_AT_ONCE = 10
 # Woken bare timers have this many history events: started, a task, the timer fired, a second task.
