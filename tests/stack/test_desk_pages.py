@@ -196,10 +196,9 @@ async def test_the_queue_filters_by_major_incident_and_says_which_one_a_row_is_l
             assert (await stack.service.state(linked)).outage is not None, "the intake links it at the opening"
             await signed_in(http, stack)
             everything = await http.get(f"{stack.url}/desk")
-            # The first 200 rows, next deadline first: a linked incident (its own clocks paused) may sink below
-            # the incidents earlier tests left open on this dev server, so the unfiltered page is not searched
-            # for it.
-            assert alone in everything.text
+            # The unfiltered page holds the first 200 rows, next deadline first: behind what earlier tests leave open
+            # on this dev server neither incident need be among them, so only the filter's choices are looked for.
+            assert everything.status_code == 200
             assert f">linked to {outage_id}</option>" in everything.text  # a choice of the filter
             linked_page = await http.get(f"{stack.url}/desk", params={"linked": "any"})
             assert f"linked to {outage_id}</span>" in linked_page.text  # the row says so
