@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from temporalio.service import RPCError
 
+from activities.outages import board_notices
 from starter.api import create_app
 from starter.auth import load_tokens, write_dev_tokens
 from starter.desk.app import Desk, mount_desk
 from starter.desk.observed import ObservedIncidentService
+from starter.outages import OutageService
 from tests.harness import RunningWorker
 from tests.sandbox_servers import serve
+from workflows.domain.outage import DeclareOutage, outage_board_id
 from workflows.domain.policy import Policy
 
 SECRET = b"desk-test-secret-desk-test-secret-0123456789"
@@ -83,3 +88,28 @@ async def signed_in(http: httpx.AsyncClient, stack: DeskStack, token_name: str =
         data={"csrf": csrf_of(form.text), "token": stack.tokens[token_name], "tz": tz},
     )
     assert answer.status_code == 303, answer.text
+
+
+async def cable_cut_in(running: RunningWorker, area: dict[str, str]) -> str:
+    """A major incident declared for connection_lost in `area`, once its notice is on the board the intake reads
+    (so incidents opened there from now on open linked); its id."""
+    outages = OutageService(running.client, task_queue=running.task_queue)
+    declared = await outages.declare(
+        DeclareOutage.model_validate(
+            {
+                "area": area,
+                "categories": ["connection_lost"],
+                "summary": "A cable was cut in Khimki.",
+                "owner": "boris",
+                "declared_by": "boris",
+                "expected_fix_by": datetime.now(UTC) + timedelta(hours=6),
+            }
+        )
+    )
+    board = running.client.get_workflow_handle(outage_board_id(running.task_queue))
+    running.started += [running.client.get_workflow_handle(declared.outage_id), board]
+    for _ in range(100):  # the declaration posts its notice to the board, which the intake reads
+        if await board_notices(running.client, running.task_queue):
+            break
+        await asyncio.sleep(0.1)
+    return declared.outage_id

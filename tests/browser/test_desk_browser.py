@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,9 @@ from axe_playwright_python.async_playwright import Axe  # type: ignore[import-un
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 from temporalio.testing import WorkflowEnvironment
 
-from activities.outages import board_notices
-from starter.outages import OutageService
-from tests.desk_helpers import DeskStack, desk_stack
+from tests.desk_helpers import DeskStack, cable_cut_in, desk_stack
 from tests.harness import Sandboxes, running_worker
 from tests.policies import fast_policy
-from workflows.domain.outage import DeclareOutage, outage_board_id
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -237,26 +233,7 @@ async def test_an_agent_narrows_the_queue_to_a_major_incidents_customers(
     screenshots (docs/desk.png, docs/desk-incident.png: copied from artifacts/ by hand when the desk changes)."""
     khimki = {"region": "moscow", "city": "khimki"}
     async with running_worker(dev_env.client, sandboxes) as running:
-        outages = OutageService(running.client, task_queue=running.task_queue)
-        declared = await outages.declare(
-            DeclareOutage.model_validate(
-                {
-                    "area": khimki,
-                    "categories": ["connection_lost"],
-                    "summary": "A cable was cut in Khimki.",
-                    "owner": "boris",
-                    "declared_by": "boris",
-                    "expected_fix_by": datetime.now(UTC) + timedelta(hours=6),
-                }
-            )
-        )
-        outage_id = declared.outage_id
-        board = running.client.get_workflow_handle(outage_board_id(running.task_queue))
-        running.started += [running.client.get_workflow_handle(outage_id), board]
-        for _ in range(100):  # the declaration posts its notice to the board, which the intake reads
-            if await board_notices(running.client, running.task_queue):
-                break
-            await asyncio.sleep(0.1)
+        outage_id = await cable_cut_in(running, khimki)
         policy = fast_policy(
             line_timeouts={"1": "1h", "2": "4h"}, acknowledge_within="15m", customer_updates_every="4h"
         )

@@ -10,19 +10,15 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.outages import board_notices
-from starter.outages import OutageService
-from tests.desk_helpers import SECRET, DeskStack, csrf_of, desk_stack, signed_in
+from tests.desk_helpers import SECRET, DeskStack, cable_cut_in, csrf_of, desk_stack, signed_in
 from tests.harness import Sandboxes, running_worker, worker_settings
 from tests.policies import fast_policy
-from workflows.domain.outage import DeclareOutage, outage_board_id
 
 
 @pytest.fixture
@@ -170,26 +166,7 @@ async def test_the_queue_filters_by_major_incident_and_says_which_one_a_row_is_l
 ):
     khimki = {"region": "moscow", "city": "khimki"}
     async with running_worker(dev_env.client, sandboxes) as running:
-        outages = OutageService(running.client, task_queue=running.task_queue)
-        declared = await outages.declare(
-            DeclareOutage.model_validate(
-                {
-                    "area": khimki,
-                    "categories": ["connection_lost"],
-                    "summary": "A cable was cut in Khimki.",
-                    "owner": "boris",
-                    "declared_by": "boris",
-                    "expected_fix_by": datetime.now(UTC) + timedelta(hours=6),
-                }
-            )
-        )
-        outage_id = declared.outage_id
-        board = running.client.get_workflow_handle(outage_board_id(running.task_queue))
-        running.started += [running.client.get_workflow_handle(outage_id), board]
-        for _ in range(100):  # the declaration posts its notice to the board, which the intake reads
-            if await board_notices(running.client, running.task_queue):
-                break
-            await asyncio.sleep(0.1)
+        outage_id = await cable_cut_in(running, khimki)
         async with desk_stack(running, fast_policy(), tmp_path) as stack, httpx.AsyncClient(timeout=30) as http:
             linked = (await stack.open(http, area={**khimki, "segment": "north-7"}))["ticket_id"]
             alone = (await stack.open(http, area={"region": "moscow", "city": "klin"}))["ticket_id"]
