@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -36,7 +35,7 @@ from bench.measures import (
     progress,
     write_policies,
 )
-from bench.stack import start_dev_server
+from bench.stack import cpu_seconds, start_dev_server
 from infra.binaries import dev_server_argv
 from infra.connection import data_converter
 from infra.processes import free_port, http_ok, temporal_serving, worker_polling
@@ -44,15 +43,8 @@ from starter.incidents import IncidentService
 from workflows.domain.inputs import WORKFLOW_TYPE
 from workflows.search_attributes import batch_operation_flags, dev_server_flags
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 HISTORY_SAMPLE = 50
 SAMPLE_EVERY = 0.2
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU of one process so far (its threads included), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 class CpuSampler:
