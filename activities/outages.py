@@ -74,11 +74,7 @@ class OutageActivities:
             )
         except RPCError as error:
             if error.status == RPCStatusCode.UNIMPLEMENTED:
-                raise ApplicationError(
-                    f"this Temporal server offers no batch operations ({error.message})",
-                    type=FAN_OUT_UNAVAILABLE,
-                    non_retryable=True,
-                ) from None
+                raise _unavailable("offers no batch operations", error) from None
             if error.status != RPCStatusCode.ALREADY_EXISTS:
                 raise  # e.g. another batch job holds the namespace's slot: retried with backoff
             # An earlier attempt started this very job: follow it.
@@ -166,11 +162,7 @@ class OutageActivities:
                     latest[customer] = execution.id
         except RPCError as error:
             if error.status == RPCStatusCode.UNIMPLEMENTED:
-                raise ApplicationError(
-                    f"this Temporal server cannot list the area's incidents ({error.message})",
-                    type=FAN_OUT_UNAVAILABLE,
-                    non_retryable=True,
-                ) from None
+                raise _unavailable("cannot list the area's incidents", error) from None
             raise
         return latest
 
@@ -214,6 +206,13 @@ async def board_notices(client: Client, task_queue: str) -> list[OutageNotice]:
             return []
         raise
     return notices
+
+
+def _unavailable(what: str, error: RPCError) -> ApplicationError:
+    """A server without what a fan-out needs (batch operations, listing): retrying would not bring it."""
+    return ApplicationError(
+        f"this Temporal server {what} ({error.message})", type=FAN_OUT_UNAVAILABLE, non_retryable=True
+    )
 
 
 def _quoted(value: str) -> str:
