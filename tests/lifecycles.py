@@ -39,6 +39,13 @@ async def full_critical(
     handle = await start_incident(
         running, category="payment_not_refunded", refund={"amount": "1500.00", "currency": "RUB"}, customer_locale=True
     )
+    return await critical_after_opening(env, handle)
+
+
+async def critical_after_opening(
+    env: WorkflowEnvironment, handle: WorkflowHandle[Any, IncidentState]
+) -> WorkflowHandle[Any, IncidentState]:
+    """full_critical's steps once its incident is open, however it was opened (a direct start, the service)."""
     await until(handle, lambda s: s.refund is not None and s.refund.status == "paid")
     await env.sleep(HOUR + timedelta(minutes=5))
     await send(handle, "acknowledge", agent="boris")

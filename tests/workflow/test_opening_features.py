@@ -7,16 +7,14 @@ replay so (tests/unit/test_replay.py); these are the lifecycles as the service a
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from starter.incidents import IncidentService
 from tests.harness import RunningWorker, Sandboxes
-from tests.helpers import open_request, send, settled, until
-from tests.lifecycles import HOUR, LIFECYCLES
+from tests.helpers import open_request
+from tests.lifecycles import LIFECYCLES, critical_after_opening
 from workflows.domain.policy import default_policy
 
 # The lifecycles started as the service starts one (the customer's locale, the opening features): escalation,
@@ -62,16 +60,7 @@ async def test_a_critical_lifecycle_through_the_service_fits_its_event_budget(
     opened = await service.open(
         open_request(category="payment_not_refunded", refund={"amount": "1500.00", "currency": "RUB"})
     )
-    handle = time_env.client.get_workflow_handle(opened.ticket_id)
-    await until(handle, lambda s: s.refund is not None and s.refund.status == "paid")
-    await time_env.sleep(HOUR + timedelta(minutes=5))
-    await send(handle, "acknowledge", agent="boris")
-    await send(handle, "resolve", agent="boris", resolution="refund confirmed by the bank")
-    await until(handle, lambda s: s.compensation is not None and s.compensation.status == "granted")
-    await time_env.sleep(24 * HOUR + timedelta(minutes=1))
-    await settled(handle)
-    await send(handle, "feedback", score=5, comment="thank you")
-    await handle.result()
+    handle = await critical_after_opening(time_env, time_env.client.get_workflow_handle(opened.ticket_id))
     events = (await handle.fetch_history()).events
     kinds = {e.event_type for e in events}
     assert EventType.EVENT_TYPE_TIMER_FIRED in kinds  # it escalated on its own
