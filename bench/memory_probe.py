@@ -59,7 +59,14 @@ STATS_FILE_ENV = "MEMORY_PROBE_STATS_FILE"  # and its allocators' figures there 
 # activity (3), a second task, the notifications' marker, the timer.
 OPENED_EVENTS = 12
 # And a bare workflow's, by type: started, a task (3), the timer; an activity (3) and a task (3); a marker.
-WAITING_EVENTS = {"BareTimer": 5, "ShapeActivity": 11, "ShapeLocalActivity": 6, "ShapeOpening": 12}
+WAITING_EVENTS = {
+    "BareTimer": 5,
+    "ShapeActivity": 11,
+    "ShapeSmallActivity": 11,
+    "ShapeLocalActivity": 6,
+    "ShapeOpening": 12,
+    "ShapeUpsert": 6,
+}
 
 
 @dataclass
