@@ -56,6 +56,9 @@ TARGET_RATIO = 1.25
 TRACE_FILE_ENV = "MEMORY_PROBE_TRACE_FILE"  # the wrapped worker dumps a tracemalloc snapshot there on SIGUSR1
 STATS_FILE_ENV = "MEMORY_PROBE_STATS_FILE"  # and its allocators' figures there as JSON on SIGUSR2
 LEAN_SHAPES_ENV = "MEMORY_PROBE_LEAN_SHAPES"  # the bare worker runs the incident worker's sandbox runner
+# An incident worker variant's setting: its runner keeps the activations as the SDK does (`--variant
+# keep:MEMORY_PROBE_KEEP_ACTIVATIONS=1`), workers/sandbox_runner.py's A/B.
+KEEP_ACTIVATIONS_ENV = "MEMORY_PROBE_KEEP_ACTIVATIONS"
 # An opened incident's history holds at least this many events once it waits: started, a task, the policy's
 # activity (3), a second task, the notifications' marker, the timer.
 OPENED_EVENTS = 12
@@ -376,9 +379,11 @@ def install_probe_hooks() -> None:
 
 def run_worker() -> None:
     """The incident worker as `incidents worker` runs it, with the probe's hooks."""
+    from workers import sandbox_runner
     from workers.main import main as worker_main
 
     install_probe_hooks()
+    sandbox_runner.KEEP_ACTIVATIONS = os.environ.get(KEEP_ACTIVATIONS_ENV) == "1"
     worker_main()
 
 

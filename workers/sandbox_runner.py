@@ -33,7 +33,6 @@ the worker falls back to the stock runner (with a warning) when they are gone.
 from __future__ import annotations
 
 import logging
-import os
 from types import CodeType
 from typing import Any, TypeVar
 
@@ -57,7 +56,8 @@ _HELD_PARTS = (
     "_current_internal_flags",
     "_current_completion",
 )
-KEEP_ACTIVATIONS = os.environ.get("INCIDENTS_KEEP_ACTIVATIONS") == "1"  # the memory probe's A/B only
+# True: keep what the SDK keeps, as its own runner does (the memory probe's A/B, and the test's).
+KEEP_ACTIVATIONS = False
 
 M = TypeVar("M", bound=Message)
 
