@@ -55,11 +55,22 @@ from workflows.incident_start import start_options
 TARGET_RATIO = 1.25
 TRACE_FILE_ENV = "MEMORY_PROBE_TRACE_FILE"  # the wrapped worker dumps a tracemalloc snapshot there on SIGUSR1
 STATS_FILE_ENV = "MEMORY_PROBE_STATS_FILE"  # and its allocators' figures there as JSON on SIGUSR2
+LEAN_SHAPES_ENV = "MEMORY_PROBE_LEAN_SHAPES"  # the bare worker runs the incident worker's sandbox runner
+# An incident worker variant's setting: its runner keeps the activations as the SDK does (`--variant
+# keep:MEMORY_PROBE_KEEP_ACTIVATIONS=1`), workers/sandbox_runner.py's A/B.
+KEEP_ACTIVATIONS_ENV = "MEMORY_PROBE_KEEP_ACTIVATIONS"
 # An opened incident's history holds at least this many events once it waits: started, a task, the policy's
 # activity (3), a second task, the notifications' marker, the timer.
 OPENED_EVENTS = 12
 # And a bare workflow's, by type: started, a task (3), the timer; an activity (3) and a task (3); a marker.
-WAITING_EVENTS = {"BareTimer": 5, "ShapeActivity": 11, "ShapeLocalActivity": 6, "ShapeOpening": 12}
+WAITING_EVENTS = {
+    "BareTimer": 5,
+    "ShapeActivity": 11,
+    "ShapeSmallActivity": 11,
+    "ShapeLocalActivity": 6,
+    "ShapeOpening": 12,
+    "ShapeUpsert": 6,
+}
 
 
 @dataclass
@@ -143,6 +154,7 @@ class Probe:
                 env={
                     "TEMPORAL_ADDRESS": address,
                     "BENCH_TASK_QUEUE": queue,
+                    **({LEAN_SHAPES_ENV: "1"} if self.arguments.lean_shapes else {}),
                     STATS_FILE_ENV: str(self.folder / f"{name}.stats"),
                     **({TRACE_FILE_ENV: str(self.folder / f"{name}.trace")} if self.arguments.trace else {}),
                 },
@@ -367,9 +379,11 @@ def install_probe_hooks() -> None:
 
 def run_worker() -> None:
     """The incident worker as `incidents worker` runs it, with the probe's hooks."""
+    from workers import sandbox_runner
     from workers.main import main as worker_main
 
     install_probe_hooks()
+    sandbox_runner.KEEP_ACTIVATIONS = os.environ.get(KEEP_ACTIVATIONS_ENV) == "1"
     worker_main()
 
 
@@ -379,6 +393,7 @@ def run_bare_worker() -> None:
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
     from bench import memory_shapes
+    from workers.sandbox_runner import sandboxed_runner
 
     install_probe_hooks()
 
@@ -392,7 +407,7 @@ def run_bare_worker() -> None:
             workflows=memory_shapes.WORKFLOWS,
             activities=memory_shapes.ACTIVITIES,
             max_cached_workflows=20_000,
-            workflow_runner=SandboxedWorkflowRunner(
+            workflow_runner=(sandboxed_runner if os.environ.get(LEAN_SHAPES_ENV) else SandboxedWorkflowRunner)(
                 restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
             ),
         ):
@@ -436,6 +451,12 @@ def main(argv: list[str] | None = None) -> None:
         help="a bare workflow of bench/memory_shapes.py on a worker of its own (TYPE; TYPE+all: started with an "
         "incident's search attributes, memo, summary and details; +attrs: the search attributes alone; +meta: the "
         "summary and details alone; repeatable)",
+    )
+    parser.add_argument(
+        "--lean-shapes",
+        action="store_true",
+        help="run the bare timer and the shapes under the incident worker's sandbox runner (workers/sandbox_runner.py) "
+        "instead of the SDK's, as the bench's bare worker does",
     )
     parser.add_argument("--trace", action="store_true", help="trace the workers' Python heap (tracemalloc)")
     parser.add_argument("--top", type=int, default=25, help="lines of the tracemalloc report (default 25)")

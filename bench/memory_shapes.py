@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from bench.bare import BareTimer
 
@@ -23,6 +24,12 @@ async def policy_document() -> dict[str, Any]:
     from workflows.domain.policy import default_policy
 
     return default_policy().model_dump(mode="json")
+
+
+@activity.defn(name="shape_small")
+async def small_result() -> str:
+    """A result of 10 bytes: what the policy's activity would cost if its result were not 4 KB."""
+    return "0123456789"
 
 
 @activity.defn(name="shape_notify")
@@ -76,5 +83,43 @@ class ShapeOpening:
         await wait_a_day()
 
 
-WORKFLOWS = [BareTimer, ShapeActivity, ShapeLocalActivity, ShapeOpening]
-ACTIVITIES: list[Callable[..., Any]] = [policy_document, notify]
+@workflow.defn(name="ShapeSmallActivity")
+class ShapeSmallActivity:
+    """A regular activity whose result is 10 bytes, then waits: beside ShapeActivity, what the result's size costs."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.execute_activity("shape_small", start_to_close_timeout=PART_TIMEOUT)
+        await wait_a_day()
+
+
+def incident_like_attributes() -> TypedSearchAttributes:
+    """The eight attributes a straight-opened incident carries, with values of the same size as the probe's."""
+    now = workflow.now()
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SearchAttributeKey.for_keyword("IncidentSeverity"), "high"),
+            SearchAttributePair(SearchAttributeKey.for_keyword("IncidentStatus"), "open"),
+            SearchAttributePair(SearchAttributeKey.for_int("IncidentLine"), 1),
+            SearchAttributePair(SearchAttributeKey.for_keyword("IncidentCategory"), "tariff_change"),
+            SearchAttributePair(SearchAttributeKey.for_keyword("CustomerId"), f"probe-{workflow.info().workflow_id}"),
+            SearchAttributePair(SearchAttributeKey.for_datetime("SlaDeadline"), now + timedelta(hours=4)),
+            SearchAttributePair(SearchAttributeKey.for_datetime("NextDeadline"), now + timedelta(minutes=15)),
+            SearchAttributePair(SearchAttributeKey.for_int("NotificationsFailed"), 0),
+        ]
+    )
+
+
+@workflow.defn(name="ShapeUpsert")
+class ShapeUpsert:
+    """Started without search attributes, upserts an incident's eight in its first task, then waits: beside
+    BareTimer+attrs, whether the worker holds less for attributes upserted than for attributes started with."""
+
+    @workflow.run
+    async def run(self) -> None:
+        workflow.upsert_search_attributes([pair.key.value_set(pair.value) for pair in incident_like_attributes()])
+        await wait_a_day()
+
+
+WORKFLOWS = [BareTimer, ShapeActivity, ShapeSmallActivity, ShapeLocalActivity, ShapeOpening, ShapeUpsert]
+ACTIVITIES: list[Callable[..., Any]] = [policy_document, small_result, notify]

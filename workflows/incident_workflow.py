@@ -61,7 +61,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         PayRefund,
     )
-    from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
+    from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput, shared_feature_list, shared_features
     from workflows.domain.linking import OUTAGE_ACTIONS, OUTAGE_LINKS
     from workflows.domain.models import MAX_NAME, ActionResult, IncidentState, Money
     from workflows.domain.money import AGENT_AUTHORITY, NEW_KEY_AFTER_LOOKUP
@@ -162,6 +162,8 @@ CALENDAR_CHECK_TIMEOUT = timedelta(seconds=10)
 class IncidentWorkflow:
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
+        # The SDK keeps the input for the whole run: its features list (about 1 KB) shared with other runs'.
+        input.features = shared_feature_list(input.features)
         self._input = input
         # What the opening code had from the first moment (the start event holds the list): never asked again.
         self._opened_with = input.opening_features()
@@ -185,7 +187,6 @@ class IncidentWorkflow:
         self._continuing = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_for: Deadline | None = None
-        self._published: dict[str, object] = search_attributes.from_typed(workflow.info().typed_search_attributes)
         self._broken: BaseException | None = None
         # The input's calendars are as new as the opening (or the continue-as-new that carried them).
         self._calendars_checked_at = workflow.now()
@@ -302,7 +303,7 @@ class IncidentWorkflow:
         """
         if self._live is not None:
             self._frozen = self._live.state.__pydantic_serializer__.to_json(self._live.state)
-            self._frozen_features = frozenset(self._live.features)
+            self._frozen_features = shared_features(frozenset(self._live.features))
             self._live = None
 
     @workflow.run
@@ -801,14 +802,15 @@ class IncidentWorkflow:
                         extra={"ticket_id": state.ticket_id, "line": state.line, "by": event.by, **event.data},
                     )
         current = search_attributes.values_of(state)
+        # What the start carried and every upsert since: the SDK's info keeps it, so the incident keeps no copy.
+        published = search_attributes.from_typed(workflow.info().typed_search_attributes)
         for attribute, patch_id in PATCHED_ATTRIBUTES.items():
-            if current[attribute] != self._published.get(attribute) and not self._switched_on(patch_id):
+            if current[attribute] != published.get(attribute) and not self._switched_on(patch_id):
                 # Incidents that ran before the attribute existed replay without its upserts.
-                current[attribute] = self._published.get(attribute)
-        changes = search_attributes.updates(self._published, current)
+                current[attribute] = published.get(attribute)
+        changes = search_attributes.updates(published, current)
         if changes:
             workflow.upsert_search_attributes(changes)
-        self._published = current
         workflow.set_current_details(current_details(state, self._incident.next_deadline()))
 
 

@@ -126,8 +126,14 @@ def values_of(state: IncidentState) -> dict[str, object]:
 
 
 def from_typed(attributes: TypedSearchAttributes) -> dict[str, object]:
-    """What the execution already carries (set at start, or before continue-as-new)."""
-    return {key.name: attributes.get(key) for key in ALL_KEYS}
+    """What the execution already carries (set at start, or before continue-as-new, and every upsert since).
+
+    As `attributes.get(key)` answers for each key (the first pair with an equal key), in one pass instead of a
+    scan per key: the incident reads this on every pass of its loop, replays included."""
+    found: dict[SearchAttributeKey[Any], object] = {}
+    for key, value in attributes:
+        found.setdefault(key, value)
+    return {key.name: found.get(key) for key in ALL_KEYS}
 
 
 def as_typed(values: dict[str, object]) -> TypedSearchAttributes:

@@ -69,7 +69,35 @@ class IncidentInput(BaseModel):
 
     def opening_features(self) -> frozenset[str]:
         """What the incident does from its first moment, as this input says (so the same in every replay)."""
-        return frozenset(self.features) | ({CUSTOMER_LOCALE} if self.customer_locale else frozenset())
+        return shared_features(frozenset(self.features) | ({CUSTOMER_LOCALE} if self.customer_locale else frozenset()))
+
+
+_SHARED_FEATURES: dict[frozenset[str], frozenset[str]] = {}
+_SHARED_FEATURE_LISTS: dict[tuple[str, ...], list[str]] = {}
+_SHARED_LIMIT = 64
+
+
+def shared_features(features: frozenset[str]) -> frozenset[str]:
+    """One frozenset (and one string per feature) per distinct set in a worker: thousands of cached incidents
+    carry the same ones, which as copies of their own cost about 1 KB each. Frozen, so sharing is invisible."""
+    found = _SHARED_FEATURES.get(features)
+    if found is None:
+        if len(_SHARED_FEATURES) >= _SHARED_LIMIT:
+            _SHARED_FEATURES.pop(next(iter(_SHARED_FEATURES)))
+        _SHARED_FEATURES[features] = found = features
+    return found
+
+
+def shared_feature_list(features: list[str]) -> list[str]:
+    """The same for an input's `features` list (the SDK keeps the input for the whole run): nothing changes
+    the list of a running incident's input, it is only handed on to the run it continues as."""
+    key = tuple(features)
+    found = _SHARED_FEATURE_LISTS.get(key)
+    if found is None:
+        if len(_SHARED_FEATURE_LISTS) >= _SHARED_LIMIT:
+            _SHARED_FEATURE_LISTS.pop(next(iter(_SHARED_FEATURE_LISTS)))
+        _SHARED_FEATURE_LISTS[key] = found = features
+    return found
 
 
 INTAKE_WORKFLOW_TYPE = "IncidentIntake"
