@@ -16,6 +16,7 @@ import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
@@ -39,7 +40,7 @@ FIXTURES = Path(__file__).parent / "replay_fixtures"
 DUE_AFTER = timedelta(seconds=4)
 
 
-async def _until(handle: WorkflowHandle[object, object], event_kind: str, within: float = 30.0) -> None:
+async def _until(handle: WorkflowHandle[Any, Any], event_kind: str, within: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while True:
         kinds = [event.WhichOneof("attributes") for event in (await handle.fetch_history()).events]
@@ -50,7 +51,7 @@ async def _until(handle: WorkflowHandle[object, object], event_kind: str, within
         await asyncio.sleep(0.2)
 
 
-async def _settled(handle: WorkflowHandle[object, object]) -> None:
+async def _settled(handle: WorkflowHandle[Any, Any]) -> None:
     """Until the history has stopped growing, its last workflow task completed (commands follow that event)."""
     pending = ("workflow_task_scheduled_event_attributes", "workflow_task_started_event_attributes")
     while True:
