@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import CompositePayloadConverter, WorkflowSerializationContext
 
 from infra.connection import data_converter
+from workflows import presentation
 from workflows.domain import policy as policies
 from workflows.domain.policy import Policy, default_policy, shared, shared_from_json
 
@@ -58,3 +61,11 @@ def test_every_payload_converter_made_shares_one_set_of_pydantic_converters() ->
     [payload] = another.to_payloads([policy])
     assert isinstance(payload, Payload)
     assert one.from_payloads([payload], [Policy]) == [policy]
+
+
+@pytest.mark.parametrize(
+    "at",
+    [datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2031, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)],
+)
+def test_the_details_write_moments_as_strftime_did(at: datetime) -> None:
+    assert presentation._moment(at) == at.strftime("%Y-%m-%d %H:%M:%S UTC")
