@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client, Interceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import CompositePayloadConverter, DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
@@ -28,13 +28,32 @@ if TYPE_CHECKING:
 
 DEFAULT_ADDRESS = "localhost:7233"
 
+_PYDANTIC_CONVERTERS = PydanticPayloadConverter().converters.values()
+
+
+class SharedPydanticPayloadConverter(PydanticPayloadConverter):
+    """temporalio's pydantic payload converter, its encoding converters made once per process.
+
+    The SDK makes a payload converter for every workflow run and, inside a worker, for every activation
+    and every completion (a data converter per serialization context, each building its own); the
+    pydantic one builds a serializer and a fresh cache of type adapters each time, so every run built
+    the type adapters of its input and results anew. Measured with bench/replay_probe.py. The encoding
+    converters hold no state but that cache (thread-safe, bounded), so one set serves them all.
+    """
+
+    def __init__(self) -> None:
+        CompositePayloadConverter.__init__(self, *_PYDANTIC_CONVERTERS)
+
+
+_DATA_CONVERTER = DataConverter(payload_converter_class=SharedPydanticPayloadConverter)
+
 
 def data_converter(keys_file: str | Path | None = None) -> DataConverter:
     """The converter every client and worker shares; payloads encrypted with the keys in `keys_file`."""
     codec = payload_codec(keys_file)
     if codec is None:
-        return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+        return _DATA_CONVERTER
+    return dataclasses.replace(_DATA_CONVERTER, payload_codec=codec)
 
 
 def connect_config(target: str | None = None, namespace: str | None = None) -> dict[str, Any]:

@@ -65,7 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.domain.linking import OUTAGE_ACTIONS, OUTAGE_LINKS
     from workflows.domain.models import MAX_NAME, ActionResult, IncidentState, Money
     from workflows.domain.money import AGENT_AUTHORITY, NEW_KEY_AFTER_LOOKUP
-    from workflows.domain.policy import Policy, shared
+    from workflows.domain.policy import Policy, shared, shared_from_json
     from workflows.domain.policy_catalogue import shared_reference
     from workflows.domain.sla import Deadline
     from workflows.features import (
@@ -229,10 +229,11 @@ class IncidentWorkflow:
         reference = self._input.policy_ref
         if self._refusal is None and reference is not None:
             try:
-                policy: Policy = await workflow.execute_activity(
+                # Raw: decoded once per worker for all the incidents (and replays) that resolved the same policy.
+                resolved: RawValue = await workflow.execute_activity(
                     RESOLVE_POLICY,
                     reference,
-                    result_type=Policy,
+                    result_type=RawValue,
                     start_to_close_timeout=POLICY_LOOKUP_TIMEOUT,
                     retry_policy=POLICY_LOOKUP_RETRY,
                     summary=f"policy {reference}",
@@ -240,7 +241,7 @@ class IncidentWorkflow:
             except ActivityError as error:
                 self._refusal = str(_root_cause(error) or error)
             else:
-                self._open(policy)
+                self._open(_resolved_policy(resolved))
         if self._refusal is not None:
             raise ApplicationError(
                 f"{self._input.ticket_id} not opened: {self._refusal}", type=POLICY_REFUSED, non_retryable=True
@@ -812,6 +813,14 @@ class IncidentWorkflow:
         if changes:
             workflow.upsert_search_attributes(changes)
         workflow.set_current_details(current_details(state, self._incident.next_deadline()))
+
+
+def _resolved_policy(resolved: RawValue) -> Policy:
+    """The policy `resolve_policy` answered, as the payload converter would decode it (JSON, validated)."""
+    payload = resolved.payload
+    if payload.metadata.get("encoding") != b"json/plain":
+        return shared(workflow.payload_converter().from_payload(payload, Policy))
+    return shared_from_json(payload.data, Policy.model_validate_json)
 
 
 def _bounded_name(name: str) -> str:

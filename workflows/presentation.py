@@ -7,6 +7,7 @@ UI shows them without the payload codec.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from workflows.domain.incident import Notify
 from workflows.domain.models import IncidentState
@@ -24,10 +25,16 @@ def static_details(ticket_id: str, severity: str, category: str, customer_id: st
     )
 
 
+def _moment(at: datetime) -> str:
+    """`at` as strftime("%Y-%m-%d %H:%M:%S UTC") writes it, without strftime: in the workflow sandbox each
+    call imports `time` through the sandbox's import hook, and the details are written on every task."""
+    return f"{at.year:04d}-{at.month:02d}-{at.day:02d} {at.hour:02d}:{at.minute:02d}:{at.second:02d} UTC"
+
+
 def _when(deadline: Deadline | None) -> str:
     if deadline is None:
         return "none"
-    return f"{deadline.label}, due {deadline.due_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"
+    return f"{deadline.label}, due {_moment(deadline.due_at)}"
 
 
 def current_details(state: IncidentState, upcoming: Deadline | None) -> str:
@@ -48,7 +55,7 @@ def current_details(state: IncidentState, upcoming: Deadline | None) -> str:
         lines.append(f"- waiting for: {state.awaiting}")
     if state.waiting is not None:
         # Not the question itself: the UI shows this without the payload codec, and an agent's words may be personal.
-        asked = state.waiting.asked_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        asked = _moment(state.waiting.asked_at)
         lines.append(f"- waiting on the customer's answer to {state.waiting.asked_by}'s question of {asked}")
     if state.closed_as is not None:
         lines.append(f"- closed as: {state.closed_as.value}")
