@@ -33,7 +33,7 @@ import httpx
 from temporalio.client import WorkflowHandle
 
 from bench import costs
-from bench.stack import bounded, cpu_seconds, until
+from bench.stack import Laps, bounded, cpu_seconds, until
 from infra.processes import Child, free_port
 from workflows.domain.inputs import WORKFLOW_TYPE
 
@@ -155,15 +155,18 @@ async def wake_burst(
     counters: _CacheCounters,
     count: int,
     woken: Callable[[], Awaitable[None]],
+    lap: Laps,
 ) -> None:
     """From the shared deadline until `woken` says all woke: CPU per wake-up of the worker and the server,
     and the cache's hits and misses meanwhile (the size as the burst began)."""
     await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+    lap(f"{label}: until the deadline")
     before = await counters.read()
     worker_cpu, server_cpu = cpu_seconds(worker.pid), cpu_seconds(bench.server.pid)
     await woken()
     worker_cpu, server_cpu = cpu_seconds(worker.pid) - worker_cpu, cpu_seconds(bench.server.pid) - server_cpu
     after = await counters.read()
+    lap(f"{label}: until all woke")
     f = bench.figures
     f[f"{label}_worker_cpu_ms"] = 1000 * worker_cpu / count
     f[f"{label}_server_cpu_ms"] = 1000 * server_cpu / count
@@ -195,7 +198,9 @@ async def incident_round(
         customer = f"ev{round_name[0]}-{bench.run_id}-{i}"
         return (await bench.open_incident(customer, bench.timer_policy, opened_at=due - TIMER_LINE_ONE)).id
 
+    lap = Laps()
     tickets = await bounded(OPENING_AT_ONCE, (open_one(i) for i in range(count)))
+    lap(f"{round_name}: opened")
     began = time.monotonic()
     worker_cpu = cpu_seconds(bench.worker.pid)
     await bounded(QUERYING_AT_ONCE, (bench.service.state(ticket) for ticket in fillers))
@@ -218,7 +223,8 @@ async def incident_round(
 
         await until(all_escalated, 120 + count / 10, f"{count} {round_name} escalations", every=WAKE_POLL)
 
-    await wake_burst(bench, label, due, bench.worker, counters, count, escalated)
+    lap(f"{round_name}: filled")
+    await wake_burst(bench, label, due, bench.worker, counters, count, escalated, lap)
 
     async def lag(ticket: str) -> float:
         state = await bench.service.state(ticket)
@@ -227,6 +233,7 @@ async def incident_round(
         return (escalation.at - datetime.fromisoformat(breached.data["deadline"])).total_seconds() * 1000
 
     lags = await bounded(50, (lag(t) for t in tickets))
+    lap(f"{round_name}: each one's escalation read")
     for q in (50, 99):
         bench.figures[f"{label.replace('_escalation', '_escalation_lag')}_p{q}_ms"] = percentile(lags, q)
     return tickets
@@ -242,6 +249,7 @@ async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCount
     pilots = [bench.client.get_workflow_handle(f"{of_timers}-{cache + i}") for i in range(pilot)]
     fillers = [bench.client.get_workflow_handle(f"{of_timers}-{i}") for i in range(cache)]
     began = time.monotonic()
+    lap = Laps()
     pilot_starts = await bounded(
         50,
         (
@@ -266,8 +274,11 @@ async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCount
             for i in range(count)
         ),
     )
+    lap("bare: pilots")
     await bench.settled(handles)  # each cached by its first task before the fillers push it out
+    lap("bare: started")
     await bounded(QUERYING_AT_ONCE, (h.query("woke") for h in fillers))
+    lap("bare: filled")
     late = (datetime.now(UTC) - due).total_seconds()
     bench.figures["evicted_bare_timer_late_s"] = max(0.0, late)
     sample = handles[:: max(1, count // 100)]
@@ -281,7 +292,7 @@ async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCount
 
         await until(woken, 120 + count / 10, f"{count} evicted bare timers", every=WAKE_POLL)
 
-    await wake_burst(bench, "evicted_bare_timer", due, bench.memory_bare, counters, count, all_woken)
+    await wake_burst(bench, "evicted_bare_timer", due, bench.memory_bare, counters, count, all_woken, lap)
 
     async def woke(handle: WorkflowHandle[Any, Any]) -> float:
         answers: list[str | None] = []
@@ -294,5 +305,6 @@ async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCount
         return (datetime.fromisoformat(str(answers[-1])) - due).total_seconds() * 1000
 
     lags = await bounded(50, (woke(h) for h in handles))
+    lap("bare: each one's wake read")
     for q in (50, 99):
         bench.figures[f"evicted_bare_timer_lag_p{q}_ms"] = percentile(lags, q)
