@@ -40,10 +40,9 @@ from workflows.domain.inputs import WORKFLOW_TYPE
 if TYPE_CHECKING:
     from bench.measures import Bench
 
-# Deadlines lie this far past the time the openings and the cache-filling queries should take at the pilot's rates:
-# with a full cache every opening evicts and every query replays, slower than the pilots (at 1.3 a full run's
-# evicted round ended 21 s late and its incidents woke still cached).
-START_MARGIN = 2.0
+# Deadlines lie `Sizes.evicted_start_margin` past the time the openings and the cache-filling queries should take at
+# the pilot's rates: with a full cache every opening evicts and every query replays, slower than the pilots (at 1.3
+# a full run's evicted round ended 21 s late and its incidents woke still cached; a quick run's few dozen keep up).
 PILOTS = 20  # at most; half the due count in a quick run
 
 
@@ -191,7 +190,7 @@ async def incident_round(
 
     label = "evicted_cached_escalation" if round_name == "cached" else "evicted_escalation"
     planned = count / open_rate + len(fillers) / replay_rate
-    due = datetime.now(UTC) + timedelta(seconds=DEADLINE_SLACK + START_MARGIN * planned)
+    due = datetime.now(UTC) + timedelta(seconds=DEADLINE_SLACK + bench.sizes.evicted_start_margin * planned)
     since = datetime.now(UTC)
 
     async def open_one(i: int) -> str:
@@ -264,7 +263,7 @@ async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCount
     replay_rate = pilot / (time.monotonic() - began)
 
     planned = count / start_rate + cache / replay_rate
-    due = datetime.now(UTC) + timedelta(seconds=DEADLINE_SLACK + START_MARGIN * planned)
+    due = datetime.now(UTC) + timedelta(seconds=DEADLINE_SLACK + bench.sizes.evicted_start_margin * planned)
     handles: list[WorkflowHandle[Any, Any]] = await bounded(
         50,
         (
