@@ -94,6 +94,7 @@ async def measure_desk(bench: Bench, quick: bool) -> None:
     )
     open_now = (await bench.client.count_workflows(query)).count
     lap = Laps()
+    cpu_before = bench.cpu_by_process()
     probes = await bounded(
         25, (start(f"desk-probe-{bench.run_id}-{i}", "connection_lost") for i in range(sizes.action_samples))
     )
@@ -101,6 +102,9 @@ async def measure_desk(bench: Bench, quick: bool) -> None:
     opened = await bounded(25, (start(f"desk-{bench.run_id}-{i}", "tariff_change") for i in range(more)))
     # An incident has a state to show once its first task ran: the rebuild is timed from there.
     await bench.settled([*probes, *opened])
+    # Started straight and through their first task, nothing waiting on each: the cost of opening one (bench/costs.py).
+    bench.figures["desk_openings"] = len(probes) + more
+    bench.figures["desk_openings_cpu_s"] = bench.cpu_spent_since(cpu_before)
     lap(f"{len(probes) + more} opened")
     wanted = open_now + len(probes) + more
     tokens = {name: token for name, (_, token) in bench.tokens.items()}

@@ -41,8 +41,10 @@ if TYPE_CHECKING:
     from bench.measures import Bench
 
 # Deadlines lie `Sizes.evicted_start_margin` past the time the openings and the cache-filling queries should take at
-# the pilot's rates: with a full cache every opening evicts and every query replays, slower than the pilots (at 1.3
-# a full run's evicted round ended 21 s late and its incidents woke still cached; a quick run's few dozen keep up).
+# the pilot's rates. While each opening also asked the incident for its state, a full cache made them slower than the
+# pilots (at 1.3 a full run's evicted round ended 21 s late and its incidents woke still cached; 2.0 was kept); waiting
+# on the server's history instead, the rounds took 1.12x (cached) and 0.99x (evicted, filling included) of the
+# planned time in the 14:56 run of 2026-12-02, which left 13 s and 34 s idle at 2.0. A quick run's few dozen keep up.
 PILOTS = 20  # at most; half the due count in a quick run
 
 
@@ -241,7 +243,7 @@ async def incident_round(
 async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCounters) -> None:
     """`count` bare timers due together on the restarted bare-memory worker, then `cache` of (4)'s bare timers
     queried (each a replay into the cache), so that the due ones are evicted when they wake."""
-    from bench.measures import BARE_MEMORY_QUEUE, BARE_TIMER_WOKEN_EVENTS, percentile
+    from bench.measures import BARE_MEMORY_QUEUE, BARE_TIMER_WOKEN_EVENTS, percentile, woke_at
 
     of_timers = f"timer-{bench.run_id}-{bench.sizes.timers_many}"
     pilot = pilot_count(count)
@@ -293,17 +295,7 @@ async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCount
 
     await wake_burst(bench, "evicted_bare_timer", due, bench.memory_bare, counters, count, all_woken, lap)
 
-    async def woke(handle: WorkflowHandle[Any, Any]) -> float:
-        answers: list[str | None] = []
-
-        async def answered() -> bool:
-            answers.append(await handle.query("woke"))
-            return answers[-1] is not None
-
-        await until(answered, 60, f"{handle.id} woken", every=0.2)
-        return (datetime.fromisoformat(str(answers[-1])) - due).total_seconds() * 1000
-
-    lags = await bounded(50, (woke(h) for h in handles))
+    lags = [(woke - due).total_seconds() * 1000 for woke in await bounded(50, (woke_at(h) for h in handles))]
     lap("bare: each one's wake read")
     for q in (50, 99):
         bench.figures[f"evicted_bare_timer_lag_p{q}_ms"] = percentile(lags, q)
