@@ -56,8 +56,6 @@ def pilot_count(due: int) -> int:
 QUERYING_AT_ONCE = 20
 # How often the bench asks the server whether a burst has woken: the end of each CPU window is this late at most.
 WAKE_POLL = 0.25
-# The shared deadline lies this long past the planned end of the openings and the cache's filling, at the least.
-DEADLINE_SLACK = 1.0
 CACHE_COUNTERS = ("sticky_cache_hit", "sticky_cache_miss", "sticky_cache_total_forced_eviction", "sticky_cache_size")
 
 
@@ -192,7 +190,7 @@ async def incident_round(
 
     label = "evicted_cached_escalation" if round_name == "cached" else "evicted_escalation"
     planned = count / open_rate + len(fillers) / replay_rate
-    due = datetime.now(UTC) + timedelta(seconds=DEADLINE_SLACK + bench.sizes.evicted_start_margin * planned)
+    due = datetime.now(UTC) + timedelta(seconds=bench.sizes.deadline_slack + bench.sizes.evicted_start_margin * planned)
     since = datetime.now(UTC)
 
     async def open_one(i: int) -> str:
@@ -265,7 +263,7 @@ async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCount
     replay_rate = pilot / (time.monotonic() - began)
 
     planned = count / start_rate + cache / replay_rate
-    due = datetime.now(UTC) + timedelta(seconds=DEADLINE_SLACK + bench.sizes.evicted_start_margin * planned)
+    due = datetime.now(UTC) + timedelta(seconds=bench.sizes.deadline_slack + bench.sizes.evicted_start_margin * planned)
     handles: list[WorkflowHandle[Any, Any]] = await bounded(
         50,
         (
