@@ -73,12 +73,11 @@ async def measure(bench: Bench, opened_ticket: str, escalated_ticket: str) -> No
     f, sizes = bench.figures, bench.sizes
     cpu = f["phase_cpu_s"]
     lifecycles = sizes.throughput + 10  # and the ten that warmed it up
-    opened_straight = f["memory_open_incidents"] - f["memory_incident_steps"][0][0]
     costs: dict[str, Any] = {
         "cpu_ms": {
             "bare_shape_lifecycle": per_operation(cpu["baseline"], sizes.throughput + 10, (SERVER, BARE, "bench")),
             "lifecycle_through_intake": per_operation(cpu["lifecycles"], lifecycles, INCIDENT_SIDE),
-            "incident_opened_straight": per_operation(cpu["memory"], opened_straight, INCIDENT_SIDE),
+            "incident_opened_straight": per_operation(f["desk_openings_cpu_s"], f["desk_openings"], INCIDENT_SIDE),
             "escalation_cached": {
                 SERVER: round(f["evicted_cached_escalation_server_cpu_ms"], 1),
                 WORKER: round(f["evicted_cached_escalation_worker_cpu_ms"], 1),

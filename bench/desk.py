@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bench.stack import bounded, until
+from bench.stack import Laps, bounded, until
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import OpenIncident
 from workflows.domain.policy_catalogue import reference_of
@@ -93,6 +93,8 @@ async def measure_desk(bench: Bench, quick: bool) -> None:
         "AND IncidentLine = 1 AND IncidentStatus = 'open'"
     )
     open_now = (await bench.client.count_workflows(query)).count
+    lap = Laps()
+    cpu_before = bench.cpu_by_process()
     probes = await bounded(
         25, (start(f"desk-probe-{bench.run_id}-{i}", "connection_lost") for i in range(sizes.action_samples))
     )
@@ -100,6 +102,10 @@ async def measure_desk(bench: Bench, quick: bool) -> None:
     opened = await bounded(25, (start(f"desk-{bench.run_id}-{i}", "tariff_change") for i in range(more)))
     # An incident has a state to show once its first task ran: the rebuild is timed from there.
     await bench.settled([*probes, *opened])
+    # Started straight and through their first task, nothing waiting on each: the cost of opening one (bench/costs.py).
+    bench.figures["desk_openings"] = len(probes) + more
+    bench.figures["desk_openings_cpu_s"] = bench.cpu_spent_since(cpu_before)
+    lap(f"{len(probes) + more} opened")
     wanted = open_now + len(probes) + more
     tokens = {name: token for name, (_, token) in bench.tokens.items()}
     ann = await signed_in(bench.api, tokens["dev-agent"])
@@ -126,10 +132,12 @@ async def measure_desk(bench: Bench, quick: bool) -> None:
             round_trip_ms.append((time.perf_counter() - begun) * 1000)
             page.raise_for_status()
             server_ms.append(float(page.headers["server-timing"].split("dur=")[1]))
+        lap("queue pages")
         shown = CAPTION.search(page.text)
         assert shown is not None and int(shown.group(1)) >= wanted
 
         seen_ms = await action_to_other_desk(bench, ann, boris, [p.id for p in probes], tokens["dev-agent"])
+        lap("actions seen on another desk")
     finally:
         await ann.aclose()
         await boris.aclose()

@@ -33,17 +33,18 @@ import httpx
 from temporalio.client import WorkflowHandle
 
 from bench import costs
-from bench.stack import bounded, cpu_seconds, until
+from bench.stack import Laps, bounded, cpu_seconds, until
 from infra.processes import Child, free_port
 from workflows.domain.inputs import WORKFLOW_TYPE
 
 if TYPE_CHECKING:
     from bench.measures import Bench
 
-# Deadlines lie this far past the time the openings and the cache-filling queries should take at the pilot's rates:
-# with a full cache every opening evicts and every query replays, slower than the pilots (at 1.3 a full run's
-# evicted round ended 21 s late and its incidents woke still cached).
-START_MARGIN = 2.0
+# Deadlines lie `Sizes.evicted_start_margin` past the time the openings and the cache-filling queries should take at
+# the pilot's rates. While each opening also asked the incident for its state, a full cache made them slower than the
+# pilots (at 1.3 a full run's evicted round ended 21 s late and its incidents woke still cached; 2.0 was kept); waiting
+# on the server's history instead, the rounds took 1.12x (cached) and 0.99x (evicted, filling included) of the
+# planned time in the 14:56 run of 2026-12-02, which left 13 s and 34 s idle at 2.0. A quick run's few dozen keep up.
 PILOTS = 20  # at most; half the due count in a quick run
 
 
@@ -55,8 +56,6 @@ def pilot_count(due: int) -> int:
 QUERYING_AT_ONCE = 20
 # How often the bench asks the server whether a burst has woken: the end of each CPU window is this late at most.
 WAKE_POLL = 0.25
-# The shared deadline lies this long past the planned end of the openings and the cache's filling, at the least.
-DEADLINE_SLACK = 1.0
 CACHE_COUNTERS = ("sticky_cache_hit", "sticky_cache_miss", "sticky_cache_total_forced_eviction", "sticky_cache_size")
 
 
@@ -155,15 +154,18 @@ async def wake_burst(
     counters: _CacheCounters,
     count: int,
     woken: Callable[[], Awaitable[None]],
+    lap: Laps,
 ) -> None:
     """From the shared deadline until `woken` says all woke: CPU per wake-up of the worker and the server,
     and the cache's hits and misses meanwhile (the size as the burst began)."""
     await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+    lap(f"{label}: until the deadline")
     before = await counters.read()
     worker_cpu, server_cpu = cpu_seconds(worker.pid), cpu_seconds(bench.server.pid)
     await woken()
     worker_cpu, server_cpu = cpu_seconds(worker.pid) - worker_cpu, cpu_seconds(bench.server.pid) - server_cpu
     after = await counters.read()
+    lap(f"{label}: until all woke")
     f = bench.figures
     f[f"{label}_worker_cpu_ms"] = 1000 * worker_cpu / count
     f[f"{label}_server_cpu_ms"] = 1000 * server_cpu / count
@@ -188,14 +190,16 @@ async def incident_round(
 
     label = "evicted_cached_escalation" if round_name == "cached" else "evicted_escalation"
     planned = count / open_rate + len(fillers) / replay_rate
-    due = datetime.now(UTC) + timedelta(seconds=DEADLINE_SLACK + START_MARGIN * planned)
+    due = datetime.now(UTC) + timedelta(seconds=bench.sizes.deadline_slack + bench.sizes.evicted_start_margin * planned)
     since = datetime.now(UTC)
 
     async def open_one(i: int) -> str:
         customer = f"ev{round_name[0]}-{bench.run_id}-{i}"
         return (await bench.open_incident(customer, bench.timer_policy, opened_at=due - TIMER_LINE_ONE)).id
 
+    lap = Laps()
     tickets = await bounded(OPENING_AT_ONCE, (open_one(i) for i in range(count)))
+    lap(f"{round_name}: opened")
     began = time.monotonic()
     worker_cpu = cpu_seconds(bench.worker.pid)
     await bounded(QUERYING_AT_ONCE, (bench.service.state(ticket) for ticket in fillers))
@@ -218,7 +222,8 @@ async def incident_round(
 
         await until(all_escalated, 120 + count / 10, f"{count} {round_name} escalations", every=WAKE_POLL)
 
-    await wake_burst(bench, label, due, bench.worker, counters, count, escalated)
+    lap(f"{round_name}: filled")
+    await wake_burst(bench, label, due, bench.worker, counters, count, escalated, lap)
 
     async def lag(ticket: str) -> float:
         state = await bench.service.state(ticket)
@@ -227,6 +232,7 @@ async def incident_round(
         return (escalation.at - datetime.fromisoformat(breached.data["deadline"])).total_seconds() * 1000
 
     lags = await bounded(50, (lag(t) for t in tickets))
+    lap(f"{round_name}: each one's escalation read")
     for q in (50, 99):
         bench.figures[f"{label.replace('_escalation', '_escalation_lag')}_p{q}_ms"] = percentile(lags, q)
     return tickets
@@ -235,13 +241,14 @@ async def incident_round(
 async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCounters) -> None:
     """`count` bare timers due together on the restarted bare-memory worker, then `cache` of (4)'s bare timers
     queried (each a replay into the cache), so that the due ones are evicted when they wake."""
-    from bench.measures import BARE_MEMORY_QUEUE, BARE_TIMER_WOKEN_EVENTS, percentile
+    from bench.measures import BARE_MEMORY_QUEUE, BARE_TIMER_WOKEN_EVENTS, percentile, woke_at
 
     of_timers = f"timer-{bench.run_id}-{bench.sizes.timers_many}"
     pilot = pilot_count(count)
     pilots = [bench.client.get_workflow_handle(f"{of_timers}-{cache + i}") for i in range(pilot)]
     fillers = [bench.client.get_workflow_handle(f"{of_timers}-{i}") for i in range(cache)]
     began = time.monotonic()
+    lap = Laps()
     pilot_starts = await bounded(
         50,
         (
@@ -256,7 +263,7 @@ async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCount
     replay_rate = pilot / (time.monotonic() - began)
 
     planned = count / start_rate + cache / replay_rate
-    due = datetime.now(UTC) + timedelta(seconds=DEADLINE_SLACK + START_MARGIN * planned)
+    due = datetime.now(UTC) + timedelta(seconds=bench.sizes.deadline_slack + bench.sizes.evicted_start_margin * planned)
     handles: list[WorkflowHandle[Any, Any]] = await bounded(
         50,
         (
@@ -266,8 +273,11 @@ async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCount
             for i in range(count)
         ),
     )
+    lap("bare: pilots")
     await bench.settled(handles)  # each cached by its first task before the fillers push it out
+    lap("bare: started")
     await bounded(QUERYING_AT_ONCE, (h.query("woke") for h in fillers))
+    lap("bare: filled")
     late = (datetime.now(UTC) - due).total_seconds()
     bench.figures["evicted_bare_timer_late_s"] = max(0.0, late)
     sample = handles[:: max(1, count // 100)]
@@ -281,18 +291,9 @@ async def bare_round(bench: Bench, count: int, cache: int, counters: _CacheCount
 
         await until(woken, 120 + count / 10, f"{count} evicted bare timers", every=WAKE_POLL)
 
-    await wake_burst(bench, "evicted_bare_timer", due, bench.memory_bare, counters, count, all_woken)
+    await wake_burst(bench, "evicted_bare_timer", due, bench.memory_bare, counters, count, all_woken, lap)
 
-    async def woke(handle: WorkflowHandle[Any, Any]) -> float:
-        answers: list[str | None] = []
-
-        async def answered() -> bool:
-            answers.append(await handle.query("woke"))
-            return answers[-1] is not None
-
-        await until(answered, 60, f"{handle.id} woken", every=0.2)
-        return (datetime.fromisoformat(str(answers[-1])) - due).total_seconds() * 1000
-
-    lags = await bounded(50, (woke(h) for h in handles))
+    lags = [(woke - due).total_seconds() * 1000 for woke in await bounded(50, (woke_at(h) for h in handles))]
+    lap("bare: each one's wake read")
     for q in (50, 99):
         bench.figures[f"evicted_bare_timer_lag_p{q}_ms"] = percentile(lags, q)

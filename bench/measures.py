@@ -20,12 +20,13 @@ import httpx
 import yaml
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from bench import evicted, outages
 from bench.bare import TASK_QUEUE as BARE_QUEUE
 from bench.desk import measure_desk
-from bench.stack import Processes, bounded, cpu_seconds, rss_kb, start_dev_server, until
+from bench.stack import Laps, Processes, bounded, cpu_seconds, rss_kb, start_dev_server, until
 from infra.connection import data_converter
 from infra.processes import free_port, http_ok, worker_polling
 from starter.auth import write_dev_tokens
@@ -55,12 +56,23 @@ class Sizes:
     latency_samples: int
     timers_many: int  # (4): deadlines in the same second
     timers_few: int
-    memory_open: int  # (5): open incidents cached in the worker; the bare figure counts the `timers_many` bare timers
-    memory_pause: float  # (5): seconds after each step for the last activations to finish and drop their garbage
+    # (5): seconds after each memory step for the last activations to finish and drop their garbage. The memory
+    # figures are read as (4) opens its `timers_many` incidents and starts as many bare timers.
+    memory_pause: float
     outage_linked: int = 2000  # (7): incidents linked to one major incident, resolved together (bench/outages.py)
     outage_sweep_after: str = "5s"  # (7): the major incident waits this long after its resolve before it ends
     evicted_cache: int = 1000  # (8): the workers' cache while thousands are open (bench/evicted.py)
     evicted_due: int = 500  # (8): deadlines due at once, of incidents (and of bare timers) no longer cached
+    # Deadlines are set this much past the time the starts should take at the rate just measured. While each
+    # opening asked the incident for its state, 2,000 opened 1.4-1.6x slower than the pilot's rate (2026-12-02 runs
+    # ran 26-33 s past a 1.15 margin, so the row was not like for like); waiting on the server's history instead,
+    # they open at the pilot's rate (1.02x, and 1.03x for the bare timers, in the 14:56 run of 2026-12-02, which
+    # left 48 s and 28 s idle before the deadlines at 1.6).
+    start_margin: float = 1.4
+    bare_start_margin: float = 1.3
+    evicted_start_margin: float = 1.5  # (8): bench/evicted.py says why
+    # And this many seconds more, for what does not grow with the count (a quick run's 10 open in 0.2 s).
+    deadline_slack: float = 1.0
 
 
 FULL = Sizes(
@@ -70,7 +82,6 @@ FULL = Sizes(
     latency_samples=200,
     timers_many=2000,
     timers_few=50,
-    memory_open=5000,
     memory_pause=1.0,
 )
 QUICK = Sizes(
@@ -80,22 +91,51 @@ QUICK = Sizes(
     latency_samples=20,
     timers_many=80,  # also the bare memory figure's population: fewer leave RSS noise on its slope
     timers_few=10,
-    memory_open=150,
     memory_pause=0.2,
     outage_linked=40,
     outage_sweep_after="1s",
     evicted_cache=40,
     evicted_due=20,
+    start_margin=1.6,  # its 20 pilots once ran at 1.34x the rate of the 80 after them (2026-12-02 15:25)
+    bare_start_margin=1.3,
+    evicted_start_margin=1.3,
+    deadline_slack=0.5,
 )
 MEMORY_STEPS = 4
-# Deadlines are set this much past the time the starts should take at the rate just measured. The pilot opens
-# into a small worker cache; 2,000 more opened 1.4-1.6x slower than its rate (2026-12-02 runs ran 26-33 s
-# past a 1.15 margin), so the deadline passed mid-opening and the row was not like for like.
-START_MARGIN = 1.6
 # Incidents of (4) opened at once: enough to keep the worker busy, few enough that no first task waits long.
 OPENING_AT_ONCE = 10
 # Woken bare timers have this many history events: started, a task, the timer fired, a second task.
 BARE_TIMER_WOKEN_EVENTS = 9
+
+
+async def through_first_task(handle: WorkflowHandle[Any, Any], within: float = 60) -> None:
+    """Until the workflow's first task has completed, asked of the server alone (its history, long-polled): a
+    query would cost the worker being measured a task of its own, and the time of one opening."""
+
+    async def completed() -> None:
+        async for event in handle.fetch_history_events(wait_new_event=True):
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                return
+        raise RuntimeError(f"{handle.id} closed before its first workflow task completed")
+
+    await asyncio.wait_for(completed(), within)
+
+
+async def woke_at(handle: WorkflowHandle[Any, Any], within: float = 60) -> datetime:
+    """When a bare timer woke, from its history (the server alone; a query would cost its worker a task each, 15 s
+    for 2,000): the start of the workflow task after its timer fired, the `workflow.now()` its `woke` query tells
+    (the same to the microsecond, for each of 90 timers of a quick run checked both ways)."""
+    deadline = time.monotonic() + within
+    while True:
+        fired = False
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+                fired = True
+            elif fired and event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                return event.event_time.ToDatetime(tzinfo=UTC)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{handle.id} did not wake within {within:.0f}s")
+        await asyncio.sleep(0.2)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -203,14 +243,8 @@ class Bench:
     # --- the stack ---
 
     async def start(self) -> None:
-        (self.address, self.server), (self.defaults_address, self.defaults_server) = await asyncio.gather(
-            start_dev_server(self.processes, "temporal-wal", None),
-            start_dev_server(self.processes, "temporal-default-pragmas", {}),
-        )
-        self.client = await Client.connect(self.address, data_converter=data_converter())
-        self.defaults_client = await Client.connect(self.defaults_address)
+        # The sandboxes need no Temporal: they start while the dev servers do.
         payments_port, notify_port, api_port = free_port(), free_port(), free_port()
-        common = {"TEMPORAL_ADDRESS": self.address, "WEBHOOK_SECRET": WEBHOOK_SECRET, "INCIDENTS_LOG_LEVEL": "WARNING"}
         start = self.processes.python
         payments = start(
             "payments",
@@ -221,8 +255,15 @@ class Bench:
             "notify",
             *("starter.cli", "sandbox", "notify", "--port", str(notify_port)),
             ready=http_ok(f"http://127.0.0.1:{notify_port}/healthz"),
-            env=common,
+            env={"WEBHOOK_SECRET": WEBHOOK_SECRET, "INCIDENTS_LOG_LEVEL": "WARNING"},
         )
+        (self.address, self.server), (self.defaults_address, self.defaults_server) = await asyncio.gather(
+            start_dev_server(self.processes, "temporal-wal", None),
+            start_dev_server(self.processes, "temporal-default-pragmas", {}),
+        )
+        self.client = await Client.connect(self.address, data_converter=data_converter())
+        self.defaults_client = await Client.connect(self.defaults_address)
+        common = {"TEMPORAL_ADDRESS": self.address, "WEBHOOK_SECRET": WEBHOOK_SECRET, "INCIDENTS_LOG_LEVEL": "WARNING"}
         self.worker = start(
             "incident-worker",
             "workers.main",
@@ -390,7 +431,7 @@ class Bench:
     ) -> WorkflowHandle[Any, Any]:
         """An incident started and through its first task (where its SLA timer starts): how (4) opens them."""
         handle = await self.start_incident(customer, policy, opened_at)
-        await self.service.state(handle.id, wait_for_start=True)
+        await through_first_task(handle)
         return handle
 
     async def start_waiter(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
@@ -413,9 +454,15 @@ class Bench:
         await self.settled(handles)
         return incidents, pilots / (time.monotonic() - started)
 
-    async def incident_timers(self, count: int, start_rate: float) -> tuple[list[float], float, float]:
+    async def incident_timers(
+        self, count: int, start_rate: float, memory: bool = False
+    ) -> tuple[list[float], float, float]:
         """Lag of each escalation behind its line-1 deadline, how far apart the deadlines were, and how
         many seconds after the deadline the last incident was open (0: all were, as planned).
+
+        With `memory`, the incidents open in steps with the worker's RSS read after each, as the bare
+        timers do: open and waiting on line 1, they are the worker's cached open incidents, and the
+        incident memory figure (5).
 
         Every incident is opened `opened_at` line 1's time (TIMER_LINE_ONE, the timer policy's) before the
         shared deadline, so the deadlines coincide to the millisecond. They are opened a few
@@ -423,7 +470,11 @@ class Bench:
         that task completes, so a task slowed by an opening burst would delay the escalation too, and
         that is the cost of the burst, not of the deadlines falling together.
         """
-        due = datetime.now(UTC) + timedelta(seconds=1 + START_MARGIN * count / start_rate)
+        due = datetime.now(UTC) + timedelta(
+            seconds=self.sizes.deadline_slack
+            + self.sizes.start_margin * count / start_rate
+            + (self.memory_allowance() if memory else 0)
+        )
         self.last_due = due  # for bench/burst_probe.py's CPU window
 
         async def open_one(i: int) -> str:
@@ -433,11 +484,28 @@ class Bench:
             return handle.id
 
         since = datetime.now(UTC)
-        tickets = await bounded(OPENING_AT_ONCE, (open_one(i) for i in range(count)))
+        lap = Laps()
+        if memory:
+            query = (
+                f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '{INCIDENT_QUEUE}'"
+            )
+            open_before = (await self.client.count_workflows(query)).count
+            # No pause first: the worker has been idle while the bare pilots ran.
+            steps = [(open_before, rss_kb(self.worker.pid))]
+        tickets: list[str] = []
+        for batch in parts(count, MEMORY_STEPS if memory else 1):
+            tickets += await bounded(OPENING_AT_ONCE, (open_one(i) for i in batch))
+            if memory:
+                handles = [self.client.get_workflow_handle(ticket) for ticket in tickets[-len(batch) :]]
+                steps.append((open_before + len(tickets), await self.rss_once_settled(handles, self.worker.pid)))
+        if memory:
+            self.record_memory("incident", steps)
+        lap("opened")
         late = (datetime.now(UTC) - due).total_seconds()
         if late > 0:
             progress(f"    opening {count} incidents ended {late:.1f}s after the planned deadline")
         await asyncio.sleep(max(0.0, -late))
+        lap("until the deadline")
         # Asking the incidents while they escalate would load the worker being measured: wait on
         # visibility (the server alone) until every one is on line 2, then read each one's events.
         await self.counted(
@@ -445,6 +513,7 @@ class Bench:
             count,
             f"{count} escalations",
         )
+        lap("until all escalated")
 
         async def escalation(ticket: str) -> tuple[float, datetime]:
             state = await self.service.state(ticket)
@@ -454,6 +523,7 @@ class Bench:
             return (escalated[0].at - deadline).total_seconds() * 1000, deadline
 
         found = await bounded(50, (escalation(t) for t in tickets))
+        lap("each one's escalation read")
         deadlines = [deadline for _, deadline in found]
         return [lag for lag, _ in found], (max(deadlines) - min(deadlines)).total_seconds() * 1000, max(0.0, late)
 
@@ -472,12 +542,15 @@ class Bench:
         on once woken, so they are that worker's cached open workflows, and the bare memory figure.
         """
         since = datetime.now(UTC)
-        # Each memory step waits for its first tasks (well under a second) and then pauses.
-        steps_allowance = MEMORY_STEPS * (1 + self.sizes.memory_pause) if memory else 0
-        due = since + timedelta(seconds=1 + START_MARGIN * count / start_rate + steps_allowance)
+        due = since + timedelta(
+            seconds=self.sizes.deadline_slack
+            + self.sizes.bare_start_margin * count / start_rate
+            + (self.memory_allowance() if memory else 0)
+        )
         self.last_due = due
         steps = [(0, rss_kb(self.memory_bare.pid))]
         handles: list[WorkflowHandle[Any, Any]] = []
+        lap = Laps()
         for batch in parts(count, MEMORY_STEPS if memory else 1):
             handles += await bounded(
                 50,
@@ -495,10 +568,12 @@ class Bench:
                 steps.append((len(handles), await self.rss_once_settled(handles, self.memory_bare.pid)))
         if memory:
             self.record_memory("bare_workflow", steps)
+        lap("started")
         late = (datetime.now(UTC) - due).total_seconds()
         if late > 0:
             progress(f"    starting {count} bare timers ended {late:.1f}s after their deadline")
         await asyncio.sleep(max(0.0, -late))
+        lap("until the deadline")
 
         # Wait on the server alone (a sample's histories) until they woke, then ask each one when.
         sample = handles[:: max(1, count // 100)]
@@ -509,19 +584,12 @@ class Bench:
                 d.raw_description.workflow_execution_info.history_length >= BARE_TIMER_WOKEN_EVENTS for d in described
             )
 
-        await until(woken, 120 + count / 10, f"{count} bare timers", every=0.5)
+        # Asked often when few are awaited, as `counted` does; each ask is 20 descriptions of the server.
+        await until(woken, 120 + count / 10, f"{count} bare timers", every=0.25 if count <= 200 else 0.5)
+        lap("until all woke")
 
-        async def woke(handle: WorkflowHandle[Any, Any]) -> datetime:
-            answers: list[str | None] = []
-
-            async def answered() -> bool:
-                answers.append(await handle.query("woke"))
-                return answers[-1] is not None
-
-            await until(answered, 60, f"{handle.id} woken", every=0.2)
-            return datetime.fromisoformat(str(answers[-1]))
-
-        lags = [(w - due).total_seconds() * 1000 for w in await bounded(50, (woke(h) for h in handles))]
+        lags = [(w - due).total_seconds() * 1000 for w in await bounded(50, (woke_at(h) for h in handles))]
+        lap("each one's wake read")
         return lags, max(0.0, late)
 
     async def timers(self) -> None:
@@ -529,7 +597,7 @@ class Bench:
         progress(f"    starts/s: incidents {incident_rate:.0f}, bare {bare_rate:.0f}")
         for label, count in (("many", self.sizes.timers_many), ("few", self.sizes.timers_few)):
             started = time.monotonic()
-            incident, spread, incidents_late = await self.incident_timers(count, incident_rate)
+            incident, spread, incidents_late = await self.incident_timers(count, incident_rate, memory=label == "many")
             progress(f"    {count} incident deadlines: {time.monotonic() - started:.1f}s")
             started = time.monotonic()
             bare, bare_late = await self.bare_timers(count, bare_rate, memory=label == "many")
@@ -544,6 +612,11 @@ class Bench:
                 self.figures[f"bare_timer_lag_{label}_p{q}_ms"] = percentile(bare, q)
 
     # --- (5) memory per cached open workflow ---
+
+    def memory_allowance(self) -> float:
+        """Seconds the memory steps add to the starts of (4): each step's pause. Not its wait for the
+        first tasks: the start rates the deadlines follow are of starts through their first task."""
+        return MEMORY_STEPS * self.sizes.memory_pause
 
     async def settled(self, handles: list[WorkflowHandle[Any, Any]]) -> None:
         """Until the last started workflows have completed their first task (the queue is served in order)."""
@@ -570,26 +643,6 @@ class Bench:
         self.figures[f"memory_{name}_worker_rss_mb"] = round(steps[-1][1] / 1024, 1)
         self.figures[f"memory_{name}_steps"] = steps
         self.figures[f"memory_kb_per_{name}"] = slope(steps)
-
-    async def memory(self) -> None:
-        """Worker RSS against the number of open, cached incidents as they rise to the target, in steps.
-
-        The open incidents of the phases before count (they stay cached); the bare figure was taken
-        while the bare timers of (4) started.
-        """
-        query = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '{INCIDENT_QUEUE}'"
-        open_now = (await self.client.count_workflows(query)).count
-        # At least a quarter more, so there is a slope to measure even when the phases before opened plenty.
-        more = max(self.sizes.memory_open - open_now, self.sizes.memory_open // 4)
-        await asyncio.sleep(self.sizes.memory_pause)  # the garbage of the phase before goes first
-        steps = [(open_now, rss_kb(self.worker.pid))]
-        started = time.monotonic()
-        for step, batch in enumerate(parts(more, MEMORY_STEPS)):
-            handles = await bounded(25, (self.start_incident(f"mem-{self.run_id}-{step}-{i}") for i in batch))
-            open_now += len(batch)
-            steps.append((open_now, await self.rss_once_settled(handles, self.worker.pid)))
-        progress(f"    {more} more incidents: {time.monotonic() - started:.1f}s")
-        self.record_memory("incident", steps)
 
     # --- (6) the history of a full critical lifecycle ---
 
@@ -638,7 +691,6 @@ class Bench:
             ("lifecycles", self.lifecycles),
             ("latency", self.latency),
             ("timers", self.timers),
-            ("memory", self.memory),
             ("history", self.history),
             ("major incident", self.major_incident),
             # Last: once an agent has opened the desk, the API keeps its read model fed (visibility, reads),
@@ -652,15 +704,18 @@ class Bench:
             cpu_before = self.cpu_by_process()
             await phase()
             seconds = round(time.monotonic() - started, 1)
-            cpu_after = self.cpu_by_process()
             self.figures.setdefault("phase_seconds", {})[name] = seconds
             # What each process spent on the phase: the sizing guide's per-operation costs (docs/sizing.md).
-            self.figures.setdefault("phase_cpu_s", {})[name] = {
-                process: round(cpu - cpu_before[process][1], 2)
-                for process, (pid, cpu) in cpu_after.items()
-                if process in cpu_before and cpu_before[process][0] == pid  # not one restarted in the phase
-            }
+            self.figures.setdefault("phase_cpu_s", {})[name] = self.cpu_spent_since(cpu_before)
             progress(f"  {name}: {seconds}s")
+
+    def cpu_spent_since(self, before: dict[str, tuple[int, float]]) -> dict[str, float]:
+        """CPU seconds each process spent since `before` (cpu_by_process), of those not restarted meanwhile."""
+        return {
+            process: round(cpu - before[process][1], 2)
+            for process, (pid, cpu) in self.cpu_by_process().items()
+            if process in before and before[process][0] == pid
+        }
 
     def cpu_by_process(self) -> dict[str, tuple[int, float]]:
         """(pid, CPU seconds so far) of each running child by name, and of the bench's own client ("bench")."""

@@ -290,7 +290,9 @@ async def run(quick: bool) -> dict[str, Any]:
         progress(f"bench failed; the processes' logs stay in {folder}")
         bench.processes.stop()
         raise
+    stopping = time.monotonic()
     bench.processes.stop()
+    progress(f"  processes stopped: {time.monotonic() - stopping:.1f}s")
     shutil.rmtree(folder, ignore_errors=True)
     rows = verdicts(bench.figures)
     return {

@@ -35,6 +35,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Laps:
+    """Where a phase's wall time goes: the seconds since the last step, printed as each step ends."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def __call__(self, step: str) -> float:
+        now = time.monotonic()
+        seconds, self.last = now - self.last, now
+        print(f"      {step}: {seconds:.1f}s", file=sys.stderr, flush=True)
+        return seconds
+
+
 async def until(check: Callable[[], Awaitable[bool]], within: float, what: str, every: float = 0.1) -> None:
     deadline = time.monotonic() + within
     while not await check():
