@@ -105,6 +105,7 @@ async def measure_desk(bench: Bench, quick: bool) -> None:
     # Started straight and through their first task, nothing waiting on each: the cost of opening one (bench/costs.py).
     bench.figures["desk_openings"] = len(probes) + more
     bench.figures["desk_openings_cpu_s"] = bench.cpu_spent_since(cpu_before)
+    bench.desk_opened.set()
     lap(f"{len(probes) + more} opened")
     wanted = open_now + len(probes) + more
     tokens = {name: token for name, (_, token) in bench.tokens.items()}
