@@ -44,8 +44,9 @@ if TYPE_CHECKING:
 # the pilot's rates. While each opening also asked the incident for its state, a full cache made them slower than the
 # pilots (at 1.3 a full run's evicted round ended 21 s late and its incidents woke still cached; 2.0 was kept); waiting
 # on the server's history instead, the rounds took 1.12x (cached) and 0.99x (evicted, filling included) of the
-# planned time in the 14:56 run of 2026-12-02, which left 13 s and 34 s idle at 2.0 (and 17 s and 22 s at 1.5 in the
-# 15:32 run, so now 1.3). A quick run's few dozen keep up.
+# planned time in the 14:56 run of 2026-12-02, which left 13 s and 34 s idle at 2.0; at 1.3 (15:51 run) the evicted
+# round's filling ran at 0.64x the pilot's replay rate and left 0.8 s before the deadline, so 1.5. A quick run's few
+# dozen keep up.
 PILOTS = 20  # at most; half the due count in a quick run
 
 
