@@ -12,10 +12,11 @@ from infra.connection import data_converter
 from workflows import presentation
 from workflows.domain import policy as policies
 from workflows.domain.policy import Policy, default_policy, shared, shared_from_json
+from workflows.domain.sharing import Shared
 
 
 def test_a_policy_is_parsed_once_per_worker_for_the_same_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(policies, "_PARSED", {})
+    monkeypatch.setattr(policies, "_PARSED", Shared())
     data = default_policy().model_dump_json().encode()
     parsed: list[bytes] = []
 
@@ -31,7 +32,7 @@ def test_a_policy_is_parsed_once_per_worker_for_the_same_json(monkeypatch: pytes
 
 
 def test_other_json_is_another_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(policies, "_PARSED", {})
+    monkeypatch.setattr(policies, "_PARSED", Shared())
     policy = default_policy()
     renamed = policy.model_copy(update={"name": "other"})
     one = shared_from_json(policy.model_dump_json().encode(), Policy.model_validate_json)
@@ -40,13 +41,13 @@ def test_other_json_is_another_policy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_parsed_policies_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(policies, "_PARSED", {})
+    monkeypatch.setattr(policies, "_PARSED", Shared())
     policy = default_policy()
-    for n in range(policies._SHARED_LIMIT + 5):
+    for n in range(policies._PARSED.limit + 5):
         shared_from_json(
             policy.model_copy(update={"name": f"p{n}"}).model_dump_json().encode(), Policy.model_validate_json
         )
-    assert len(policies._PARSED) == policies._SHARED_LIMIT
+    assert len(policies._PARSED) == policies._PARSED.limit
 
 
 def test_every_payload_converter_made_shares_one_set_of_pydantic_converters() -> None:

@@ -16,6 +16,7 @@ from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.notice import OutageNotice
 from workflows.domain.policy import Policy
 from workflows.domain.policy_catalogue import PolicyRef
+from workflows.domain.sharing import Shared
 
 TASK_QUEUE = "incidents"
 WORKFLOW_TYPE = "IncidentWorkflow"
@@ -72,32 +73,20 @@ class IncidentInput(BaseModel):
         return shared_features(frozenset(self.features) | ({CUSTOMER_LOCALE} if self.customer_locale else frozenset()))
 
 
-_SHARED_FEATURES: dict[frozenset[str], frozenset[str]] = {}
-_SHARED_FEATURE_LISTS: dict[tuple[str, ...], list[str]] = {}
-_SHARED_LIMIT = 64
+_SHARED_FEATURES: Shared[frozenset[str], frozenset[str]] = Shared()
+_SHARED_FEATURE_LISTS: Shared[tuple[str, ...], list[str]] = Shared()
 
 
 def shared_features(features: frozenset[str]) -> frozenset[str]:
     """One frozenset (and one string per feature) per distinct set in a worker: thousands of cached incidents
     carry the same ones, which as copies of their own cost about 1 KB each. Frozen, so sharing is invisible."""
-    found = _SHARED_FEATURES.get(features)
-    if found is None:
-        if len(_SHARED_FEATURES) >= _SHARED_LIMIT:
-            _SHARED_FEATURES.pop(next(iter(_SHARED_FEATURES)))
-        _SHARED_FEATURES[features] = found = features
-    return found
+    return _SHARED_FEATURES.get(features, lambda: features)
 
 
 def shared_feature_list(features: list[str]) -> list[str]:
     """The same for an input's `features` list (the SDK keeps the input for the whole run): nothing changes
     the list of a running incident's input, it is only handed on to the run it continues as."""
-    key = tuple(features)
-    found = _SHARED_FEATURE_LISTS.get(key)
-    if found is None:
-        if len(_SHARED_FEATURE_LISTS) >= _SHARED_LIMIT:
-            _SHARED_FEATURE_LISTS.pop(next(iter(_SHARED_FEATURE_LISTS)))
-        _SHARED_FEATURE_LISTS[key] = found = features
-    return found
+    return _SHARED_FEATURE_LISTS.get(tuple(features), lambda: features)
 
 
 INTAKE_WORKFLOW_TYPE = "IncidentIntake"

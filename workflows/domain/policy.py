@@ -21,6 +21,7 @@ from infra.errors import describe_validation_error
 from workflows.domain.calendars import AROUND_THE_CLOCK, Calendar, WorkingTime, resolve_public_holidays, working_time
 from workflows.domain.durations import Duration, parse_duration
 from workflows.domain.models import Amount, Category, Language, Line, Money, Severity, ShortText, TimeZone
+from workflows.domain.sharing import Shared
 
 POLICY_ENV = "INCIDENT_POLICY"
 LAST_LINE = 3
@@ -349,8 +350,7 @@ def load_policy(environ: Mapping[str, str] | None = None) -> Policy:
     return policy_from((environ or {}).get(POLICY_ENV))
 
 
-_SHARED: dict[str, Policy] = {}
-_SHARED_LIMIT = 64
+_SHARED: Shared[str, Policy] = Shared()
 
 
 def shared(policy: Policy) -> Policy:
@@ -359,18 +359,12 @@ def shared(policy: Policy) -> Policy:
     Policies are frozen, so sharing them is invisible to the incidents; the memo only saves memory
     (about 9 KB per cached incident) and cannot change what any incident does.
     """
-    if any(policy is known for known in _SHARED.values()):
+    if _SHARED.holds(policy):
         return policy  # shared already (shared_from_json): spares the key's serialising
-    key = policy.model_dump_json()
-    found = _SHARED.get(key)
-    if found is None:
-        if len(_SHARED) >= _SHARED_LIMIT:
-            _SHARED.pop(next(iter(_SHARED)))
-        _SHARED[key] = found = policy
-    return found
+    return _SHARED.get(policy.model_dump_json(), lambda: policy)
 
 
-_PARSED: dict[bytes, Policy] = {}
+_PARSED: Shared[bytes, Policy] = Shared()
 
 
 def shared_from_json(data: bytes, parse: Callable[[bytes], Policy]) -> Policy:
@@ -382,9 +376,4 @@ def shared_from_json(data: bytes, parse: Callable[[bytes], Policy]) -> Policy:
     the bytes (no context, no clock), and policies are frozen, so the same bytes may stand for the
     same object.
     """
-    found = _PARSED.get(data)
-    if found is None:
-        if len(_PARSED) >= _SHARED_LIMIT:
-            _PARSED.pop(next(iter(_PARSED)))
-        _PARSED[data] = found = shared(parse(data))
-    return found
+    return _PARSED.get(data, lambda: shared(parse(data)))

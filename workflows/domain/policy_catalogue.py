@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, Field
 
 from workflows.domain.policy import Policy
+from workflows.domain.sharing import Shared
 
 VERSION_LENGTH = 12
 
@@ -50,19 +51,13 @@ def reference_of(policy: Policy) -> PolicyRef:
     return PolicyRef(name=policy.name, version=policy_version(policy))
 
 
-_SHARED_REFERENCES: dict[PolicyRef, PolicyRef] = {}
-_SHARED_LIMIT = 64
+_SHARED_REFERENCES: Shared[PolicyRef, PolicyRef] = Shared()
 
 
 def shared_reference(reference: PolicyRef) -> PolicyRef:
     """One object per reference in a worker, as `policy.shared` does for the policies: thousands of cached
     incidents name the same one. Frozen, so sharing it changes nothing an incident does."""
-    found = _SHARED_REFERENCES.get(reference)
-    if found is None:
-        if len(_SHARED_REFERENCES) >= _SHARED_LIMIT:
-            _SHARED_REFERENCES.pop(next(iter(_SHARED_REFERENCES)))
-        _SHARED_REFERENCES[reference] = found = reference
-    return found
+    return _SHARED_REFERENCES.get(reference, lambda: reference)
 
 
 class PolicyCatalogue:
