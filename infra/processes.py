@@ -24,6 +24,7 @@ import ctypes
 import functools
 import inspect
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -325,9 +326,42 @@ def _read_lines(process: subprocess.Popen[str], lines: list[str]) -> None:
 # --- readiness checks ---
 
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
+@functools.cache
+def _ports_the_kernel_never_picks() -> tuple[int, ...]:
+    try:
+        low, high = (int(part) for part in EPHEMERAL_PORTS.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return tuple(port for port in range(10000, 65536) if not low <= port <= high)
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now, for a child to listen on."""
-    with socket.socket() as sock:
+    """A TCP port nobody listens on right now, for a child to listen on later, chosen outside the
+    kernel's ephemeral range.
+
+    A port the kernel hands out for `bind(port 0)` is free only until the kernel hands it out again:
+    to the dev server's internal services (which bind port 0 as they start) or to any outgoing
+    connection. Between our choosing it and the child binding it, either can take it, and the child
+    fails with "address already in use" (a stack test did, in CI). Outside the ephemeral range the
+    kernel assigns no port by itself, so only someone asking for that very number can take it.
+    """
+    candidates = _ports_the_kernel_never_picks()
+    for _ in range(200):
+        port = random.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as sock:  # all taken: a port the kernel chooses beats none
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

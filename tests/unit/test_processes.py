@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
 
-from infra.processes import spawn
+from infra.processes import EPHEMERAL_PORTS, free_port, spawn
 from tests.running_stack import ROOT, alive
 
 SUPERVISOR = """
@@ -66,3 +67,16 @@ def test_a_child_whose_parent_died_before_the_tie_was_made_ends_itself():
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
     )
     assert result.stdout.strip() == str(-signal.SIGTERM), result.stdout + result.stderr
+
+
+def test_free_ports_lie_outside_the_kernels_ephemeral_range_and_are_not_handed_out_twice():
+    """The dev server's internal services and every outgoing connection take ports from the ephemeral
+    range: a port chosen there can be gone by the time a child binds it (CI saw "address already in
+    use" on a stack's codec server)."""
+    low, high = (int(part) for part in EPHEMERAL_PORTS.read_text().split())
+    ports = [free_port() for _ in range(300)]
+    assert not [port for port in ports if low <= port <= high]
+    assert len(set(ports)) == len(ports)
+    for port in ports[:20]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # free, as promised
