@@ -17,20 +17,18 @@ from typing import Any
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from infra.binaries import temporal_test_server
-from infra.connection import data_converter
 from infra.exiting import exit_process
 from starter.incidents import IncidentService
 from starter.outages import OutageService
 from tests.harness import (
     RunningWorker,
-    register_search_attributes,
     running_worker,
     served_sandboxes,
 )
 from tests.helpers import open_request
 from tests.lifecycles import LIFECYCLES
 from tests.policies import fast_policy
+from tests.time_skipping import start_time_skipping
 from workflows.domain.actions import Feedback, Resolve
 from workflows.domain.areas import Area
 from workflows.domain.inputs import intake_workflow_id
@@ -41,10 +39,7 @@ HERE = Path(__file__).parent / "histories"
 
 
 async def main(tag: str | None, only: list[str] | None = None) -> None:
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(), test_server_existing_path=temporal_test_server()
-    )
-    await register_search_attributes(env)
+    env = await start_time_skipping()
     async with served_sandboxes() as boxes:
         for name, lifecycle in LIFECYCLES.items():
             if only and name not in only:

@@ -7,18 +7,14 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from infra.binaries import temporal_test_server
-from infra.connection import data_converter
-from tests.harness import RunningWorker, Sandboxes, register_search_attributes, running_worker
+from tests.harness import RunningWorker, Sandboxes, running_worker
+from tests.time_skipping import start_time_skipping
 
 
 @pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh time-skipping server per test: an activity abandoned by one test would freeze the next one's clock."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(), test_server_existing_path=temporal_test_server()
-    )
-    await register_search_attributes(env)
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
 
