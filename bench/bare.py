@@ -13,6 +13,7 @@ from temporalio.common import SearchAttributeKey
 TASK_QUEUE = "bench-bare"
 # What an incident's status is published as (workflows/search_attributes.py): a resolved target says so alike.
 RESOLVED = SearchAttributeKey.for_keyword("IncidentStatus")
+LINE = SearchAttributeKey.for_int("IncidentLine")
 
 
 @activity.defn(name="bare_noop")
@@ -56,6 +57,33 @@ class BareTimer:
         await workflow.sleep(max((due - workflow.now()).total_seconds(), 0.001))
         self._woke = workflow.now().isoformat()
         await workflow.wait_condition(lambda: False)
+
+    @workflow.query(name="woke")
+    def woke(self) -> str | None:
+        return self._woke
+
+
+@workflow.defn(name="BareEscalation")
+class BareEscalation:
+    """A bare timer that, when it wakes, asks the server for what an escalation asks of it and nothing more:
+    a local activity (the page to the next line), one search-attribute upsert (the line, for the desk and
+    visibility) and the next line's timer (the promise: an open incident always has a next deadline).
+
+    Not a row of `make bench`: `python -m bench.burst_probe --escalation-shape` sets it beside (4)'s two sides,
+    to tell the cost of those server commands from the cost of the incident's own code.
+    """
+
+    def __init__(self) -> None:
+        self._woke: str | None = None
+
+    @workflow.run
+    async def run(self, due_iso: str) -> None:
+        due = datetime.fromisoformat(due_iso)
+        await workflow.sleep(max((due - workflow.now()).total_seconds(), 0.001))
+        self._woke = workflow.now().isoformat()
+        await workflow.execute_local_activity("bare_noop", start_to_close_timeout=timedelta(seconds=30))
+        workflow.upsert_search_attributes([LINE.value_set(2)])
+        await workflow.sleep(timedelta(days=1))
 
     @workflow.query(name="woke")
     def woke(self) -> str | None:

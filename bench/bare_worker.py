@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from bench.bare import TASK_QUEUE, BareOutageTarget, BareShape, BareTimer, BareWaiter, noop
+from bench.bare import TASK_QUEUE, BareEscalation, BareOutageTarget, BareShape, BareTimer, BareWaiter, noop
 from infra.exiting import exit_process
 from infra.telemetry import metrics_runtime
 
@@ -34,7 +34,7 @@ async def main() -> None:
     async with Worker(
         client,
         task_queue=os.environ.get("BENCH_TASK_QUEUE", TASK_QUEUE),
-        workflows=[BareShape, BareTimer, BareWaiter, BareOutageTarget],
+        workflows=[BareShape, BareTimer, BareEscalation, BareWaiter, BareOutageTarget],
         activities=[noop],
         max_cached_workflows=int(os.environ.get("BENCH_MAX_CACHED_WORKFLOWS", "20000")),
         # The SDK's 5 s unless a comparison sets it as the incident worker's INCIDENTS_STICKY_QUEUE_TIMEOUT.

@@ -6,6 +6,10 @@ Starts a stack of its own (a dev server, the notification sink, the incident wor
 the incidents and bare timers as the bench's (4) does, and prints each side's lag p50/p99, each process's
 CPU ms per wake over the burst, and what the escalated incidents' histories hold after the timer fired
 (workflow tasks per escalation: a task heartbeated past 80% of its timeout shows as more than one).
+
+`--escalation-shape` adds a third side, after the other two and on the same bare worker: bare timers that
+wake into what an escalation asks of the server (a local activity, an upsert, the next timer; `BareEscalation`
+in bench/bare.py). Its ratio to the incidents tells the incident's own code from those commands' cost.
 Quicker to iterate on than `make bench`; the bench's (4) row stays the figure of record.
 """
 
@@ -71,12 +75,18 @@ class Probe(Bench):
     """The bench's (4) on a smaller stack: no payments, no API, no second dev server."""
 
     def __init__(
-        self, folder: Path, worker_env: dict[str, str], bare_env: dict[str, str], server_flags: list[str]
+        self,
+        folder: Path,
+        worker_env: dict[str, str],
+        bare_env: dict[str, str],
+        server_flags: list[str],
+        escalation_shape: bool = False,
     ) -> None:
         super().__init__(QUICK, folder)
         self.worker_env = worker_env
         self.bare_env = bare_env
         self.server_flags = server_flags
+        self.escalation_shape = escalation_shape
 
     async def start(self) -> None:
         if self.server_flags:
@@ -141,10 +151,10 @@ class Probe(Bench):
         progress(f"starts/s: incidents {incident_rate:.0f}, bare {bare_rate:.0f}")
         figures: dict[str, Any] = {"count": count}
         sampler = CpuSampler({c.name: c.pid for c in (self.server, self.worker, self.notify, self.memory_bare)})
-        for side, measure, rate in (
-            ("incidents", self.incident_side, incident_rate),
-            ("bare", self.bare_side, bare_rate),
-        ):
+        sides = [("incidents", self.incident_side, incident_rate), ("bare", self.bare_side, bare_rate)]
+        if self.escalation_shape:
+            sides.append(("bare_escalation", self.bare_escalation_side, bare_rate))
+        for side, measure, rate in sides:
             lags, late = await measure(count, rate)
             last_wake = self.last_due + timedelta(milliseconds=max(lags))
             await asyncio.sleep(SAMPLE_EVERY * 2)
@@ -165,6 +175,13 @@ class Probe(Bench):
             f"WorkflowType = '{WORKFLOW_TYPE}' AND IncidentLine = 2"
         )
         figures["bare_history"] = await self.histories_after_timer("WorkflowType = 'BareTimer'")
+        if self.escalation_shape:
+            escalation = figures["bare_escalation"]
+            figures["ratio_p99_incidents_to_bare_escalation"] = round(
+                figures["incidents"]["p99_ms"] / escalation["p99_ms"], 2
+            )
+            figures["ratio_p99_bare_escalation_to_bare"] = round(escalation["p99_ms"] / figures["bare"]["p99_ms"], 2)
+            figures["bare_escalation_history"] = await self.histories_after_timer("WorkflowType = 'BareEscalation'")
         return figures
 
     async def incident_side(self, count: int, rate: float) -> tuple[list[float], float]:
@@ -173,6 +190,9 @@ class Probe(Bench):
 
     async def bare_side(self, count: int, rate: float) -> tuple[list[float], float]:
         return await self.bare_timers(count, rate)
+
+    async def bare_escalation_side(self, count: int, rate: float) -> tuple[list[float], float]:
+        return await self.bare_timers(count, rate, workflow="BareEscalation")
 
     async def histories_after_timer(self, query: str) -> dict[str, Any]:
         """What a sample of the woken workflows' histories hold from their (first) timer firing on."""
@@ -218,13 +238,16 @@ def main() -> None:
     parser.add_argument("--bare-env", action="append", default=[], help="NAME=VALUE for the bare timers' worker")
     parser.add_argument("--server-flag", action="append", default=[], help="one more `start-dev` argument")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--escalation-shape", action="store_true", help="a third side: bare timers waking into an escalation's commands"
+    )
     args = parser.parse_args()
     worker_env = dict(item.split("=", 1) for item in args.worker_env)
     bare_env = dict(item.split("=", 1) for item in args.bare_env)
 
     async def run() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="burst-probe-") as folder:
-            probe = Probe(Path(folder), worker_env, bare_env, args.server_flag)
+            probe = Probe(Path(folder), worker_env, bare_env, args.server_flag, args.escalation_shape)
             try:
                 await probe.start()
                 figures = await probe.burst(args.count)

@@ -113,6 +113,8 @@ MEMORY_STEPS = 4
 OPENING_AT_ONCE = 10
 # Woken bare timers have this many history events: started, a task, the timer fired, a second task.
 BARE_TIMER_WOKEN_EVENTS = 9
+# and BareEscalation's, its escalation's marker, upsert and next timer written with the task after the timer fired
+BARE_ESCALATION_WOKEN_EVENTS = 12
 
 
 async def through_first_task(handle: WorkflowHandle[Any, Any], within: float = 60) -> None:
@@ -544,13 +546,17 @@ class Bench:
         # Asked often when few are awaited (a quick run waits on little else); the count itself costs the server.
         await until(all_there, 120 + expected / 10, what, every=0.25 if expected <= 200 else 0.5)
 
-    async def bare_timers(self, count: int, start_rate: float, memory: bool = False) -> tuple[list[float], float]:
+    async def bare_timers(
+        self, count: int, start_rate: float, memory: bool = False, workflow: str = "BareTimer"
+    ) -> tuple[list[float], float]:
         """Lag of each bare timer behind the deadline they share, on the fresh bare worker, and how many
         seconds after that deadline the last one was started (0: all were, as planned).
 
         With `memory`, the timers start in steps with the worker's RSS read after each: they wait
         on once woken, so they are that worker's cached open workflows, and the bare memory figure.
+        `workflow` "BareEscalation" (the burst probe's third side) wakes into an escalation's server commands.
         """
+        woken_events = BARE_ESCALATION_WOKEN_EVENTS if workflow == "BareEscalation" else BARE_TIMER_WOKEN_EVENTS
         since = datetime.now(UTC)
         due = since + timedelta(
             seconds=self.sizes.deadline_slack
@@ -566,9 +572,9 @@ class Bench:
                 50,
                 (
                     self.client.start_workflow(
-                        "BareTimer",
+                        workflow,
                         due.isoformat(),
-                        id=f"timer-{self.run_id}-{count}-{i}",
+                        id=f"{'timer' if workflow == 'BareTimer' else workflow}-{self.run_id}-{count}-{i}",
                         task_queue=BARE_MEMORY_QUEUE,
                     )
                     for i in batch
@@ -590,9 +596,7 @@ class Bench:
 
         async def woken() -> bool:
             described = await bounded(50, (h.describe() for h in sample))
-            return all(
-                d.raw_description.workflow_execution_info.history_length >= BARE_TIMER_WOKEN_EVENTS for d in described
-            )
+            return all(d.raw_description.workflow_execution_info.history_length >= woken_events for d in described)
 
         # Asked often when few are awaited, as `counted` does; each ask is 20 descriptions of the server.
         await until(woken, 120 + count / 10, f"{count} bare timers", every=0.25 if count <= 200 else 0.5)
