@@ -63,27 +63,35 @@ class BareTimer:
         return self._woke
 
 
+ESCALATION_COMMANDS = ("page", "upsert", "timer")
+
+
 @workflow.defn(name="BareEscalation")
 class BareEscalation:
-    """A bare timer that, when it wakes, asks the server for what an escalation asks of it and nothing more:
-    a local activity (the page to the next line), one search-attribute upsert (the line, for the desk and
-    visibility) and the next line's timer (the promise: an open incident always has a next deadline).
+    """A bare timer that, when it wakes, asks the server for what an escalation asks of it and nothing more,
+    or for some of it: "page" a local activity (the page to the next line), "upsert" one search attribute
+    (the line, for the desk and visibility), "timer" the next line's timer (the promise: an open incident
+    always has a next deadline). Each is one more event in the task after the timer fired.
 
-    Not a row of `make bench`: `python -m bench.burst_probe --escalation-shape` sets it beside (4)'s two sides,
-    to tell the cost of those server commands from the cost of the incident's own code.
+    Not a row of `make bench`: `python -m bench.burst_probe --escalation-shape page,upsert,timer` sets it beside
+    (4)'s two sides, to tell the cost of those server commands from the cost of the incident's own code.
     """
 
     def __init__(self) -> None:
         self._woke: str | None = None
 
     @workflow.run
-    async def run(self, due_iso: str) -> None:
+    async def run(self, due_iso: str, commands: list[str]) -> None:
         due = datetime.fromisoformat(due_iso)
         await workflow.sleep(max((due - workflow.now()).total_seconds(), 0.001))
         self._woke = workflow.now().isoformat()
-        await workflow.execute_local_activity("bare_noop", start_to_close_timeout=timedelta(seconds=30))
-        workflow.upsert_search_attributes([LINE.value_set(2)])
-        await workflow.sleep(timedelta(days=1))
+        if "page" in commands:
+            await workflow.execute_local_activity("bare_noop", start_to_close_timeout=timedelta(seconds=30))
+        if "upsert" in commands:
+            workflow.upsert_search_attributes([LINE.value_set(2)])
+        if "timer" in commands:
+            await workflow.sleep(timedelta(days=1))
+        await workflow.wait_condition(lambda: False)
 
     @workflow.query(name="woke")
     def woke(self) -> str | None:

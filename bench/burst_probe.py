@@ -7,9 +7,10 @@ the incidents and bare timers as the bench's (4) does, and prints each side's la
 CPU ms per wake over the burst, and what the escalated incidents' histories hold after the timer fired
 (workflow tasks per escalation: a task heartbeated past 80% of its timeout shows as more than one).
 
-`--escalation-shape` adds a third side, after the other two and on the same bare worker: bare timers that
-wake into what an escalation asks of the server (a local activity, an upsert, the next timer; `BareEscalation`
-in bench/bare.py). Its ratio to the incidents tells the incident's own code from those commands' cost.
+`--escalation-shape page,upsert,timer` (repeatable) adds a side, after the other two and on the same bare
+worker: bare timers that wake into what an escalation asks of the server, or some of it (a local activity,
+an upsert, the next timer; `BareEscalation` in bench/bare.py). Its ratio to the incidents tells the
+incident's own code from those commands' cost; sides with one command each tell the commands apart.
 Quicker to iterate on than `make bench`; the bench's (4) row stays the figure of record.
 """
 
@@ -17,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
+from bench.bare import ESCALATION_COMMANDS
 from bench.bare import TASK_QUEUE as BARE_QUEUE
 from bench.measures import (
     BARE_MEMORY_QUEUE,
@@ -80,13 +84,13 @@ class Probe(Bench):
         worker_env: dict[str, str],
         bare_env: dict[str, str],
         server_flags: list[str],
-        escalation_shape: bool = False,
+        escalation_shapes: Sequence[tuple[str, ...]] = (),
     ) -> None:
         super().__init__(QUICK, folder)
         self.worker_env = worker_env
         self.bare_env = bare_env
         self.server_flags = server_flags
-        self.escalation_shape = escalation_shape
+        self.escalation_shapes = escalation_shapes
 
     async def start(self) -> None:
         if self.server_flags:
@@ -152,8 +156,8 @@ class Probe(Bench):
         figures: dict[str, Any] = {"count": count}
         sampler = CpuSampler({c.name: c.pid for c in (self.server, self.worker, self.notify, self.memory_bare)})
         sides = [("incidents", self.incident_side, incident_rate), ("bare", self.bare_side, bare_rate)]
-        if self.escalation_shape:
-            sides.append(("bare_escalation", self.bare_escalation_side, bare_rate))
+        for commands in self.escalation_shapes:
+            sides.append((escalation_side(commands), functools.partial(self.bare_escalation_side, commands), bare_rate))
         for side, measure, rate in sides:
             lags, late = await measure(count, rate)
             last_wake = self.last_due + timedelta(milliseconds=max(lags))
@@ -175,13 +179,13 @@ class Probe(Bench):
             f"WorkflowType = '{WORKFLOW_TYPE}' AND IncidentLine = 2"
         )
         figures["bare_history"] = await self.histories_after_timer("WorkflowType = 'BareTimer'")
-        if self.escalation_shape:
-            escalation = figures["bare_escalation"]
-            figures["ratio_p99_incidents_to_bare_escalation"] = round(
-                figures["incidents"]["p99_ms"] / escalation["p99_ms"], 2
+        for commands in self.escalation_shapes:
+            shape = figures[escalation_side(commands)]
+            shape["ratio_p99_of_incidents_to_it"] = round(figures["incidents"]["p99_ms"] / shape["p99_ms"], 2)
+            shape["ratio_p99_to_bare"] = round(shape["p99_ms"] / figures["bare"]["p99_ms"], 2)
+            shape["history"] = await self.histories_after_timer(
+                f"WorkflowType = 'BareEscalation' AND WorkflowId STARTS_WITH '{'-'.join(commands)}-'"
             )
-            figures["ratio_p99_bare_escalation_to_bare"] = round(escalation["p99_ms"] / figures["bare"]["p99_ms"], 2)
-            figures["bare_escalation_history"] = await self.histories_after_timer("WorkflowType = 'BareEscalation'")
         return figures
 
     async def incident_side(self, count: int, rate: float) -> tuple[list[float], float]:
@@ -191,8 +195,10 @@ class Probe(Bench):
     async def bare_side(self, count: int, rate: float) -> tuple[list[float], float]:
         return await self.bare_timers(count, rate)
 
-    async def bare_escalation_side(self, count: int, rate: float) -> tuple[list[float], float]:
-        return await self.bare_timers(count, rate, workflow="BareEscalation")
+    async def bare_escalation_side(
+        self, commands: tuple[str, ...], count: int, rate: float
+    ) -> tuple[list[float], float]:
+        return await self.bare_timers(count, rate, escalation=commands)
 
     async def histories_after_timer(self, query: str) -> dict[str, Any]:
         """What a sample of the woken workflows' histories hold from their (first) timer firing on."""
@@ -231,6 +237,18 @@ class Probe(Bench):
         }
 
 
+def escalation_commands(text: str) -> tuple[str, ...]:
+    commands = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [command for command in commands if command not in ESCALATION_COMMANDS]
+    if unknown or not commands:
+        raise argparse.ArgumentTypeError(f"{text!r}: name commands of {', '.join(ESCALATION_COMMANDS)}")
+    return commands
+
+
+def escalation_side(commands: tuple[str, ...]) -> str:
+    return "bare_escalation_" + "_".join(commands)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1000)
@@ -239,7 +257,11 @@ def main() -> None:
     parser.add_argument("--server-flag", action="append", default=[], help="one more `start-dev` argument")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
-        "--escalation-shape", action="store_true", help="a third side: bare timers waking into an escalation's commands"
+        "--escalation-shape",
+        action="append",
+        default=[],
+        type=escalation_commands,
+        help=f"a further side: bare timers waking into these commands, of {','.join(ESCALATION_COMMANDS)}",
     )
     args = parser.parse_args()
     worker_env = dict(item.split("=", 1) for item in args.worker_env)

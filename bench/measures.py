@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,8 +113,6 @@ MEMORY_STEPS = 4
 OPENING_AT_ONCE = 10
 # Woken bare timers have this many history events: started, a task, the timer fired, a second task.
 BARE_TIMER_WOKEN_EVENTS = 9
-# and BareEscalation's, its escalation's marker, upsert and next timer written with the task after the timer fired
-BARE_ESCALATION_WOKEN_EVENTS = 12
 
 
 async def through_first_task(handle: WorkflowHandle[Any, Any], within: float = 60) -> None:
@@ -547,22 +545,25 @@ class Bench:
         await until(all_there, 120 + expected / 10, what, every=0.25 if expected <= 200 else 0.5)
 
     async def bare_timers(
-        self, count: int, start_rate: float, memory: bool = False, workflow: str = "BareTimer"
+        self, count: int, start_rate: float, memory: bool = False, escalation: Sequence[str] = ()
     ) -> tuple[list[float], float]:
         """Lag of each bare timer behind the deadline they share, on the fresh bare worker, and how many
         seconds after that deadline the last one was started (0: all were, as planned).
 
         With `memory`, the timers start in steps with the worker's RSS read after each: they wait
         on once woken, so they are that worker's cached open workflows, and the bare memory figure.
-        `workflow` "BareEscalation" (the burst probe's third side) wakes into an escalation's server commands.
+        With `escalation` (commands of bench.bare.ESCALATION_COMMANDS: the burst probe's further sides), they
+        are BareEscalation timers that wake into those commands, each one more event once woken.
         """
-        woken_events = BARE_ESCALATION_WOKEN_EVENTS if workflow == "BareEscalation" else BARE_TIMER_WOKEN_EVENTS
         since = datetime.now(UTC)
         due = since + timedelta(
             seconds=self.sizes.deadline_slack
             + self.sizes.bare_start_margin * count / start_rate
             + (self.memory_allowance() if memory else 0)
         )
+        workflow, name = ("BareEscalation", "-".join(escalation)) if escalation else ("BareTimer", "timer")
+        arguments = [due.isoformat(), list(escalation)] if escalation else [due.isoformat()]
+        woken_events = BARE_TIMER_WOKEN_EVENTS + len(escalation)
         self.last_due = due
         steps = [(0, rss_kb(self.memory_bare.pid))]
         handles: list[WorkflowHandle[Any, Any]] = []
@@ -573,8 +574,8 @@ class Bench:
                 (
                     self.client.start_workflow(
                         workflow,
-                        due.isoformat(),
-                        id=f"{'timer' if workflow == 'BareTimer' else workflow}-{self.run_id}-{count}-{i}",
+                        args=arguments,
+                        id=f"{name}-{self.run_id}-{count}-{i}",
                         task_queue=BARE_MEMORY_QUEUE,
                     )
                     for i in batch
