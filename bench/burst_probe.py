@@ -184,7 +184,7 @@ class Probe(Bench):
             shape["ratio_p99_of_incidents_to_it"] = round(figures["incidents"]["p99_ms"] / shape["p99_ms"], 2)
             shape["ratio_p99_to_bare"] = round(shape["p99_ms"] / figures["bare"]["p99_ms"], 2)
             shape["history"] = await self.histories_after_timer(
-                f"WorkflowType = 'BareEscalation' AND WorkflowId STARTS_WITH '{'-'.join(commands)}-'"
+                f"WorkflowType = 'BareEscalation' AND WorkflowId STARTS_WITH 'escalation-{'-'.join(commands)}-'"
             )
         return figures
 

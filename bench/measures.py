@@ -561,7 +561,7 @@ class Bench:
             + self.sizes.bare_start_margin * count / start_rate
             + (self.memory_allowance() if memory else 0)
         )
-        workflow, name = ("BareEscalation", "-".join(escalation)) if escalation else ("BareTimer", "timer")
+        workflow, name = ("BareEscalation", "escalation-" + "-".join(escalation)) if escalation else ("BareTimer", "timer")
         arguments = [due.isoformat(), list(escalation)] if escalation else [due.isoformat()]
         woken_events = BARE_TIMER_WOKEN_EVENTS + len(escalation)
         self.last_due = due
