@@ -561,8 +561,14 @@ class Bench:
             + self.sizes.bare_start_margin * count / start_rate
             + (self.memory_allowance() if memory else 0)
         )
-        workflow, name = ("BareEscalation", "escalation-" + "-".join(escalation)) if escalation else ("BareTimer", "timer")
-        arguments = [due.isoformat(), list(escalation)] if escalation else [due.isoformat()]
+        if escalation:
+            workflow, name, arguments = (
+                "BareEscalation",
+                f"escalation-{'-'.join(escalation)}",
+                [due.isoformat(), list(escalation)],
+            )
+        else:
+            workflow, name, arguments = "BareTimer", "timer", [due.isoformat()]
         woken_events = BARE_TIMER_WOKEN_EVENTS + len(escalation)
         self.last_due = due
         steps = [(0, rss_kb(self.memory_bare.pid))]
