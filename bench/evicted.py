@@ -17,7 +17,9 @@ read now a replay), and the incident worker and the bare-memory worker restart w
 Measured: the lag behind the shared deadline (evicted incidents against evicted bare timers, the target);
 the worker's and the dev server's CPU over each wake burst (from /proc/<pid>/stat) per woken workflow, the
 replay's share being evicted minus cached; and the SDK's sticky-cache counters over each burst, which say
-whether the wake-ups really missed the cache.
+whether the wake-ups really missed the cache: by their hits (a run still cached) and forced evictions (one per
+run admitted to the full cache), not their misses, which leave out the tasks that outwaited the sticky queue and
+came again on the shared queue with their whole history.
 """
 
 from __future__ import annotations

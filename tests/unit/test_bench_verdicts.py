@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.run import MEMORY_RATIO, Verdict, verdicts
+from bench.run import MEMORY_RATIO, Verdict, verdicts, warnings
 
 
 class Figures(dict[str, Any]):
@@ -34,3 +34,12 @@ def test_memory_above_the_allowance_fails_with_its_ratio() -> None:
     assert row.passed is False
     # The same figure passes beside a bare workflow that costs as much: the row follows the run's bare figure.
     assert memory_row(kb_per_incident=97.3, kb_per_bare=80.0).passed is True
+
+
+def test_the_evicted_round_is_flagged_by_wake_ups_that_found_their_run_cached_not_by_misses() -> None:
+    # As a full run counted them: tasks that outwaited the sticky queue came back on the shared queue, no misses.
+    counted = {"evicted_due_count": 500, "evicted_escalation_miss": 361, "evicted_escalation_forced_eviction": 499}
+    assert not [note for note in warnings({**counted, "evicted_escalation_hit": 0}) if note.startswith("note: (8)")]
+    assert "note: (8) 12 of the 500 incidents were still cached as they woke" in warnings(
+        {**counted, "evicted_escalation_hit": 12}
+    )
