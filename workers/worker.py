@@ -22,6 +22,7 @@ from activities.payments import PaymentActivities
 from activities.policies import PolicyActivities
 from infra.codec import EncryptionCodec
 from infra.telemetry import instrument_http_client, worker_interceptors
+from workers import payload_passes
 from workers.sandbox_runner import sandboxed_runner
 from workers.settings import WorkerSettings
 from workflows.audit_workflow import IncidentAuditWorkflow
@@ -126,8 +127,10 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     that copy while the run is cached: most of a cached incident's memory. The passed-through
     modules are deterministic and free of import-time side effects and global mutable state;
     the replay tests hold them to it. The lean runner (workers/sandbox_runner.py) spares the
-    sandbox's per-payload round trips.
+    sandbox's per-payload round trips, and the process skips the SDK's payload passes over each
+    activation and completion while they can change nothing (workers/payload_passes.py).
     """
+    payload_passes.install()
     return sandboxed_runner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH))
 
 
