@@ -1,4 +1,4 @@
-"""workers/payload_passes.py: the SDK's payload passes are skipped only where they could change nothing."""
+"""workers/payload_passes.py: the worker walks a workflow's payloads for its codec only, and not at all without one."""
 
 from __future__ import annotations
 
@@ -26,9 +26,14 @@ class Marking(PayloadCodec):
         return [Payload(metadata=dict(p.metadata), data=p.data.removeprefix(b"marked:")) for p in payloads]
 
 
+WITH_CODEC = dataclasses.replace(DataConverter.default, payload_codec=Marking())
+
+
 def signalled(data: bytes) -> WorkflowActivation:
     activation = WorkflowActivation(run_id="run")
-    activation.jobs.add().signal_workflow.input.add(data=data)
+    signal = activation.jobs.add().signal_workflow
+    signal.input.add(data=data)
+    signal.headers["trace"].data = data
     return activation
 
 
@@ -38,40 +43,48 @@ def completed_with(data: bytes) -> WorkflowActivationCompletion:
     return completion
 
 
-def test_the_worker_installs_the_skip_once_on_the_pinned_sdk() -> None:
+def test_the_worker_installs_it_once_on_the_pinned_sdk() -> None:
     assert payload_passes.supported()
     workflow_runner()
     workflow_runner()
     decode = bridge_worker.decode_activation
-    assert getattr(decode, "_incidents_skips_idle_passes", False)
-    assert not getattr(vars(decode)["__wrapped__"], "_incidents_skips_idle_passes", False), "wrapped once, not twice"
+    assert getattr(decode, "_incidents_walks_for_the_codec_only", False)
+    assert not getattr(vars(decode)["__wrapped__"], "_incidents_walks_for_the_codec_only", False), "wrapped once"
 
 
 async def test_a_codec_still_decodes_every_activation_and_encodes_every_completion() -> None:
     payload_passes.install()
-    converter = dataclasses.replace(DataConverter.default, payload_codec=Marking())
     activation = signalled(b"marked:hello")
-    await bridge_worker.decode_activation(activation, converter, decode_headers=True, storage_concurrency_limit=1)
-    assert activation.jobs[0].signal_workflow.input[0].data == b"hello"
+    # As the SDK's workflow worker calls them.
+    await bridge_worker.decode_activation(activation, WITH_CODEC, decode_headers=True, storage_concurrency_limit=1)
+    signal = activation.jobs[0].signal_workflow
+    assert (signal.input[0].data, signal.headers["trace"].data) == (b"hello", b"hello")
     completion = completed_with(b"done")
-    await bridge_worker.encode_completion(completion, converter, encode_headers=True, storage_concurrency_limit=1)
+    await bridge_worker.encode_completion(completion, WITH_CODEC, encode_headers=True, storage_concurrency_limit=1)
     assert completion.successful.commands[0].complete_workflow_execution.result.data == b"marked:done"
 
 
-async def test_the_walk_is_skipped_only_without_codec_and_storage() -> None:
+async def test_headers_are_decoded_only_when_the_worker_asks() -> None:
+    payload_passes.install()
+    activation = signalled(b"marked:hello")
+    await bridge_worker.decode_activation(activation, WITH_CODEC, decode_headers=False, storage_concurrency_limit=1)
+    signal = activation.jobs[0].signal_workflow
+    assert (signal.input[0].data, signal.headers["trace"].data) == (b"hello", b"marked:hello")
+
+
+async def test_without_storage_the_sdks_walks_are_not_taken_and_without_codec_nothing_changes() -> None:
     walked: list[DataConverter] = []
 
-    async def walk(
+    async def sdk_walk(
         message: object, data_converter: DataConverter, *args: object, **kwargs: object
     ) -> StorageOperationMetrics:
         walked.append(data_converter)
         return StorageOperationMetrics()
 
-    skipping = payload_passes._skipping_when_idle(walk)
-    metrics = await skipping(
-        signalled(b"hello"), DataConverter.default, decode_headers=True, storage_concurrency_limit=1
-    )
-    assert walked == [] and metrics.payload_count == 0
-    with_codec = dataclasses.replace(DataConverter.default, payload_codec=Marking())
-    await skipping(signalled(b"hello"), with_codec, decode_headers=True, storage_concurrency_limit=1)
-    assert walked == [with_codec]
+    lean = payload_passes._codec_only(sdk_walk, "decode_activation")
+    for converter in (DataConverter.default, WITH_CODEC):
+        activation = signalled(b"hello")
+        metrics = await lean(activation, converter, decode_headers=True, storage_concurrency_limit=1)
+        assert metrics.payload_count == 0
+        assert activation.jobs[0].signal_workflow.input[0].data == b"hello"
+    assert walked == []
