@@ -3,7 +3,8 @@
 On a dev server of its own, with an in-process worker of each kind: an incident opened as the bench's (4) and
 (8) open theirs (straight, naming the timer policy, every opening feature) and waiting on line 1 (what a desk
 read or query of an evicted incident replays), the same incident once its line-1 deadline has passed and it
-escalated (what an evicted wake-up replays), and a bare timer that woke (the bench's BareTimer). Run it again
+escalated (what an evicted wake-up replays), a bare timer that woke (the bench's BareTimer), and a bare timer
+that woke into an escalation's page, upsert and next timer (BareEscalation). Run it again
 only when the probe should measure a newer opening: the stored histories stand for incidents already running.
 """
 
@@ -22,7 +23,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from bench.bare import BareTimer, noop
+from bench.bare import ESCALATION_COMMANDS, BareEscalation, BareTimer, noop
 from bench.measures import TIMER_LINE_ONE, request, timer_policy
 from infra.exiting import exit_process
 from starter.incidents import IncidentService
@@ -99,15 +100,26 @@ async def main() -> None:
             queue = f"bare-{uuid.uuid4().hex[:8]}"
             runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("bench"))
             async with Worker(
-                env.client, task_queue=queue, workflows=[BareTimer], activities=[noop], workflow_runner=runner
+                env.client,
+                task_queue=queue,
+                workflows=[BareTimer, BareEscalation],
+                activities=[noop],
+                workflow_runner=runner,
             ):
-                bare = await env.client.start_workflow(
-                    BareTimer.run, (datetime.now(UTC) + timedelta(seconds=2)).isoformat(), id=queue, task_queue=queue
+                due_iso = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+                bare = await env.client.start_workflow(BareTimer.run, due_iso, id=queue, task_queue=queue)
+                escalation = await env.client.start_workflow(
+                    BareEscalation.run, args=[due_iso, list(ESCALATION_COMMANDS)], id=f"{queue}-e", task_queue=queue
                 )
-                await _until(bare, "timer_fired")
-                await _settled(bare)
-                _store((await bare.fetch_history()).to_json(), "bare_timer_woke")
-                await bare.terminate()
+                woken: list[tuple[str, WorkflowHandle[Any, Any]]] = [
+                    ("bare_timer_woke", bare),
+                    ("bare_escalation_woke", escalation),
+                ]
+                for name, shape in woken:
+                    await _until(shape, "timer_fired")
+                    await _settled(shape)
+                    _store((await shape.fetch_history()).to_json(), name)
+                    await shape.terminate()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ Rust core's too) per replay:
 - incident_escalated: the same after its line-1 deadline escalated it: what an evicted wake-up replays, and
   the wake itself;
 - bare_timer_woke: the bench's BareTimer after its timer fired, for comparison.
+- bare_escalation_woke: BareEscalation after its timer fired into an escalation's page, upsert and next timer: raw
+  Temporal's replay of the same commands, without the incident's opening and code.
 
 All the replays of one history go through one replay worker, as a real worker's go through one poller: the
 per-replay figure holds no replayer start-up. `--profile` profiles the replays of each history (cProfile,
@@ -37,7 +39,7 @@ from temporalio.worker import Interceptor as WorkerInterceptor
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from bench.bare import BareTimer
+from bench.bare import BareEscalation, BareTimer
 from infra.connection import data_converter
 from infra.telemetry import client_interceptors
 from workers.worker import workflow_runner
@@ -96,7 +98,7 @@ def incident_replayer(executor: ProfiledExecutor) -> Replayer:
 def bare_replayer(executor: ProfiledExecutor) -> Replayer:
     """As bench/bare_worker.py runs its workflows."""
     return Replayer(
-        workflows=[BareTimer],
+        workflows=[BareTimer, BareEscalation],
         workflow_task_executor=executor,
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
@@ -111,6 +113,7 @@ def subjects(names: Sequence[str] | None = None) -> list[Subject]:
         Subject("incident_waiting", incident, _load("incident_waiting"), executor),
         Subject("incident_escalated", incident, _load("incident_escalated"), executor),
         Subject("bare_timer_woke", bare, _load("bare_timer_woke"), executor),
+        Subject("bare_escalation_woke", bare, _load("bare_escalation_woke"), executor),
     ]
     return [s for s in chosen if not names or s.name in names]
 
