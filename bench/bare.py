@@ -5,6 +5,7 @@ Served by its own worker process: `python -m bench.bare_worker`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from temporalio import activity, workflow
@@ -64,6 +65,11 @@ class BareTimer:
 
 
 ESCALATION_COMMANDS = ("page", "upsert", "timer")
+
+
+def escalation_id_prefix(commands: Sequence[str]) -> str:
+    """What the ids of one escalation shape's workflows start with: the bench starts them, the probe samples them."""
+    return f"escalation-{'-'.join(commands)}"
 
 
 @workflow.defn(name="BareEscalation")

@@ -30,7 +30,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
-from bench.bare import ESCALATION_COMMANDS
+from bench.bare import ESCALATION_COMMANDS, escalation_id_prefix
 from bench.bare import TASK_QUEUE as BARE_QUEUE
 from bench.measures import (
     BARE_MEMORY_QUEUE,
@@ -184,7 +184,7 @@ class Probe(Bench):
             shape["ratio_p99_of_incidents_to_it"] = round(figures["incidents"]["p99_ms"] / shape["p99_ms"], 2)
             shape["ratio_p99_to_bare"] = round(shape["p99_ms"] / figures["bare"]["p99_ms"], 2)
             shape["history"] = await self.histories_after_timer(
-                f"WorkflowType = 'BareEscalation' AND WorkflowId STARTS_WITH 'escalation-{'-'.join(commands)}-'"
+                f"WorkflowType = 'BareEscalation' AND WorkflowId STARTS_WITH '{escalation_id_prefix(commands)}-'"
             )
         return figures
 

@@ -25,6 +25,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from bench import evicted, outages
 from bench.bare import TASK_QUEUE as BARE_QUEUE
+from bench.bare import escalation_id_prefix
 from bench.desk import measure_desk
 from bench.stack import Laps, Processes, bounded, cpu_seconds, rss_kb, start_dev_server, until
 from infra.connection import data_converter
@@ -562,11 +563,8 @@ class Bench:
             + (self.memory_allowance() if memory else 0)
         )
         if escalation:
-            workflow, name, arguments = (
-                "BareEscalation",
-                f"escalation-{'-'.join(escalation)}",
-                [due.isoformat(), list(escalation)],
-            )
+            workflow, name = "BareEscalation", escalation_id_prefix(escalation)
+            arguments: list[Any] = [due.isoformat(), list(escalation)]
         else:
             workflow, name, arguments = "BareTimer", "timer", [due.isoformat()]
         woken_events = BARE_TIMER_WOKEN_EVENTS + len(escalation)
