@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import pytest
 import temporalio.bridge.worker as bridge_worker
 from temporalio.api.common.v1 import Payload
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
@@ -52,24 +53,25 @@ def test_the_worker_installs_it_once_on_the_pinned_sdk() -> None:
     assert not getattr(vars(decode)["__wrapped__"], "_incidents_walks_for_the_codec_only", False), "wrapped once"
 
 
-async def test_a_codec_still_decodes_every_activation_and_encodes_every_completion() -> None:
+@pytest.mark.parametrize(("decode_headers", "header"), [(True, b"hello"), (False, b"marked:hello")])
+async def test_a_codec_still_decodes_every_activation_and_its_headers_when_the_worker_asks(
+    decode_headers: bool, header: bytes
+) -> None:
     payload_passes.install()
     activation = signalled(b"marked:hello")
-    # As the SDK's workflow worker calls them.
-    await bridge_worker.decode_activation(activation, WITH_CODEC, decode_headers=True, storage_concurrency_limit=1)
+    # As the SDK's workflow worker calls it.
+    await bridge_worker.decode_activation(
+        activation, WITH_CODEC, decode_headers=decode_headers, storage_concurrency_limit=1
+    )
     signal = activation.jobs[0].signal_workflow
-    assert (signal.input[0].data, signal.headers["trace"].data) == (b"hello", b"hello")
+    assert (signal.input[0].data, signal.headers["trace"].data) == (b"hello", header)
+
+
+async def test_a_codec_still_encodes_every_completion() -> None:
+    payload_passes.install()
     completion = completed_with(b"done")
     await bridge_worker.encode_completion(completion, WITH_CODEC, encode_headers=True, storage_concurrency_limit=1)
     assert completion.successful.commands[0].complete_workflow_execution.result.data == b"marked:done"
-
-
-async def test_headers_are_decoded_only_when_the_worker_asks() -> None:
-    payload_passes.install()
-    activation = signalled(b"marked:hello")
-    await bridge_worker.decode_activation(activation, WITH_CODEC, decode_headers=False, storage_concurrency_limit=1)
-    signal = activation.jobs[0].signal_workflow
-    assert (signal.input[0].data, signal.headers["trace"].data) == (b"hello", b"marked:hello")
 
 
 async def test_without_storage_the_sdks_walks_are_not_taken_and_without_codec_nothing_changes() -> None:
