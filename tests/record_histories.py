@@ -28,7 +28,7 @@ from tests.harness import (
 from tests.helpers import open_request
 from tests.lifecycles import LIFECYCLES
 from tests.policies import fast_policy
-from tests.time_skipping import start_time_skipping
+from tests.time_skipping import time_skipping_environment
 from workflows.domain.actions import Feedback, Resolve
 from workflows.domain.areas import Area
 from workflows.domain.inputs import intake_workflow_id
@@ -39,7 +39,7 @@ HERE = Path(__file__).parent / "histories"
 
 
 async def main(tag: str | None, only: list[str] | None = None) -> None:
-    env = await start_time_skipping()
+    env = await time_skipping_environment()
     async with served_sandboxes() as boxes:
         for name, lifecycle in LIFECYCLES.items():
             if only and name not in only:

@@ -17,7 +17,7 @@ from tests.harness import register_search_attributes
 SKIP_DEADLINE = timedelta(minutes=5)
 
 
-async def start_time_skipping() -> WorkflowEnvironment:
+async def time_skipping_environment() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(), test_server_existing_path=temporal_test_server()
     )

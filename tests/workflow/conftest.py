@@ -8,13 +8,13 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.harness import RunningWorker, Sandboxes, running_worker
-from tests.time_skipping import start_time_skipping
+from tests.time_skipping import time_skipping_environment
 
 
 @pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh time-skipping server per test: an activity abandoned by one test would freeze the next one's clock."""
-    env = await start_time_skipping()
+    env = await time_skipping_environment()
     yield env
     await env.shutdown()
 
