@@ -299,9 +299,16 @@ class IncidentWorkflow:
         """Keep the waiting incident as one JSON string instead of a tree of models.
 
         An open incident waits in the worker's cache for hours or days; as objects its state costs
-        several times its JSON. Serialising is deterministic, so a replay freezes and thaws at the
-        same points and sees the same state.
+        several times its JSON. A replay catching up does not freeze: the next activation would thaw
+        it at once, and the two JSON passes per activation were about a tenth of the workflow code's CPU in
+        an evicted incident's wake-up (bench/replay_probe.py). It freezes on its first pass past the
+        replay, or on a query if nothing new came after it. A thawed incident equals the one frozen
+        (tests/unit/test_invariants.py), so a replay that skips the passes decides as the run did.
         """
+        if not workflow.unsafe.is_replaying():
+            self._freeze_now()
+
+    def _freeze_now(self) -> None:
         if self._live is not None:
             self._frozen = self._live.state.__pydantic_serializer__.to_json(self._live.state)
             self._frozen_features = shared_features(frozenset(self._live.features))
@@ -373,8 +380,14 @@ class IncidentWorkflow:
     def state(self) -> IncidentState:
         if not self._opened:
             raise ApplicationError(self._refusal or "the incident is opening: its policy is being resolved")
-        # A query must not leave a thawed copy behind: nothing would freeze it again until the next change.
-        return self._live.state if self._live is not None else self._thawed_state()
+        if self._live is None:
+            # A query must not leave a thawed copy behind: nothing would freeze it again until the next change.
+            return self._thawed_state()
+        # Live between activations only after a replay that nothing new followed (a query woke an evicted
+        # incident): frozen now, as the run's next pass would have.
+        state = self._live.state
+        self._freeze_now()
+        return state
 
     def _receive(self, action_type: str, payload: RawValue) -> Outcome:
         """Parse and apply one action; whatever is wrong with it becomes an `action_rejected` event."""

@@ -323,6 +323,18 @@ class IncidentMachine(RuleBasedStateMachine):
             assert state.compensation is None or state.compensation.status in ("granted", "settled")
         IncidentState.model_validate_json(state.model_dump_json())
 
+    @invariant()
+    def a_frozen_incident_thaws_unchanged(self) -> None:
+        """The workflow freezes a waiting incident to JSON and thaws it on the next change, but not while a
+        replay catches up (IncidentWorkflow._freeze): both must see the same incident, or a replay would diverge."""
+        if not hasattr(self, "incident"):
+            return
+        live = self.incident
+        frozen = live.state.__pydantic_serializer__.to_json(live.state)
+        thawed = Incident(IncidentState.model_validate_json(frozen), live.policy, frozenset(live.features))
+        assert thawed.state == live.state
+        assert thawed.next_deadline() == live.next_deadline()
+
 
 def _summary(state: IncidentState) -> str:
     refund = state.refund.status.value if state.refund else None

@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.harness import RunningWorker, Sandboxes
+from tests.harness import RunningWorker, Sandboxes, running_worker
 from tests.helpers import HOUR, MINUTE, event_types, events_of, send, settled, start_incident, state_of, until
 from workflows.domain.policy import default_policy
 
@@ -251,3 +251,28 @@ async def test_the_sla_clock_counts_from_the_given_opening_time_never_from_the_f
     await time_env.sleep(55 * MINUTE)  # past the earlier one's line-1 hour, not the other's
     assert (await until(earlier, lambda s: s.line == 2)).line == 2
     assert (await state_of(future)).line == 1
+
+
+async def test_an_incident_replayed_for_every_task_and_query_lives_as_a_cached_one(
+    time_env: WorkflowEnvironment, sandboxes: Sandboxes
+):
+    """A worker that caches nothing replays the whole history for every task and every query, and a replay
+    skips the freezing of the state that a cached run does after every step: both must decide alike."""
+    lives = []
+    for cached in (100, 0):
+        async with running_worker(time_env.client, sandboxes, max_cached_workflows=cached) as running:
+            handle = await start_incident(running, category="connection_lost")
+            await time_env.sleep(HOUR + MINUTE)
+            escalated = await settled(handle)
+            assert escalated.line == 2, f"cache {cached}: line 1's hour escalates"
+            await send(handle, "acknowledge", agent="ann")
+            await send(handle, "resolve", agent="ann", resolution="port reset")
+            resolved = await settled(handle)
+            assert resolved.status == "resolved" and resolved.line == 2
+            await time_env.sleep(25 * HOUR)
+            await send(handle, "feedback", score=5)
+            closed = await handle.result()
+            assert closed.status == "closed"
+            lives.append([(e.type.value, e.by, e.data.get("to_line")) for e in closed.events])
+    cached_life, replayed_life = lives
+    assert replayed_life == cached_life
