@@ -1,6 +1,7 @@
 """Resolve a policy reference against the policies this worker knows (workflows/domain/policy_catalogue.py).
 
-Its answer is recorded in the asking workflow's history (the incident's activity, the intake's local activity),
+Its answer is recorded in the asking workflow's history (a local activity of the incident's first workflow task,
+or a regular activity for incidents opened before RESOLVE_POLICY_LOCALLY; the intake's local activity),
 so the incident replays under the policy it was opened with even on a worker that no longer knows it.
 """
 

@@ -41,6 +41,13 @@ POLICY_BY_REFERENCE = "policy-by-reference"
 # it wakes and last asked this long ago. Runs recorded before calendars existed never ask.
 CHECK_CALENDARS = "check-calendars"
 
+# The named policy is resolved by a local activity in the opening's own workflow task: one marker instead of
+# an activity's three events and a second workflow task. Runs opened before resolved it with a regular activity
+# and replay so. Only an opening that asks no `patched` may take it (the reason the first opening did not): a
+# local activity's answer may come in the next workflow task, which broke the replay of the `patched` markers
+# asked right after it; an incident opened with this feature opens with every other one of its code's too.
+RESOLVE_POLICY_LOCALLY = "resolve-policy-locally"
+
 # Everything a new incident does from its first moment (POLICY_BY_REFERENCE aside).
 OPENING_FEATURES: tuple[str, ...] = (
     ANNOUNCE_ACKNOWLEDGEMENT,
@@ -58,4 +65,5 @@ OPENING_FEATURES: tuple[str, ...] = (
     CARRY_UNDELIVERED_NOTIFICATIONS,
     CONTINUE_BY_HISTORY_SIZE,
     CHECK_CALENDARS,
+    RESOLVE_POLICY_LOCALLY,
 )

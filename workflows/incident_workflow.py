@@ -78,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
         PUBLISH_CLOSED_AS,
         PUBLISH_NEXT_DEADLINE,
         PUBLISH_NOTIFICATIONS_FAILED,
+        RESOLVE_POLICY_LOCALLY,
     )
     from workflows.metrics import IncidentMetrics
     from workflows.presentation import current_details, notification_summary
@@ -220,24 +221,36 @@ class IncidentWorkflow:
     async def _open_by_reference(self) -> None:
         """Resolve the named policy (an activity: its answer is recorded) and open under it, or fail the run.
 
-        A regular activity, not a local one: its result always arrives in a workflow task of its own, on the
-        first run as on a replay, so the `patched` markers the opening asks for right after it (follow-through,
-        the published attributes, a waiting action's feature) are met at the same point of the history. A
-        local activity's result may come in the task that recorded it or in the next, and the replay of the
-        latter failed on the dev server.
+        A local activity when the incident opened with RESOLVE_POLICY_LOCALLY: its opening asks no `patched`.
+        Otherwise (incidents opened before, or started without the opening features) a regular activity: its
+        result always arrives in a workflow task of its own, on the first run as on a replay, so the `patched`
+        markers the opening asks for right after it (follow-through, the published attributes, a waiting
+        action's feature) are met at the same point of the history. A local activity's result may come in the
+        task that recorded it or in the next, and the replay of the latter failed on the dev server.
         """
         reference = self._input.policy_ref
         if self._refusal is None and reference is not None:
             try:
                 # Raw: decoded once per worker for all the incidents (and replays) that resolved the same policy.
-                resolved: RawValue = await workflow.execute_activity(
-                    RESOLVE_POLICY,
-                    reference,
-                    result_type=RawValue,
-                    start_to_close_timeout=POLICY_LOOKUP_TIMEOUT,
-                    retry_policy=POLICY_LOOKUP_RETRY,
-                    summary=f"policy {reference}",
-                )
+                resolved: RawValue
+                if RESOLVE_POLICY_LOCALLY in self._opened_with:
+                    resolved = await workflow.execute_local_activity(
+                        RESOLVE_POLICY,
+                        reference,
+                        result_type=RawValue,
+                        start_to_close_timeout=POLICY_LOOKUP_TIMEOUT,
+                        retry_policy=POLICY_LOOKUP_RETRY,
+                        summary=f"policy {reference}",
+                    )
+                else:
+                    resolved = await workflow.execute_activity(
+                        RESOLVE_POLICY,
+                        reference,
+                        result_type=RawValue,
+                        start_to_close_timeout=POLICY_LOOKUP_TIMEOUT,
+                        retry_policy=POLICY_LOOKUP_RETRY,
+                        summary=f"policy {reference}",
+                    )
             except ActivityError as error:
                 self._refusal = str(_root_cause(error) or error)
             else:

@@ -33,7 +33,7 @@ from workflows.domain.incident import ANNOUNCE_ACKNOWLEDGEMENT, CUSTOMER_TIME
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.messages import ENGLISH, TEMPLATES
 from workflows.domain.models import IncidentState
-from workflows.features import CHECK_CALENDARS, PUBLISH_CLOSED_AS
+from workflows.features import CHECK_CALENDARS, PUBLISH_CLOSED_AS, RESOLVE_POLICY_LOCALLY
 from workflows.incident_workflow import IncidentWorkflow
 from workflows.intake_workflow import IncidentIntakeWorkflow
 from workflows.outage_workflow import MajorIncidentWorkflow
@@ -108,6 +108,11 @@ async def test_replay_catches_a_change_in_workflow_logic():
 def final_state(history: WorkflowHistory) -> IncidentState:
     completed = history.events[-1].workflow_execution_completed_event_attributes
     return data_converter().payload_converter.from_payload(completed.result.payloads[0], IncidentState)
+
+
+def first_input(history: WorkflowHistory) -> IncidentInput:
+    started = history.events[0].workflow_execution_started_event_attributes
+    return data_converter().payload_converter.from_payload(started.input.payloads[0], IncidentInput)
 
 
 def customer_kinds(state: IncidentState) -> list[str]:
@@ -293,3 +298,31 @@ def test_the_policy_histories_hold_what_they_stand_for():
     failed = refused.events[-1].workflow_execution_failed_event_attributes
     assert failed.failure.application_failure_info.type == "PolicyRefused"
     assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in refused.events)
+
+
+RESOLVED_LOCALLY = sorted(HISTORIES_DIR.glob("*.resolve-policy-locally.json"))
+
+
+@pytest.mark.parametrize("path", RESOLVED_LOCALLY, ids=lambda p: p.stem)
+def test_an_incident_opened_with_every_feature_resolves_its_policy_in_its_first_workflow_task(path: Path):
+    """The opening features now hold RESOLVE_POLICY_LOCALLY: the policy's answer is a local activity's marker in
+    the first workflow task, not an activity and a second task; the same lifecycle recorded before took both,
+    and replays so (test_stored_history_replays_on_the_current_code)."""
+    name = path.name.split(".")[0]
+    now, before = load(path), load(HISTORIES_DIR / f"{name}.opening-features.json")
+    assert RESOLVE_POLICY_LOCALLY in first_input(now).features
+    assert RESOLVE_POLICY_LOCALLY not in first_input(before).features
+
+    def resolved_by(history: WorkflowHistory) -> list[str]:
+        return [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+
+    assert "resolve_policy" in resolved_by(before) and "resolve_policy" not in resolved_by(now)
+    answer = next(n for n, e in enumerate(now.events) if e.HasField("marker_recorded_event_attributes"))
+    assert "resolve_policy" in str(now.events[answer].marker_recorded_event_attributes)
+    tasks_before_it = [e for e in now.events[:answer] if e.HasField("workflow_task_completed_event_attributes")]
+    assert len(tasks_before_it) == 1, "recorded by the first workflow task"
+    assert len(now.events) < len(before.events)

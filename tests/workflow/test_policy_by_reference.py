@@ -26,12 +26,18 @@ from workflows.domain.inputs import IncidentInput, IntakeKey, IntakeRequest, Int
 from workflows.domain.policy import default_policy
 from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
+from workflows.features import OPENING_FEATURES
 from workflows.incident_start import start_options
 from workflows.incident_workflow import IncidentWorkflow
 
+# As incidents were started before the opening features (the policy resolved by an activity), and as now (by a
+# local activity in the first workflow task).
+FEATURES = pytest.mark.parametrize("features", [[], list(OPENING_FEATURES)], ids=["opened-before", "opening-features"])
 
+
+@FEATURES
 async def test_a_client_cannot_open_an_incident_under_a_policy_of_its_own(
-    time_env: WorkflowEnvironment, skipping: RunningWorker, sandboxes: Sandboxes
+    time_env: WorkflowEnvironment, skipping: RunningWorker, sandboxes: Sandboxes, features: list[str]
 ):
     """Started directly with its own policy, or naming one the worker does not know: the run fails at once,
     cleanly (no workflow task fails), naming why; nothing is opened and nobody is told anything."""
@@ -39,9 +45,9 @@ async def test_a_client_cannot_open_an_incident_under_a_policy_of_its_own(
     unknown = reference_of(own)
     request = open_request()
     attempts = {
-        "of its own": IncidentInput(ticket_id=new_ticket_id(), request=request, policy=own),
-        str(unknown): IncidentInput(ticket_id=new_ticket_id(), request=request, policy_ref=unknown),
-        "names no policy": IncidentInput(ticket_id=new_ticket_id(), request=request),
+        "of its own": IncidentInput(ticket_id=new_ticket_id(), request=request, policy=own, features=features),
+        str(unknown): IncidentInput(ticket_id=new_ticket_id(), request=request, policy_ref=unknown, features=features),
+        "names no policy": IncidentInput(ticket_id=new_ticket_id(), request=request, features=features),
     }
     for what, input in attempts.items():
         handle = await skipping.client.start_workflow(
@@ -79,13 +85,16 @@ async def test_a_client_cannot_open_an_incident_under_a_policy_of_its_own(
     assert isinstance(cause, ApplicationError) and cause.type == POLICY_REFUSED and "of its own" in cause.message
 
 
+@FEATURES
 async def test_an_incident_opens_under_the_policy_it_names_and_replays_without_the_worker_knowing_it(
-    time_env: WorkflowEnvironment, skipping: RunningWorker
+    time_env: WorkflowEnvironment, skipping: RunningWorker, features: list[str]
 ):
     """The worker's answer is recorded in the history (a local activity): the incident replays under it on a
     worker that no longer knows that policy. An action sent with the start waits for the opening, not lost."""
     policy = fast_policy(line_timeouts={"1": "1h", "2": "1h"}, acknowledge_within="7m")
-    input = IncidentInput(ticket_id=new_ticket_id(), request=open_request(), policy_ref=reference_of(policy))
+    input = IncidentInput(
+        ticket_id=new_ticket_id(), request=open_request(), policy_ref=reference_of(policy), features=features
+    )
     handle = await skipping.client.start_workflow(
         IncidentWorkflow.run,
         input,
@@ -101,6 +110,8 @@ async def test_an_incident_opens_under_the_policy_it_names_and_replays_without_t
     await send(handle, "resolve", agent="ann", resolution="done")
     await until(handle, lambda s: s.status != "open")
     history = await handle.fetch_history()
+    by_activity = any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
+    assert by_activity == (not features), "a local activity's marker with the opening features, else an activity"
     replayer = Replayer(
         workflows=[IncidentWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner()
     )
