@@ -396,8 +396,9 @@ class IncidentWorkflow:
         if self._live is None:
             # A query must not leave a thawed copy behind: nothing would freeze it again until the next change.
             return self._thawed_state()
-        # Live between activations only after a replay that nothing new followed (a query woke an evicted
-        # incident): frozen now, as the run's next pass would have.
+        # Live between activations after a replay that nothing new followed (a query woke an evicted incident),
+        # or while the run awaits mid-pass (a calendar check): frozen now, as its next pass would have; the run
+        # reads it only through `_incident`, which thaws it again, and a thawed incident is the one frozen.
         state = self._live.state
         self._freeze_now()
         return state
