@@ -232,25 +232,16 @@ class IncidentWorkflow:
         if self._refusal is None and reference is not None:
             try:
                 # Raw: decoded once per worker for all the incidents (and replays) that resolved the same policy.
-                resolved: RawValue
-                if RESOLVE_POLICY_LOCALLY in self._opened_with:
-                    resolved = await workflow.execute_local_activity(
-                        RESOLVE_POLICY,
-                        reference,
-                        result_type=RawValue,
-                        start_to_close_timeout=POLICY_LOOKUP_TIMEOUT,
-                        retry_policy=POLICY_LOOKUP_RETRY,
-                        summary=f"policy {reference}",
-                    )
-                else:
-                    resolved = await workflow.execute_activity(
-                        RESOLVE_POLICY,
-                        reference,
-                        result_type=RawValue,
-                        start_to_close_timeout=POLICY_LOOKUP_TIMEOUT,
-                        retry_policy=POLICY_LOOKUP_RETRY,
-                        summary=f"policy {reference}",
-                    )
+                local = RESOLVE_POLICY_LOCALLY in self._opened_with
+                execute = workflow.execute_local_activity if local else workflow.execute_activity
+                resolved: RawValue = await execute(
+                    RESOLVE_POLICY,
+                    reference,
+                    result_type=RawValue,
+                    start_to_close_timeout=POLICY_LOOKUP_TIMEOUT,
+                    retry_policy=POLICY_LOOKUP_RETRY,
+                    summary=f"policy {reference}",
+                )
             except ActivityError as error:
                 self._refusal = str(_root_cause(error) or error)
             else:
