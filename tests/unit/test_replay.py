@@ -115,6 +115,15 @@ def first_input(history: WorkflowHistory) -> IncidentInput:
     return data_converter().payload_converter.from_payload(started.input.payloads[0], IncidentInput)
 
 
+def scheduled_activities(history: WorkflowHistory) -> list[str]:
+    """The activity types the history scheduled (regular activities: a local one is a marker), in order."""
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
 def customer_kinds(state: IncidentState) -> list[str]:
     return [e.data["kind"] for e in state.events if e.type == "customer_notified"]
 
@@ -287,11 +296,7 @@ def test_the_policy_histories_hold_what_they_stand_for():
     """Issue 15: an incident started by a client names its policy and the worker's answer is in the history;
     one started with a client's own policy failed at once, under the patch that refuses it."""
     named = load(HISTORIES_DIR / "full_critical.issue15.json")
-    scheduled = [
-        e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in named.events
-        if e.HasField("activity_task_scheduled_event_attributes")
-    ]
+    scheduled = scheduled_activities(named)
     assert scheduled[:1] == ["resolve_policy"]
     refused = load(HISTORIES_DIR / "refused_for_its_own_policy.issue15.json")
     assert "policy-by-reference" in patch_ids(refused)
@@ -313,14 +318,7 @@ def test_an_incident_opened_with_every_feature_resolves_its_policy_in_its_first_
     assert RESOLVE_POLICY_LOCALLY in first_input(now).features
     assert RESOLVE_POLICY_LOCALLY not in first_input(before).features
 
-    def resolved_by(history: WorkflowHistory) -> list[str]:
-        return [
-            e.activity_task_scheduled_event_attributes.activity_type.name
-            for e in history.events
-            if e.HasField("activity_task_scheduled_event_attributes")
-        ]
-
-    assert "resolve_policy" in resolved_by(before) and "resolve_policy" not in resolved_by(now)
+    assert "resolve_policy" in scheduled_activities(before) and "resolve_policy" not in scheduled_activities(now)
     answer = next(n for n, e in enumerate(now.events) if e.HasField("marker_recorded_event_attributes"))
     assert "resolve_policy" in str(now.events[answer].marker_recorded_event_attributes)
     tasks_before_it = [e for e in now.events[:answer] if e.HasField("workflow_task_completed_event_attributes")]
