@@ -1,6 +1,6 @@
 """Long-lived incidents on the dev server, for what the time-skipping server cannot show: it enforces
-the payload limits and reports a history's size, and it does not hold its clock for an abandoned activity
-(tests/workflow/test_long_lived.py has the rest)."""
+the payload limits and reports a history's size, it does not hold its clock for an abandoned activity,
+and it settles a continue-as-new that races signals (tests/workflow/test_long_lived.py has the rest)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,24 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from tests.harness import Sandboxes, running_worker
-from tests.helpers import LONG_NOTE, carried_inputs, events_of, open_request, send, start_incident, until
+from tests.helpers import (
+    HOUR,
+    LONG_NOTE,
+    carried_inputs,
+    events_of,
+    open_request,
+    send,
+    start_incident,
+    state_of,
+    until,
+)
 from workflows.domain.inputs import IncidentInput
 from workflows.domain.models import IncidentState
 from workflows.domain.policy import default_policy
 from workflows.domain.policy_catalogue import reference_of
 from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options
-from workflows.incident_workflow import CARRIED_INPUT_BUDGET, IncidentWorkflow
+from workflows.incident_workflow import CARRIED_INPUT_BUDGET, KEEP_DOMAIN_EVENTS, IncidentWorkflow
 
 
 async def test_a_refund_in_flight_is_resumed_after_continue_as_new_and_paid_once(
@@ -43,6 +53,35 @@ async def test_a_refund_in_flight_is_resumed_after_continue_as_new_and_paid_once
         state = await until(handle, lambda s: s.refund is not None and s.refund.status == "paid", within=60)
     assert len(await sandboxes.ledger(reference=state.ticket_id)) == 1
     assert len(events_of(state, "refund_succeeded")) == 1
+
+
+async def test_thousands_of_notes_racing_continues_as_new_are_all_kept_with_the_incident(
+    dev_env: WorkflowEnvironment, sandboxes: Sandboxes
+):
+    # On the dev server: notes keep arriving while a run continues as new, which the real server settles
+    # by refusing the continue-as-new and handing the worker the new signals; the time-skipping server
+    # can lose such a continue-as-new and hold its clock forever.
+    notes = 1_500
+    async with running_worker(dev_env.client, sandboxes) as running:
+        handle = await start_incident(running, history_limit=400)
+        opened = await state_of(handle)
+        for batch in range(0, notes, 100):
+            await asyncio.gather(
+                *(send(handle, "add_note", agent="ann", text=f"note {i}") for i in range(batch, batch + 100))
+            )
+        await send(handle, "customer_contact", channel="phone", text="any news?")
+        state = await until(handle, lambda s: s.recontacts == 1 and s.events_compacted > 0, within=60)
+        history = await handle.fetch_history()
+        carried = [IncidentInput.model_validate_json(data).carried for data in await carried_inputs(handle)]
+    assert len(carried) >= 2, f"{len(carried) + 1} runs"
+    assert all(c is not None and len(c.events) <= KEEP_DOMAIN_EVENTS for c in carried), "each run carried a tail"
+    assert state.notes == notes, "no note was lost across the runs"
+    assert state.events_compacted > 0 and state.events_compacted + len(state.events) == state.event_seq
+    assert state.compacted_counts.get("note_added", 0) + len(events_of(state, "note_added")) == notes
+    assert state.events[-1].seq == state.event_seq, "sequence numbers carry on"
+    assert state.ticket_id == opened.ticket_id and state.opened_at == opened.opened_at
+    assert state.sla_deadline == opened.sla_deadline == opened.opened_at + HOUR, "the line-1 SLA carried over"
+    assert len(history.events) < 400 + 150, "the current run stays short"
 
 
 def long_note(i: int) -> str:
