@@ -58,6 +58,8 @@ class FanOutRequest(BaseModel):
     query: str
     signal: str
     payload: dict[str, Any]
+    # A sweep: the job it follows (see activities/outages.py). Absent in requests scheduled before sweeps waited.
+    follows: str | None = None
 
 
 class FanOutReport(BaseModel):

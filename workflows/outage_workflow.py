@@ -268,6 +268,7 @@ class MajorIncidentWorkflow:
             query=fan_out_query(effect.operation, self._outage.notice()),
             signal=effect.signal,
             payload=effect.payload,
+            follows=effect.follows,
         )
         try:
             report: FanOutReport = await workflow.execute_activity(

@@ -317,7 +317,10 @@ def test_declaring_pages_its_line_posts_its_notice_and_links_the_open_incidents_
     assert page.line == 2 and "OUT-AAAAAA" in page.message and "khimki" in page.message
     assert post.notice.status is NoticeStatus.active and post.notice.check_by == T0 + 10 * H
     assert fan_out.signal == "link_outage" and fan_out.payload["agent"] == "OUT-AAAAAA"
+    assert fan_out.follows is None
     assert outage.state.deadlines[OutageClock.sweep] == T0 + M
+    [sweep] = [e for e in outage.advance(T0 + M) if isinstance(e, FanOut)]
+    assert (sweep.job_id, sweep.follows) == ("OUT-AAAAAA-link-2", "OUT-AAAAAA-link-1")
 
 
 def test_the_major_incident_has_its_own_ladder_one_page_not_one_per_customer():
@@ -336,6 +339,7 @@ def test_an_update_fans_out_to_the_linked_customers_and_moves_the_fix_time():
     outcome = outage.act(PostUpdate(by="boris", news="Splicing now.", expected_fix_by=T0 + 8 * H), T0 + H)
     fan_out = next(e for e in outcome.effects if isinstance(e, FanOut))
     assert fan_out.signal == "outage_update" and fan_out.payload["news"] == "Splicing now."
+    assert fan_out.follows is None, "each update is news of its own for every linked customer"
     assert outage.state.deadlines[OutageClock.fix_overdue] == T0 + 8 * H
     assert outage.state.deadlines[OutageClock.update_due] == T0 + 2 * H
     assert not outage.act(PostUpdate(by="boris", expected_fix_by=T0), T0 + H).accepted
@@ -354,7 +358,9 @@ def test_resolving_credits_by_duration_and_reaches_the_incidents_twice_then_fini
     assert not outage.finished
     outage.fan_out_done("OUT-AAAAAA-resolve-1", reached=2000, failures=0, now=T0 + 3 * H + M)
     sweep = outage.advance(T0 + 3 * H + M)
-    assert [e.job_id for e in sweep if isinstance(e, FanOut)] == ["OUT-AAAAAA-resolve-2"]
+    assert [(e.job_id, e.follows) for e in sweep if isinstance(e, FanOut)] == [
+        ("OUT-AAAAAA-resolve-2", "OUT-AAAAAA-resolve-1")
+    ], "the sweep waits for the first job's incidents before it looks for the ones it missed"
     outage.fan_out_done("OUT-AAAAAA-resolve-2", reached=0, failures=0, now=T0 + 3 * H + 2 * M)
     assert outage.finished
     assert not outage.act(ResolveOutage(by="boris", resolution="again"), T0 + 4 * H).accepted

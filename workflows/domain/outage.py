@@ -17,7 +17,8 @@ fan-outs, each with the workflow's `now`, and carries out the effects it returns
 - **Updates** reach every linked customer (a fan-out of `outage_update`).
 - **Resolved together**: a fan-out of `outage_resolved` carries the resolution
   and the credit per severity for the outage's duration (`OutagePolicy`); a
-  second sweep a little later reaches incidents linked while the first ran.
+  second sweep a little later reaches incidents linked while the first ran
+  (once the first job's incidents have acted on it, so it signals none twice).
 - **Planned works** are declared ahead with their window: the customers with
   recent incidents in the area are told `notify_before` the start (a day, an
   hour), at the start and at the end; incidents opened in the window for the
@@ -319,6 +320,9 @@ class FanOut:
     operation: Literal["link", "update", "resolve"]
     signal: str
     payload: dict[str, Any]
+    # A sweep names the job it sweeps after: it starts once that job is done and the incidents it signalled
+    # have acted on it, so that it reaches only those the job missed (not its backlog a second time).
+    follows: str | None = None
 
 
 @dataclass(frozen=True)
@@ -652,8 +656,10 @@ class Outage:
 
     def _fan_out(self, operation: Literal["link", "update", "resolve"], now: datetime, news: str | None = None) -> None:
         state = self.state
-        count = sum(1 for f in state.fan_outs if f.operation == operation) + 1
-        job_id = f"{state.outage_id}-{operation}-{count}"
+        earlier = [f.job_id for f in state.fan_outs if f.operation == operation]
+        job_id = f"{state.outage_id}-{operation}-{len(earlier) + 1}"
+        # An update carries its own news to everyone; a second link or resolve is a sweep after the first.
+        follows = earlier[-1] if earlier and operation != "update" else None
         notice = self.notice()
         payload: dict[str, Any]
         if operation == "link":
@@ -673,7 +679,9 @@ class Outage:
             ).model_dump(mode="json", exclude={"type"})
         state.fan_outs.append(FanOutRecord(job_id=job_id, operation=operation))
         self._record(OutageEventType.fan_out_started, now, job_id=job_id, operation=operation)
-        self._effects.append(FanOut(job_id=job_id, operation=operation, signal=signal, payload=payload))
+        self._effects.append(
+            FanOut(job_id=job_id, operation=operation, signal=signal, payload=payload, follows=follows)
+        )
 
     def fan_out_done(self, job_id: str, reached: int, failures: int, now: datetime) -> list[OutageEffect]:
         record = self._fan_out_record(job_id)
