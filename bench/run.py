@@ -221,6 +221,12 @@ def warnings(f: dict[str, Any]) -> list[str]:
             f"note: (7) the last linked incidents opened {f['outage_linked_started_late_s']:.1f}s after their shared "
             "deadline: theirs had passed when they opened (it still fell due, and paged nobody)"
         )
+    swept = f.get("outage_fan_outs", {}).get("resolve 2")
+    if swept:
+        out.append(
+            f"note: (7) the major incident's sweep signalled {swept} incidents after its first fan-out; any it "
+            "reached a second time made the mass resolve slower"
+        )
     for label, what in (("evicted_escalation", "incidents"), ("evicted_bare_timer", "bare timers")):
         if f.get(f"{label}_late_s", 0.0) > 0:
             out.append(
