@@ -106,6 +106,8 @@ class OutageActivities:
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 return False
+            if error.status == RPCStatusCode.UNIMPLEMENTED:
+                raise _unavailable("offers no batch operations", error) from None
             raise
         return True
 
