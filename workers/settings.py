@@ -57,11 +57,11 @@ class WorkerSettings(BaseSettings):
     # holds its slot through its notification POSTs; 20 shortened that tail (figures: docs/performance.md).
     workflow_task_pollers: int = Field(default=20, ge=2, alias="INCIDENTS_WORKFLOW_TASK_POLLERS")
     # How long a workflow task may wait on this worker's sticky queue before the server moves it to the shared
-    # queue, with the whole history. The SDK's 5 s made a burst of deadlines snowball: once the worker was 5 s
-    # behind, 44-76% of 2,000 escalations were sent twice, which cost the server 8.1-11.1 ms each instead of
-    # 7.3-8.6 (docs/performance.md). It is also how long an incident cached on a worker that died waits before
-    # another worker takes it over: 20 s keeps that short (60 s outlasted the fault tests' minute).
-    sticky_queue_timeout_seconds: float = Field(default=20.0, gt=0, alias="INCIDENTS_STICKY_QUEUE_TIMEOUT")
+    # queue. The SDK's 5 s is kept: it is also how long a task or query for an incident cached on a worker that
+    # stopped (a crash, a deploy) waits before another worker takes it. 20-30 s ended the timed-out tasks of a
+    # 2,000-escalation burst (p99 17-23 -> 16-18 s), but at 20 s the bench's refill after a worker restart took
+    # twice as long (docs/performance.md, "Sticky queue timeout").
+    sticky_queue_timeout_seconds: float = Field(default=5.0, gt=0, alias="INCIDENTS_STICKY_QUEUE_TIMEOUT")
     # Open incidents wait for days; keeping them cached saves a replay on every signal and timer.
     max_cached_workflows: int = Field(default=10_000, ge=0, alias="INCIDENTS_MAX_CACHED_WORKFLOWS")
 

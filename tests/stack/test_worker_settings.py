@@ -39,11 +39,11 @@ async def test_the_worker_polls_with_the_configured_pollers(
         assert worker.config()["workflow_task_poller_behavior"] == PollerBehaviorSimpleMaximum(12)
 
 
-def test_the_sticky_queue_timeout_is_20_seconds_unless_the_environment_says(
+def test_the_sticky_queue_timeout_is_the_sdks_unless_the_environment_says(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("INCIDENTS_STICKY_QUEUE_TIMEOUT", raising=False)
-    assert WorkerSettings().sticky_queue_timeout_seconds == 20, "longer than a burst's lag, not the SDK's 5"
+    assert WorkerSettings().sticky_queue_timeout_seconds == 5
     monkeypatch.setenv("INCIDENTS_STICKY_QUEUE_TIMEOUT", "7.5")
     assert WorkerSettings().sticky_queue_timeout_seconds == 7.5
 
