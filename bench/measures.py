@@ -114,6 +114,8 @@ MEMORY_STEPS = 4
 OPENING_AT_ONCE = 10
 # Woken bare timers have this many history events: started, a task, the timer fired, a second task.
 BARE_TIMER_WOKEN_EVENTS = 9
+# (4): histories read per side for the share of wake-up tasks that outwaited the sticky queue.
+STICKY_SAMPLE = 100
 
 
 async def through_first_task(handle: WorkflowHandle[Any, Any], within: float = 60) -> None:
@@ -144,6 +146,27 @@ async def woke_at(handle: WorkflowHandle[Any, Any], within: float = 60) -> datet
         if time.monotonic() > deadline:
             raise RuntimeError(f"{handle.id} did not wake within {within:.0f}s")
         await asyncio.sleep(0.2)
+
+
+async def outwaited_the_sticky_queue(client: Client, workflow_ids: Sequence[str]) -> float:
+    """The share of these workflows whose wake-up task (the one after their first timer fired) timed out on the
+    worker's sticky queue: the server then sent it again, with the whole history, on the shared queue. A side whose
+    lag passes the SDK's 5 s pays that for many of its tasks, which slows it further (docs/performance.md)."""
+
+    async def outwaited(workflow_id: str) -> bool:
+        fired = False
+        async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+                fired = True
+            elif fired and event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                return True
+            elif fired and event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                return False
+        return False
+
+    sample = list(workflow_ids)[:: max(1, len(workflow_ids) // STICKY_SAMPLE)]
+    outcomes: list[bool] = await bounded(25, (outwaited(i) for i in sample))
+    return sum(outcomes) / max(1, len(sample))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -249,6 +272,7 @@ class Bench:
         self.last_due = datetime.now(UTC)  # the shared deadline (4) last set
         self.outage_ended: asyncio.Task[None] | None = None  # (7)'s major incident, counted once it has ended
         self.desk_opened = asyncio.Event()  # the desk's openings are through (and their CPU read): (6) may start
+        self.last_outwaited_sticky = 0.0  # (4): the share of the last side's wake-ups sent twice (see below)
 
     # --- the stack ---
 
@@ -535,6 +559,7 @@ class Bench:
 
         found = await bounded(50, (escalation(t) for t in tickets))
         lap("each one's escalation read")
+        self.last_outwaited_sticky = await outwaited_the_sticky_queue(self.client, tickets)
         deadlines = [deadline for _, deadline in found]
         return [lag for lag, _ in found], (max(deadlines) - min(deadlines)).total_seconds() * 1000, max(0.0, late)
 
@@ -609,6 +634,7 @@ class Bench:
 
         lags = [(w - due).total_seconds() * 1000 for w in await bounded(50, (woke_at(h) for h in handles))]
         lap("each one's wake read")
+        self.last_outwaited_sticky = await outwaited_the_sticky_queue(self.client, [h.id for h in handles])
         return lags, max(0.0, late)
 
     async def timers(self) -> None:
@@ -617,6 +643,7 @@ class Bench:
         for label, count in (("many", self.sizes.timers_many), ("few", self.sizes.timers_few)):
             started = time.monotonic()
             incident, spread, incidents_late = await self.incident_timers(count, incident_rate, memory=label == "many")
+            incidents_outwaited = self.last_outwaited_sticky
             progress(f"    {count} incident deadlines: {time.monotonic() - started:.1f}s")
             started = time.monotonic()
             bare, bare_late = await self.bare_timers(count, bare_rate, memory=label == "many")
@@ -626,6 +653,8 @@ class Bench:
             # Started after the deadline: those wait less than the rest, and their lag includes the delay.
             self.figures[f"timers_{label}_incidents_open_late_s"] = incidents_late
             self.figures[f"timers_{label}_bare_started_late_s"] = bare_late
+            self.figures[f"timers_{label}_bare_outwaited_sticky"] = self.last_outwaited_sticky
+            self.figures[f"timers_{label}_incidents_outwaited_sticky"] = incidents_outwaited
             for q in (50, 99):
                 self.figures[f"escalation_lag_{label}_p{q}_ms"] = percentile(incident, q)
                 self.figures[f"bare_timer_lag_{label}_p{q}_ms"] = percentile(bare, q)

@@ -216,6 +216,18 @@ def warnings(f: dict[str, Any]) -> list[str]:
                     f"note: (4) {f[f'timers_{label}_count']} {what} were still starting {late:.1f}s after their "
                     "deadline; those waited less and their lag includes the delay, so that row is not like for like"
                 )
+    for label in ("many", "few"):
+        incidents, bare = (
+            f.get(f"timers_{label}_incidents_outwaited_sticky"),
+            f.get(f"timers_{label}_bare_outwaited_sticky"),
+        )
+        if incidents or bare:
+            count = f[f"timers_{label}_count"]
+            out.append(
+                f"note: (4) of {count} due, {incidents or 0:.0%} of the incidents' and {bare or 0:.0%} of the bare "
+                "timers' wake-up tasks outwaited the sticky queue (5 s) and were sent again with their whole history; "
+                "the side that pays it more is slowed by it, so the ratio moves with it between runs"
+            )
     if f.get("outage_linked_started_late_s", 0.0) > 0:
         out.append(
             f"note: (7) the last linked incidents opened {f['outage_linked_started_late_s']:.1f}s after their shared "
