@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bench.stack import Laps, bounded, until
+from bench.stack import Laps, bounded, started_with_a_free_ticket, until
 from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import OpenIncident
 from workflows.domain.policy_catalogue import reference_of
-from workflows.domain.tickets import new_ticket_id
 from workflows.incident_start import start_options
 
 if TYPE_CHECKING:
@@ -80,12 +79,14 @@ async def measure_desk(bench: Bench, quick: bool) -> None:
         request = OpenIncident.model_validate(
             {"customer_id": customer, "category": category, "description": "bench desk", "channel": "app"}
         )
-        input = IncidentInput(
-            ticket_id=new_ticket_id(), request=request, policy_ref=reference, opened_at=datetime.now(UTC)
-        )
-        return bench.client.start_workflow(
-            WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input, policy=bench.policy)
-        )
+
+        async def start_as(ticket: str) -> Any:
+            input = IncidentInput(ticket_id=ticket, request=request, policy_ref=reference, opened_at=datetime.now(UTC))
+            return await bench.client.start_workflow(
+                WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input, policy=bench.policy)
+            )
+
+        return started_with_a_free_ticket(start_as)
 
     # What line 1's queue holds already: the open incidents the phases before left there.
     query = (

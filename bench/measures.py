@@ -27,7 +27,16 @@ from bench import evicted, outages
 from bench.bare import TASK_QUEUE as BARE_QUEUE
 from bench.bare import escalation_id_prefix
 from bench.desk import measure_desk
-from bench.stack import Laps, Processes, bounded, cpu_seconds, rss_kb, start_dev_server, until
+from bench.stack import (
+    Laps,
+    Processes,
+    bounded,
+    cpu_seconds,
+    rss_kb,
+    start_dev_server,
+    started_with_a_free_ticket,
+    until,
+)
 from infra.connection import data_converter
 from infra.processes import free_port, http_ok, worker_polling
 from starter.auth import write_dev_tokens
@@ -38,7 +47,6 @@ from workflows.domain.inputs import WORKFLOW_TYPE, IncidentInput
 from workflows.domain.models import IncidentState, OpenIncident
 from workflows.domain.policy import Policy, default_policy, parse_policy
 from workflows.domain.policy_catalogue import PolicyRef, reference_of
-from workflows.domain.tickets import new_ticket_id
 from workflows.features import OPENING_FEATURES
 from workflows.incident_start import start_options
 
@@ -449,17 +457,22 @@ class Bench:
         policy = self.policy if policy is None else policy
         if policy.name not in self.references:
             self.references[policy.name] = reference_of(policy)
-        input = IncidentInput(
-            ticket_id=new_ticket_id(),
-            request=request(customer),
-            policy_ref=self.references[policy.name],
-            opened_at=datetime.now(UTC) if opened_at is None else opened_at,
-            customer_locale=True,
-            features=list(OPENING_FEATURES),
-        )
-        return await self.client.start_workflow(
-            WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input, policy=policy)
-        )
+        reference = self.references[policy.name]
+
+        async def start(ticket: str) -> WorkflowHandle[Any, Any]:
+            input = IncidentInput(
+                ticket_id=ticket,
+                request=request(customer),
+                policy_ref=reference,
+                opened_at=datetime.now(UTC) if opened_at is None else opened_at,
+                customer_locale=True,
+                features=list(OPENING_FEATURES),
+            )
+            return await self.client.start_workflow(
+                WORKFLOW_TYPE, input, task_queue=INCIDENT_QUEUE, **start_options(input, policy=policy)
+            )
+
+        return await started_with_a_free_ticket(start)
 
     async def open_incident(
         self, customer: str, policy: Policy | None = None, opened_at: datetime | None = None
