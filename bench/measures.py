@@ -280,7 +280,6 @@ class Bench:
         self.last_due = datetime.now(UTC)  # the shared deadline (4) last set
         self.outage_ended: asyncio.Task[None] | None = None  # (7)'s major incident, counted once it has ended
         self.desk_opened = asyncio.Event()  # the desk's openings are through (and their CPU read): (6) may start
-        self.last_outwaited_sticky = 0.0  # (4): the share of the last side's wake-ups sent twice (see below)
 
     # --- the stack ---
 
@@ -503,7 +502,7 @@ class Bench:
         return incidents, pilots / (time.monotonic() - started)
 
     async def incident_timers(
-        self, count: int, start_rate: float, memory: bool = False
+        self, count: int, start_rate: float, memory: bool = False, sticky_figure: str | None = None
     ) -> tuple[list[float], float, float]:
         """Lag of each escalation behind its line-1 deadline, how far apart the deadlines were, and how
         many seconds after the deadline the last incident was open (0: all were, as planned).
@@ -517,6 +516,8 @@ class Bench:
         at a time, each waiting for its first task (where its timer starts): the timer starts when
         that task completes, so a task slowed by an opening burst would delay the escalation too, and
         that is the cost of the burst, not of the deadlines falling together.
+
+        With `sticky_figure`, the share of the wake-up tasks that outwaited the sticky queue goes in that figure.
         """
         due = datetime.now(UTC) + timedelta(
             seconds=self.sizes.deadline_slack
@@ -572,7 +573,8 @@ class Bench:
 
         found = await bounded(50, (escalation(t) for t in tickets))
         lap("each one's escalation read")
-        self.last_outwaited_sticky = await outwaited_the_sticky_queue(self.client, tickets)
+        if sticky_figure is not None:
+            self.figures[sticky_figure] = await outwaited_the_sticky_queue(self.client, tickets)
         deadlines = [deadline for _, deadline in found]
         return [lag for lag, _ in found], (max(deadlines) - min(deadlines)).total_seconds() * 1000, max(0.0, late)
 
@@ -584,7 +586,12 @@ class Bench:
         await until(all_there, 120 + expected / 10, what, every=0.25 if expected <= 200 else 0.5)
 
     async def bare_timers(
-        self, count: int, start_rate: float, memory: bool = False, escalation: Sequence[str] = ()
+        self,
+        count: int,
+        start_rate: float,
+        memory: bool = False,
+        escalation: Sequence[str] = (),
+        sticky_figure: str | None = None,
     ) -> tuple[list[float], float]:
         """Lag of each bare timer behind the deadline they share, on the fresh bare worker, and how many
         seconds after that deadline the last one was started (0: all were, as planned).
@@ -593,6 +600,7 @@ class Bench:
         on once woken, so they are that worker's cached open workflows, and the bare memory figure.
         With `escalation` (commands of bench.bare.ESCALATION_COMMANDS: the burst probe's further sides), they
         are BareEscalation timers that wake into those commands, each one more event once woken.
+        With `sticky_figure`, as `incident_timers`.
         """
         since = datetime.now(UTC)
         due = since + timedelta(
@@ -647,7 +655,8 @@ class Bench:
 
         lags = [(w - due).total_seconds() * 1000 for w in await bounded(50, (woke_at(h) for h in handles))]
         lap("each one's wake read")
-        self.last_outwaited_sticky = await outwaited_the_sticky_queue(self.client, [h.id for h in handles])
+        if sticky_figure is not None:
+            self.figures[sticky_figure] = await outwaited_the_sticky_queue(self.client, [h.id for h in handles])
         return lags, max(0.0, late)
 
     async def timers(self) -> None:
@@ -655,19 +664,20 @@ class Bench:
         progress(f"    starts/s: incidents {incident_rate:.0f}, bare {bare_rate:.0f}")
         for label, count in (("many", self.sizes.timers_many), ("few", self.sizes.timers_few)):
             started = time.monotonic()
-            incident, spread, incidents_late = await self.incident_timers(count, incident_rate, memory=label == "many")
-            incidents_outwaited = self.last_outwaited_sticky
+            incident, spread, incidents_late = await self.incident_timers(
+                count, incident_rate, memory=label == "many", sticky_figure=f"timers_{label}_incidents_outwaited_sticky"
+            )
             progress(f"    {count} incident deadlines: {time.monotonic() - started:.1f}s")
             started = time.monotonic()
-            bare, bare_late = await self.bare_timers(count, bare_rate, memory=label == "many")
+            bare, bare_late = await self.bare_timers(
+                count, bare_rate, memory=label == "many", sticky_figure=f"timers_{label}_bare_outwaited_sticky"
+            )
             progress(f"    {count} bare timers: {time.monotonic() - started:.1f}s")
             self.figures[f"timers_{label}_count"] = count
             self.figures[f"timers_{label}_incident_deadline_spread_ms"] = spread
             # Started after the deadline: those wait less than the rest, and their lag includes the delay.
             self.figures[f"timers_{label}_incidents_open_late_s"] = incidents_late
             self.figures[f"timers_{label}_bare_started_late_s"] = bare_late
-            self.figures[f"timers_{label}_bare_outwaited_sticky"] = self.last_outwaited_sticky
-            self.figures[f"timers_{label}_incidents_outwaited_sticky"] = incidents_outwaited
             for q in (50, 99):
                 self.figures[f"escalation_lag_{label}_p{q}_ms"] = percentile(incident, q)
                 self.figures[f"bare_timer_lag_{label}_p{q}_ms"] = percentile(bare, q)
