@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
@@ -48,6 +49,7 @@ from infra.binaries import dev_server_argv
 from infra.connection import data_converter
 from infra.processes import free_port, http_ok, temporal_serving, worker_polling
 from starter.incidents import IncidentService
+from workers.collector import FULL_PAUSE_METRIC
 from workflows.domain.inputs import WORKFLOW_TYPE
 from workflows.search_attributes import batch_operation_flags, dev_server_flags
 
@@ -114,7 +116,7 @@ class Probe(Bench):
         else:
             self.address, self.server = await start_dev_server(self.processes, "temporal", None)
         self.client = await Client.connect(self.address, data_converter=data_converter())
-        notify_port = free_port()
+        notify_port, self.worker_metrics_port = free_port(), free_port()
         common = {"TEMPORAL_ADDRESS": self.address, "WEBHOOK_SECRET": WEBHOOK_SECRET, "INCIDENTS_LOG_LEVEL": "WARNING"}
         self.notify = self.processes.python(
             "notify",
@@ -131,6 +133,7 @@ class Probe(Bench):
                 "NOTIFY_URL": f"http://127.0.0.1:{notify_port}/notifications",
                 "INCIDENTS_TASK_QUEUE": INCIDENT_QUEUE,
                 "INCIDENT_POLICIES": write_policies(self.folder / "policies", [self.timer_policy]),
+                "INCIDENTS_METRICS_PORT": str(self.worker_metrics_port),
                 **self.worker_env,
             },
         )
@@ -179,6 +182,7 @@ class Probe(Bench):
             f"WorkflowType = '{WORKFLOW_TYPE}' AND IncidentLine = 2"
         )
         figures["bare_history"] = await self.histories_after_timer("WorkflowType = 'BareTimer'")
+        figures["incident_worker_full_collections"] = await self.full_collections()
         for commands in self.escalation_shapes:
             shape = figures[escalation_side(commands)]
             shape["ratio_p99_of_incidents_to_it"] = round(figures["incidents"]["p99_ms"] / shape["p99_ms"], 2)
@@ -187,6 +191,19 @@ class Probe(Bench):
                 f"WorkflowType = 'BareEscalation' AND WorkflowId STARTS_WITH '{escalation_id_prefix(commands)}-'"
             )
         return figures
+
+    async def full_collections(self) -> dict[str, float]:
+        """The incident worker's full garbage collections over the whole probe (openings and burst): how many,
+        and how long they held its interpreter, from its metrics endpoint."""
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{self.worker_metrics_port}/metrics")).raise_for_status().text
+        values = {
+            line.split("{", 1)[0].split(" ", 1)[0].removeprefix(FULL_PAUSE_METRIC + "_"): float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((f"{FULL_PAUSE_METRIC}_count", f"{FULL_PAUSE_METRIC}_sum"))
+        }
+        count, total = values.get("count", 0.0), values.get("sum", 0.0)
+        return {"count": count, "total_ms": round(total), "mean_ms": round(total / count, 1) if count else 0.0}
 
     async def incident_side(self, count: int, rate: float) -> tuple[list[float], float]:
         lags, _, late = await self.incident_timers(count, rate)

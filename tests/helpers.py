@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -183,3 +184,16 @@ async def carried_inputs(handle: WorkflowHandle[Any, Any]) -> list[bytes]:
 def production_replayer(workflow_class: type) -> Replayer:
     """The worker's own runner: the sandbox as production sets it up (passthrough modules, lean runner)."""
     return Replayer(workflows=[workflow_class], data_converter=data_converter(), workflow_runner=workflow_runner())
+
+
+def prometheus_sample(text: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample (summing none: the labels must pick exactly one line)."""
+    found = []
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        pairs = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        if all(pairs.get(k) == v for k, v in labels.items()):
+            found.append(float(line.rsplit(" ", 1)[1]))
+    assert len(found) == 1, f"{name} {labels}: {found}"
+    return found[0]

@@ -12,6 +12,12 @@ from infra.exiting import exit_process
 from infra.logging_setup import configure_logging
 from infra.settings import Settings
 from infra.telemetry import configure_tracing, metrics_runtime
+from workers.collector import (
+    FULL_PAUSE_BUCKETS_MS,
+    FULL_PAUSE_METRIC,
+    freeze_start_up_objects,
+    full_collection_pauses_recorded,
+)
 from workers.settings import WorkerSettings, worker_settings
 from workers.worker import build_worker, http_client
 from workflows.domain.policy import PolicyError
@@ -36,9 +42,10 @@ async def run_worker(
     worker = worker or worker_settings(settings)
     _cache_bytecode(settings)
     configure_tracing("incidents-worker", settings)
-    client = await connect(
-        runtime=metrics_runtime(worker.metrics_port, worker.metrics_host, HISTOGRAM_BUCKETS), settings=settings
+    runtime = metrics_runtime(
+        worker.metrics_port, worker.metrics_host, {**HISTOGRAM_BUCKETS, FULL_PAUSE_METRIC: FULL_PAUSE_BUCKETS_MS}
     )
+    client = await connect(runtime=runtime, settings=settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -47,7 +54,8 @@ async def run_worker(
         except (NotImplementedError, RuntimeError):  # not the main thread
             break
     async with http_client(worker) as http, build_worker(client, http, worker, policies=policies):
-        await stop.wait()
+        with full_collection_pauses_recorded(runtime.metric_meter if runtime is not None else None):
+            await stop.wait()
 
 
 EXIT_BAD_SECRET = 2  # as the CLI's for any invalid setting (a policy file the worker cannot read too)
@@ -67,6 +75,7 @@ def main(settings: Settings | None = None) -> None:
     except PolicyError as error:
         print(f"incidents worker: {error}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_BAD_SECRET) from None
+    freeze_start_up_objects()
     asyncio.run(run_worker(settings, worker, policies=policies))
 
 

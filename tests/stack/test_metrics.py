@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -11,23 +10,11 @@ from temporalio.testing import WorkflowEnvironment
 from infra.connection import data_converter
 from infra.telemetry import metrics_runtime
 from tests.harness import Sandboxes, running_worker
+from tests.helpers import prometheus_sample as sample
 from tests.helpers import send, start_incident, until
 from tests.policies import fast_policy
 from tests.sandbox_servers import free_port
 from workflows.metrics import HISTOGRAM_BUCKETS
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one Prometheus sample (summing none: the labels must pick exactly one line)."""
-    found = []
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        pairs = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-        if all(pairs.get(k) == v for k, v in labels.items()):
-            found.append(float(line.rsplit(" ", 1)[1]))
-    assert len(found) == 1, f"{name} {labels}: {found}"
-    return found[0]
 
 
 async def test_a_lifecycle_is_counted_once_on_the_prometheus_endpoint(
