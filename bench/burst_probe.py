@@ -44,7 +44,7 @@ from bench.measures import (
     progress,
     write_policies,
 )
-from bench.stack import cpu_seconds, start_dev_server
+from bench.stack import cpu_seconds, metric_totals, start_dev_server
 from infra.binaries import dev_server_argv
 from infra.connection import data_converter
 from infra.processes import free_port, http_ok, temporal_serving, worker_polling
@@ -197,12 +197,8 @@ class Probe(Bench):
         and how long they held its interpreter, from its metrics endpoint."""
         async with httpx.AsyncClient() as http:
             text = (await http.get(f"http://127.0.0.1:{self.worker_metrics_port}/metrics")).raise_for_status().text
-        values = {
-            line.split("{", 1)[0].split(" ", 1)[0].removeprefix(FULL_PAUSE_METRIC + "_"): float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith((f"{FULL_PAUSE_METRIC}_count", f"{FULL_PAUSE_METRIC}_sum"))
-        }
-        count, total = values.get("count", 0.0), values.get("sum", 0.0)
+        totals = metric_totals(text)
+        count, total = totals.get(f"{FULL_PAUSE_METRIC}_count", 0.0), totals.get(f"{FULL_PAUSE_METRIC}_sum", 0.0)
         return {"count": count, "total_ms": round(total), "mean_ms": round(total / count, 1) if count else 0.0}
 
     async def incident_side(self, count: int, rate: float) -> tuple[list[float], float]:

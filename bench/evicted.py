@@ -35,7 +35,7 @@ import httpx
 from temporalio.client import WorkflowHandle
 
 from bench import costs
-from bench.stack import Laps, bounded, cpu_seconds, until
+from bench.stack import Laps, bounded, cpu_seconds, metric_totals, until
 from infra.processes import Child, free_port
 from workflows.domain.inputs import WORKFLOW_TYPE
 
@@ -141,12 +141,10 @@ class _CacheCounters:
     async def read(self) -> Counter[str]:
         text = (await self.http.get(self.url)).raise_for_status().text
         totals: Counter[str] = Counter()
-        for line in text.splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            name = line.split("{", 1)[0].split(" ", 1)[0].removeprefix("temporal_").removesuffix("_total")
+        for sample, value in metric_totals(text).items():
+            name = sample.removeprefix("temporal_").removesuffix("_total")
             if name in CACHE_COUNTERS:
-                totals[name] += int(float(line.rsplit(" ", 1)[1]))
+                totals[name] += int(value)
         return totals
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 
-from infra.processes import free_port
+from bench.stack import Processes
+from infra.processes import free_port, http_ok
 from infra.telemetry import instrument_http_client
 
 BODY = b'{"notification": "' + b"x" * 400 + b'"}'  # about a rendered notification's size
@@ -72,41 +73,34 @@ async def cpu_us_per_post(url: str, in_flight: int, kept_alive: int, instrumente
         return (time.process_time() - started) * 1e6 / posts
 
 
+async def probe(posts: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="http-probe-") as folder:
+        processes = Processes(Path(folder))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/notifications"
+        server = processes.python("http-server", "bench.http_probe", "--serve", str(port), ready=http_ok(url))
+        try:
+            await processes.ready(server)
+            cases = [(n, POOL, True, "the worker's client") for n in (1, 5, 10, 20)]
+            cases += [(n, POOL, False, "without tracing instrumentation") for n in (1, 20)]
+            cases += [(20, 5, True, "5 connections kept alive")]
+            print(f"CPU us per POST, the best of {rounds} rounds of {posts} (pool of {POOL} connections):")
+            for in_flight, kept_alive, instrumented, what in cases:
+                best = min(
+                    [await cpu_us_per_post(url, in_flight, kept_alive, instrumented, posts) for _ in range(rounds)]
+                )
+                print(f"  {in_flight:2d} in flight, {what}: {best:.0f}")
+        finally:
+            processes.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--posts", type=int, default=3000, help="POSTs per case and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the server process's own entry
     args = parser.parse_args()
-    if args.serve is not None:
-        asyncio.run(serve(args.serve))
-        return
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bench.http_probe", "--serve", str(port)])
-    try:
-        url = f"http://127.0.0.1:{port}/notifications"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.post(url, content=BODY).raise_for_status()
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        cases = [(n, POOL, True, "the worker's client") for n in (1, 5, 10, 20)]
-        cases += [(n, POOL, False, "without tracing instrumentation") for n in (1, 20)]
-        cases += [(20, 5, True, "5 connections kept alive")]
-        print(f"CPU us per POST, the best of {args.rounds} rounds of {args.posts} (pool of {POOL} connections):")
-        for in_flight, kept_alive, instrumented, what in cases:
-            best = min(
-                asyncio.run(cpu_us_per_post(url, in_flight, kept_alive, instrumented, args.posts))
-                for _ in range(args.rounds)
-            )
-            print(f"  {in_flight:2d} in flight, {what}: {best:.0f}")
-    finally:
-        server.kill()
-        server.wait()
+    asyncio.run(serve(args.serve) if args.serve is not None else probe(args.posts, args.rounds))
 
 
 if __name__ == "__main__":

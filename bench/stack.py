@@ -40,6 +40,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def metric_totals(text: str) -> dict[str, float]:
+    """A Prometheus text exposition's samples summed over their labels, by sample name (`x_total`, `y_count`)."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
 class Laps:
     """Where a phase's wall time goes: the seconds since the last step, printed as each step ends."""
 
