@@ -1,6 +1,6 @@
 """A focused look at (4): N incidents' line-1 deadlines and N bare timers due in one millisecond.
 
-    python -m bench.burst_probe --count 1000 [--worker-env NAME=VALUE ...] [--server-flag FLAG ...]
+    python -m bench.burst_probe --count 1000 [--workers N] [--worker-env NAME=VALUE ...] [--server-flag FLAG ...]
 
 Starts a stack of its own (a dev server, the notification sink, the incident worker, a bare worker), opens
 the incidents and bare timers as the bench's (4) does, and prints each side's lag p50/p99, each process's
@@ -11,6 +11,9 @@ CPU ms per wake over the burst, and what the escalated incidents' histories hold
 worker: bare timers that wake into what an escalation asks of the server, or some of it (a local activity,
 an upsert, the next timer; `BareEscalation` in bench/bare.py). Its ratio to the incidents tells the
 incident's own code from those commands' cost; sides with one command each tell the commands apart.
+`--workers 2` runs two incident workers on the incidents' task queue and two bare workers for the bare timers,
+as a deployment scales out; with a small cache (`--worker-env INCIDENTS_MAX_CACHED_WORKFLOWS=100 --bare-env
+BENCH_MAX_CACHED_WORKFLOWS=100`) most wake-ups are replays, as in the bench's (8).
 Quicker to iterate on than `make bench`; the bench's (4) row stays the figure of record.
 """
 
@@ -87,12 +90,14 @@ class Probe(Bench):
         bare_env: dict[str, str],
         server_flags: list[str],
         escalation_shapes: Sequence[tuple[str, ...]] = (),
+        workers: int = 1,
     ) -> None:
         super().__init__(QUICK, folder)
         self.worker_env = worker_env
         self.bare_env = bare_env
         self.server_flags = server_flags
         self.escalation_shapes = escalation_shapes
+        self.workers = workers
 
     async def start(self) -> None:
         if self.server_flags:
@@ -116,7 +121,7 @@ class Probe(Bench):
         else:
             self.address, self.server = await start_dev_server(self.processes, "temporal", None)
         self.client = await Client.connect(self.address, data_converter=data_converter())
-        notify_port, self.worker_metrics_port = free_port(), free_port()
+        notify_port = free_port()
         common = {"TEMPORAL_ADDRESS": self.address, "WEBHOOK_SECRET": WEBHOOK_SECRET, "INCIDENTS_LOG_LEVEL": "WARNING"}
         self.notify = self.processes.python(
             "notify",
@@ -124,19 +129,24 @@ class Probe(Bench):
             ready=http_ok(f"http://127.0.0.1:{notify_port}/healthz"),
             env=common,
         )
-        self.worker = self.processes.python(
-            "incident-worker",
-            "workers.main",
-            ready=worker_polling(self.client, INCIDENT_QUEUE),
-            env={
-                **common,
-                "NOTIFY_URL": f"http://127.0.0.1:{notify_port}/notifications",
-                "INCIDENTS_TASK_QUEUE": INCIDENT_QUEUE,
-                "INCIDENT_POLICIES": write_policies(self.folder / "policies", [self.timer_policy]),
-                "INCIDENTS_METRICS_PORT": str(self.worker_metrics_port),
-                **self.worker_env,
-            },
-        )
+        # Further workers poll the same task queue, as a deployment scales out (docs/sizing.md).
+        self.worker_metrics_ports = [free_port() for _ in range(self.workers)]
+        self.incident_workers = [
+            self.processes.python(
+                numbered("incident-worker", index),
+                "workers.main",
+                ready=worker_polling(self.client, INCIDENT_QUEUE),
+                env={
+                    **common,
+                    "NOTIFY_URL": f"http://127.0.0.1:{notify_port}/notifications",
+                    "INCIDENTS_TASK_QUEUE": INCIDENT_QUEUE,
+                    "INCIDENT_POLICIES": write_policies(self.folder / "policies", [self.timer_policy]),
+                    "INCIDENTS_METRICS_PORT": str(port),
+                    **self.worker_env,
+                },
+            )
+            for index, port in enumerate(self.worker_metrics_ports)
+        ]
         # As the bench: the pilots that set the start rate on one bare worker, the timers on a fresh one.
         self.bare = self.processes.python(
             "bare-worker",
@@ -144,20 +154,25 @@ class Probe(Bench):
             ready=worker_polling(self.client, BARE_QUEUE),
             env={"TEMPORAL_ADDRESS": self.address},
         )
-        self.memory_bare = self.processes.python(
-            "bare-timer-worker",
-            "bench.bare_worker",
-            ready=worker_polling(self.client, BARE_MEMORY_QUEUE),
-            env={"TEMPORAL_ADDRESS": self.address, "BENCH_TASK_QUEUE": BARE_MEMORY_QUEUE, **self.bare_env},
-        )
-        await self.processes.ready(self.notify, self.worker, self.bare, self.memory_bare)
+        self.memory_bares = [
+            self.processes.python(
+                numbered("bare-timer-worker", index),
+                "bench.bare_worker",
+                ready=worker_polling(self.client, BARE_MEMORY_QUEUE),
+                env={"TEMPORAL_ADDRESS": self.address, "BENCH_TASK_QUEUE": BARE_MEMORY_QUEUE, **self.bare_env},
+            )
+            for index in range(self.workers)
+        ]
+        self.worker, self.memory_bare = self.incident_workers[0], self.memory_bares[0]
+        await self.processes.ready(self.notify, self.bare, *self.incident_workers, *self.memory_bares)
         self.service = IncidentService(self.client, policy=lifecycle_policy(), task_queue=INCIDENT_QUEUE)
 
     async def burst(self, count: int) -> dict[str, Any]:
         incident_rate, bare_rate = await self.start_rates()
         progress(f"starts/s: incidents {incident_rate:.0f}, bare {bare_rate:.0f}")
         figures: dict[str, Any] = {"count": count}
-        sampler = CpuSampler({c.name: c.pid for c in (self.server, self.worker, self.notify, self.memory_bare)})
+        watched = (self.server, self.notify, *self.incident_workers, *self.memory_bares)
+        sampler = CpuSampler({c.name: c.pid for c in watched})
         sides = [("incidents", self.incident_side, incident_rate), ("bare", self.bare_side, bare_rate)]
         for commands in self.escalation_shapes:
             sides.append((escalation_side(commands), functools.partial(self.bare_escalation_side, commands), bare_rate))
@@ -193,12 +208,15 @@ class Probe(Bench):
         return figures
 
     async def full_collections(self) -> dict[str, float]:
-        """The incident worker's full garbage collections over the whole probe (openings and burst): how many,
-        and how long they held its interpreter, from its metrics endpoint."""
+        """The incident workers' full garbage collections over the whole probe (openings and burst): how many,
+        and how long they held an interpreter, from each worker's metrics endpoint, summed."""
+        count = total = 0.0
         async with httpx.AsyncClient() as http:
-            text = (await http.get(f"http://127.0.0.1:{self.worker_metrics_port}/metrics")).raise_for_status().text
-        totals = metric_totals(text)
-        count, total = totals.get(f"{FULL_PAUSE_METRIC}_count", 0.0), totals.get(f"{FULL_PAUSE_METRIC}_sum", 0.0)
+            for port in self.worker_metrics_ports:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).raise_for_status().text
+                totals = metric_totals(text)
+                count += totals.get(f"{FULL_PAUSE_METRIC}_count", 0.0)
+                total += totals.get(f"{FULL_PAUSE_METRIC}_sum", 0.0)
         return {"count": count, "total_ms": round(total), "mean_ms": round(total / count, 1) if count else 0.0}
 
     async def incident_side(self, count: int, rate: float) -> tuple[list[float], float]:
@@ -258,6 +276,10 @@ def escalation_commands(text: str) -> tuple[str, ...]:
     return commands
 
 
+def numbered(name: str, index: int) -> str:
+    return name if index == 0 else f"{name}-{index + 1}"
+
+
 def escalation_side(commands: tuple[str, ...]) -> str:
     return "bare_escalation_" + "_".join(commands)
 
@@ -268,6 +290,12 @@ def main() -> None:
     parser.add_argument("--worker-env", action="append", default=[], help="NAME=VALUE for the incident worker")
     parser.add_argument("--bare-env", action="append", default=[], help="NAME=VALUE for the bare timers' worker")
     parser.add_argument("--server-flag", action="append", default=[], help="one more `start-dev` argument")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="incident workers on the incidents' task queue, and as many bare workers for the bare timers",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--escalation-shape",
@@ -282,7 +310,9 @@ def main() -> None:
 
     async def run() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="burst-probe-") as folder:
-            probe = Probe(Path(folder), worker_env, bare_env, args.server_flag, args.escalation_shape)
+            probe = Probe(
+                Path(folder), worker_env, bare_env, args.server_flag, args.escalation_shape, workers=args.workers
+            )
             try:
                 await probe.start()
                 figures = await probe.burst(args.count)
@@ -291,6 +321,7 @@ def main() -> None:
             figures["worker_env"] = worker_env
             figures["bare_env"] = bare_env
             figures["server_flags"] = args.server_flag
+            figures["workers"] = args.workers
             figures["at"] = datetime.now(UTC).isoformat(timespec="seconds")
             return figures
 
