@@ -79,8 +79,10 @@ class BareEscalation:
     (the line, for the desk and visibility), "timer" the next line's timer (the promise: an open incident
     always has a next deadline). Each is one more event in the task after the timer fired.
 
-    Not a row of `make bench`: `python -m bench.burst_probe --escalation-shape page,upsert,timer` sets it beside
-    (4)'s two sides, to tell the cost of those server commands from the cost of the incident's own code.
+    `make bench` wakes 50 of them into all three beside (4)'s 50 due, as that row's floor (a reference row);
+    `python -m bench.burst_probe --escalation-shape page,upsert,timer` sets it beside (4)'s two sides at any size
+    and with any of the commands, to tell the cost of those server commands from the cost of the incident's own
+    code.
     """
 
     def __init__(self) -> None:

@@ -24,8 +24,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from bench import evicted, outages
+from bench.bare import ESCALATION_COMMANDS, escalation_id_prefix
 from bench.bare import TASK_QUEUE as BARE_QUEUE
-from bench.bare import escalation_id_prefix
 from bench.desk import measure_desk
 from bench.stack import (
     Laps,
@@ -681,6 +681,15 @@ class Bench:
             for q in (50, 99):
                 self.figures[f"escalation_lag_{label}_p{q}_ms"] = percentile(incident, q)
                 self.figures[f"bare_timer_lag_{label}_p{q}_ms"] = percentile(bare, q)
+        # The row's floor beside it: raw Temporal asked on waking for the commands an escalation must send
+        # (docs/performance.md, "(4) against raw Temporal asked for an escalation's commands"). Only for the
+        # few: the many would add a minute and more to the full run.
+        count = self.sizes.timers_few
+        started = time.monotonic()
+        shaped, shaped_late = await self.bare_timers(count, bare_rate, escalation=ESCALATION_COMMANDS)
+        progress(f"    {count} bare escalations: {time.monotonic() - started:.1f}s")
+        self.figures["timers_few_bare_escalation_started_late_s"] = shaped_late
+        self.figures["bare_escalation_lag_few_p99_ms"] = percentile(shaped, 99)
 
     # --- (5) memory per cached open workflow ---
 

@@ -91,6 +91,14 @@ def verdicts(f: dict[str, Any]) -> list[Verdict]:
             f["escalation_lag_few_p99_ms"] <= few_allowance,
         ),
         Verdict(
+            f"(4) raw Temporal woken into page, upsert, timer, {few} due",
+            f"p99 {f['bare_escalation_lag_few_p99_ms']:.0f} ms"
+            f" (incidents {f['escalation_lag_few_p99_ms'] / f['bare_escalation_lag_few_p99_ms']:.2f}x)",
+            "reference: the commands' floor",
+            None,
+            None,
+        ),
+        Verdict(
             f"(5) worker memory, {f['memory_open_incidents']} open",
             f"{f['memory_kb_per_incident']:.1f} KB/incident (bare {f['memory_kb_per_bare_workflow']:.1f})",
             f"<= {MEMORY_RATIO} x bare {f['memory_kb_per_bare_workflow']:.1f} KB",
@@ -209,7 +217,11 @@ def warnings(f: dict[str, Any]) -> list[str]:
     """Where a comparison was not like for like: the starts of (4) ran past the shared deadline."""
     out = []
     for label in ("many", "few"):
-        for key, what in (("incidents_open_late_s", "incidents"), ("bare_started_late_s", "bare timers")):
+        for key, what in (
+            ("incidents_open_late_s", "incidents"),
+            ("bare_started_late_s", "bare timers"),
+            ("bare_escalation_started_late_s", "bare escalations"),
+        ):
             late = f.get(f"timers_{label}_{key}", 0.0)
             if late > 0:
                 out.append(
